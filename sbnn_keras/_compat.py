@@ -1,0 +1,44 @@
+"""Make sure TensorFlow runs with legacy Keras (tf_keras), which larq needs.
+
+This module must be imported before TensorFlow. It sets ``TF_USE_LEGACY_KERAS=1``
+when TensorFlow has not been imported yet, and refuses to continue, with an
+explanation of what to do, when TensorFlow was already imported with Keras 3.
+"""
+
+import os
+import sys
+
+_HOW_TO_FIX = (
+    "sbnn_keras (like larq) needs legacy Keras 2 (the 'tf-keras' package), but "
+    "TensorFlow was already imported with Keras 3. Either import sbnn_keras before "
+    "tensorflow, or set the environment variable TF_USE_LEGACY_KERAS=1 before "
+    "starting Python (e.g. `export TF_USE_LEGACY_KERAS=1`)."
+)
+
+
+def ensure_legacy_keras() -> None:
+    """Select tf_keras for ``tf.keras`` or raise ``ImportError`` if it is too late.
+
+    Raises:
+        ImportError: TensorFlow was imported before with ``tf.keras`` bound to
+            Keras 3, or ``tf_keras`` is not installed.
+    """
+    value = os.environ.get("TF_USE_LEGACY_KERAS")
+    if "tensorflow" not in sys.modules:
+        if value not in (None, "1", "true", "True"):
+            raise ImportError(
+                f"TF_USE_LEGACY_KERAS is set to {value!r}; sbnn_keras needs it to be "
+                "'1' (legacy Keras 2). Unset it or set it to 1."
+            )
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    try:
+        import tf_keras  # noqa: F401
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "sbnn_keras needs the 'tf-keras' package (pip install 'tf-keras~=2.16.0')."
+        ) from err
+    import tensorflow as tf
+
+    module = getattr(tf.keras.Model, "__module__", "")
+    if not module.startswith("tf_keras"):
+        raise ImportError(f"{_HOW_TO_FIX} (tf.keras.Model comes from {module!r}.)")

@@ -1,0 +1,160 @@
+"""SBNN layers: larq's quantized layers with SBNN defaults.
+
+``sbnn_keras.QuantConv2D`` and ``sbnn_keras.QuantDense`` are larq's layers (same
+signature, same behaviour, same serialization), with defaults that make them SBNN
+layers: binary inputs (``ste_sign``), kernels on a learned {alpha, beta} domain
+(``"sbnn_learned"``) and latent weights clipped to [-1, 1] (``"weight_clip"``, so
+the straight-through estimator never starves them).
+"""
+
+from __future__ import annotations
+
+from sbnn_keras import _compat
+
+_compat.ensure_legacy_keras()
+
+import larq as lq  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from sbnn_keras import quantizers  # noqa: E402
+
+__all__ = ["QuantConv2D", "QuantDense", "is_sbnn_layer", "sbnn_layers", "latent_kernel"]
+
+DEFAULT_INPUT_QUANTIZER = "ste_sign"
+DEFAULT_KERNEL_QUANTIZER = "sbnn_learned"
+DEFAULT_KERNEL_CONSTRAINT = "weight_clip"
+
+
+@tf.keras.utils.register_keras_serializable(package="sbnn_keras")
+class QuantConv2D(lq.layers.QuantConv2D):
+    """2D convolution with binary inputs and {alpha, beta} kernels (SBNN).
+
+    Same arguments as ``larq.layers.QuantConv2D``; only the defaults differ:
+    ``input_quantizer="ste_sign"``, ``kernel_quantizer="sbnn_learned"``,
+    ``kernel_constraint="weight_clip"``.
+
+    Example:
+        >>> import sbnn_keras, tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.Input((28, 28, 1)),
+        ...     sbnn_keras.QuantConv2D(16, 3, input_quantizer=None, padding="same")])
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        pad_values=0.0,
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        input_quantizer=DEFAULT_INPUT_QUANTIZER,
+        kernel_quantizer=DEFAULT_KERNEL_QUANTIZER,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=DEFAULT_KERNEL_CONSTRAINT,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            pad_values=pad_values,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            activation=activation,
+            use_bias=use_bias,
+            input_quantizer=input_quantizer,
+            kernel_quantizer=kernel_quantizer,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+
+
+@tf.keras.utils.register_keras_serializable(package="sbnn_keras")
+class QuantDense(lq.layers.QuantDense):
+    """Densely connected layer with binary inputs and {alpha, beta} kernels (SBNN).
+
+    Same arguments as ``larq.layers.QuantDense``; only the defaults differ:
+    ``input_quantizer="ste_sign"``, ``kernel_quantizer="sbnn_learned"``,
+    ``kernel_constraint="weight_clip"``.
+
+    Example:
+        >>> import sbnn_keras
+        >>> layer = sbnn_keras.QuantDense(10)
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        input_quantizer=DEFAULT_INPUT_QUANTIZER,
+        kernel_quantizer=DEFAULT_KERNEL_QUANTIZER,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=DEFAULT_KERNEL_CONSTRAINT,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            use_bias=use_bias,
+            input_quantizer=input_quantizer,
+            kernel_quantizer=kernel_quantizer,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+
+
+def is_sbnn_layer(layer) -> bool:
+    """True for any layer (ours or larq's) whose kernel quantizer is an SbnnQuantizer."""
+    return isinstance(getattr(layer, "kernel_quantizer", None), quantizers.SbnnQuantizer)
+
+
+def _walk(layer):
+    yield layer
+    for sub in getattr(layer, "layers", []) or []:
+        if sub is not layer:
+            yield from _walk(sub)
+
+
+def sbnn_layers(model) -> list:
+    """All SBNN layers of a model, nested models included, in model order (deduplicated)."""
+    seen, found = set(), []
+    for layer in _walk(model):
+        if is_sbnn_layer(layer) and id(layer) not in seen:
+            seen.add(id(layer))
+            found.append(layer)
+    return found
+
+
+def latent_kernel(layer) -> tf.Variable:
+    """The float (latent) kernel variable of a larq/SBNN layer."""
+    kernel = layer.kernel
+    return getattr(kernel, "latent_variable", kernel)
