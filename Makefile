@@ -1,0 +1,27 @@
+# The verbs people need. Every target sets itself up first (scripts/setup.sh).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test test-slow test-all bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup          ## the main job: BNN vs SBNN on Fashion-MNIST
+	$(PY) -m sbnn_keras.demo
+
+test: setup          ## default test run (< 20 min on 2 cores)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: setup     ## the slow tests only
+	$(PY) -m pytest -m slow -q
+
+test-all: setup      ## what CI runs
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/train_step.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info artifacts .pytest_cache
