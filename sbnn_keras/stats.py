@@ -57,8 +57,10 @@ def _as_w01(w01, function: str, min_ndim: int = 2) -> np.ndarray:
     """Validate a connection array and return it as int64."""
     arr = np.asarray(w01)
     if arr.ndim < min_ndim:
-        kind = "a conv kernel [..., cin, cout] with spatial axes" if min_ndim > 2 else (
-            "a kernel [..., cin, cout]"
+        kind = (
+            "a conv kernel [..., cin, cout] with spatial axes"
+            if min_ndim > 2
+            else "a kernel [..., cin, cout]"
         )
         raise ValueError(
             f"{function}: argument `w01` must be {kind}, got an array of shape {arr.shape}."
@@ -150,7 +152,8 @@ def _as_hist(hist, function: str) -> np.ndarray:
         )
     if arr.dtype.kind not in "iuf" or np.any(arr < 0) or np.any(arr != np.round(arr)):
         raise ValueError(
-            f"{function}: argument `hist` must hold non-negative integer counts, got {arr.tolist()}."
+            f"{function}: argument `hist` must hold non-negative integer counts, "
+            f"got {arr.tolist()}."
         )
     return arr.astype(np.int64)
 
@@ -220,7 +223,9 @@ def bops_sparse(w01, out_pixels: int = 1, groups: int = 1) -> int:
     arr = _as_w01(w01, "bops_sparse")
     out_pixels = _check_positions(out_pixels, "bops_sparse")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"bops_sparse: argument `groups` must be a positive integer, got {groups!r}.")
+        raise ValueError(
+            f"bops_sparse: argument `groups` must be a positive integer, got {groups!r}."
+        )
     k = kernel_size(arr)
     cin = int(arr.shape[-2]) * int(groups)
     return (int(arr.sum()) + k * cin) * out_pixels
