@@ -9,8 +9,10 @@ from sbnn_keras import _compat
 
 _compat.ensure_legacy_keras()
 
-from sbnn_keras import math  # noqa: E402
-from sbnn_keras import quantizers  # noqa: E402
+from sbnn_keras import callbacks, math, plot, quantizers, report, stats  # noqa: E402
+from sbnn_keras.callbacks import SparsityCallback  # noqa: E402
+from sbnn_keras.plot import plot_hamming_histograms  # noqa: E402
+from sbnn_keras.report import SparsityReport, sparsity_report  # noqa: E402
 from sbnn_keras.layers import QuantConv2D, QuantDense, sbnn_layers  # noqa: E402
 from sbnn_keras.quantizers import SbnnQuantizer, SiBnnQuantizer  # noqa: E402
 from sbnn_keras.regularizer import SparsityRegularizer, custom_objects, load_model  # noqa: E402
@@ -22,7 +24,15 @@ __all__ = [
     "QuantDense",
     "SbnnQuantizer",
     "SiBnnQuantizer",
+    "SparsityCallback",
     "SparsityRegularizer",
+    "SparsityReport",
+    "callbacks",
+    "plot",
+    "plot_hamming_histograms",
+    "report",
+    "sparsity_report",
+    "stats",
     "custom_objects",
     "load_model",
     "math",

@@ -137,15 +137,18 @@ def is_sbnn_layer(layer) -> bool:
     return isinstance(getattr(layer, "kernel_quantizer", None), quantizers.SbnnQuantizer)
 
 
-def _walk(layer):
-    yield layer
-    for sub in getattr(layer, "layers", []) or []:
-        if sub is not layer:
-            yield from _walk(sub)
+def _walk(model):
+    """Every layer reachable from ``model``, nested models and custom layers included."""
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        yield from flatten(include_self=True, recursive=True)
+        return
+    yield model  # pragma: no cover - every tf_keras Layer has _flatten_layers
 
 
 def sbnn_layers(model) -> list:
-    """All SBNN layers of a model, nested models included, in model order (deduplicated)."""
+    """All SBNN layers of a model in model order (deduplicated), including those
+    inside nested models and inside custom layers (e.g. residual blocks)."""
     seen, found = set(), []
     for layer in _walk(model):
         if is_sbnn_layer(layer) and id(layer) not in seen:

@@ -162,7 +162,10 @@ class SbnnQuantizer(lq.quantizers.Quantizer):
     def build(self, input_shape):
         input_shape = tf.TensorShape(input_shape)
         if self.per_channel and (input_shape.rank is None or input_shape.rank < 1):
-            raise ValueError(f"SbnnQuantizer(per_channel=True) needs a kernel with a channel axis, got shape {input_shape}.")
+            raise ValueError(
+                "SbnnQuantizer(per_channel=True) needs a kernel with a channel axis, "
+                f"got shape {input_shape}."
+            )
         shape = (input_shape[-1],) if self.per_channel else ()
         if self.scale == "learned":
             self.tau = self.add_weight(

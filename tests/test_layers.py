@@ -106,6 +106,23 @@ def test_sbnn_layers_finds_ours_and_larqs():
     assert sbnn_layers(outer) == [inner.layers[0]]
 
 
+class Block(tf.keras.layers.Layer):
+    """A residual block keeping its binary conv as an attribute (no `.layers`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = sbnn_keras.QuantConv2D(2, 3, padding="same")
+
+    def call(self, x):
+        return x + self.conv(x)
+
+
+def test_sbnn_layers_inside_custom_layers():
+    block = Block()
+    model = tf.keras.Sequential([tf.keras.Input((5, 5, 2)), block, sbnn_keras.QuantConv2D(3, 1)])
+    assert sbnn_layers(model) == [block.conv, model.layers[-1]]
+
+
 @pytest.mark.parametrize("fmt", [".keras", ".h5", "savedmodel"])
 def test_save_load_round_trip(tmp_path, fmt):
     model = build_model()
