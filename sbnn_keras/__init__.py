@@ -11,6 +11,7 @@ _compat.ensure_legacy_keras()
 
 from sbnn_keras import callbacks, math, plot, quantizers, report, stats  # noqa: E402
 from sbnn_keras.callbacks import SparsityCallback  # noqa: E402
+from sbnn_keras.convert import ConversionError, ConversionReport, convert, convert_with_report  # noqa: E402
 from sbnn_keras.plot import plot_hamming_histograms  # noqa: E402
 from sbnn_keras.report import SparsityReport, sparsity_report  # noqa: E402
 from sbnn_keras.layers import QuantConv2D, QuantDense, sbnn_layers  # noqa: E402
@@ -24,10 +25,14 @@ __all__ = [
     "QuantDense",
     "SbnnQuantizer",
     "SiBnnQuantizer",
+    "ConversionError",
+    "ConversionReport",
     "SparsityCallback",
     "SparsityRegularizer",
     "SparsityReport",
     "callbacks",
+    "convert",
+    "convert_with_report",
     "plot",
     "plot_hamming_histograms",
     "report",

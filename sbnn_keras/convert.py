@@ -1,0 +1,306 @@
+"""``sbnn_keras.convert``: Keras model -> .tflite with Larq Compute Engine's binary ops.
+
+Every binary layer (SBNN or larq, conv or dense, {-1,+1} or Si-BNN {0,+1} input) is
+lowered (see :mod:`sbnn_keras.lowering`) so that LCE's converter emits LceBconv2d
+for it. The result is then read back and checked: a binary layer that would stay a
+float op is an error (unless listed in ``float_layers``), never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+from sbnn_keras import _compat
+
+_compat.ensure_legacy_keras()
+
+import larq as lq  # noqa: E402
+import larq_compute_engine as lce  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from sbnn_keras import lowering  # noqa: E402
+from sbnn_keras.tflite_model import TFLiteGraph, read_tflite  # noqa: E402
+
+__all__ = ["ConversionError", "ConversionReport", "LayerConversion", "convert", "convert_with_report"]
+
+FLAVORS = ("lce",)
+PLANNED_FLAVORS = ("sparse", "auto")
+FLOAT_COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV"}
+BINARY_OPS = {"LceBconv2d"}
+
+
+class ConversionError(ValueError):
+    """The model cannot be converted as asked (the message names the layer)."""
+
+
+@dataclasses.dataclass
+class LayerConversion:
+    """One Keras layer and the TFLite operators it became."""
+
+    name: str
+    class_name: str
+    binary: bool
+    lowered: bool
+    ops: list[str]
+
+    @property
+    def status(self) -> str:
+        if not self.binary:
+            return "float"
+        if any(op in BINARY_OPS for op in self.ops):
+            return "binary"
+        return "STAYED FLOAT" if any(op in FLOAT_COMPUTE_OPS for op in self.ops) else "no binary op"
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    """Which TFLite ops each Keras layer became, and the model's op counts."""
+
+    model_name: str
+    flavor: str
+    layers: list[LayerConversion]
+    op_counts: dict[str, int]
+    size_bytes: int
+    unattributed_ops: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "model_name": self.model_name,
+            "flavor": self.flavor,
+            "size_bytes": self.size_bytes,
+            "op_counts": self.op_counts,
+            "unattributed_ops": self.unattributed_ops,
+            "layers": [{**dataclasses.asdict(layer), "status": layer.status} for layer in self.layers],
+        }
+
+    def to_json(self, path=None, indent: int = 2) -> str:
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return text
+
+    def __str__(self) -> str:
+        rows = [("Layer", "Class", "Status", "TFLite ops")]
+        for layer in self.layers:
+            rows.append((layer.name, layer.class_name, layer.status, ", ".join(layer.ops) or "-"))
+        widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
+        line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+        out = [f"Conversion report: {self.model_name} (flavor {self.flavor!r}, {self.size_bytes:,} bytes)", line]
+        for i, row in enumerate(rows):
+            out.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
+            if i == 0:
+                out.append(line)
+        out.append(line)
+        out.append("Op counts: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.op_counts.items())))
+        return "\n".join(out)
+
+    def print(self, print_fn=print):
+        print_fn(str(self))
+
+
+def _short_names(model):
+    """Map original layer -> short unique name, so op names in the flatbuffer (which
+    the converter truncates) still carry every layer they came from."""
+    return {id(layer): f"L{i}" for i, layer in enumerate(model.layers)}
+
+
+def _lower(model, float_layers):
+    if not isinstance(model, (tf.keras.Sequential,)) and not getattr(model, "_is_graph_network", False):
+        raise ConversionError(
+            f"convert: model {model.name!r} is a subclassed Keras model; only Sequential and "
+            "functional models can be converted (their layer graph is needed)."
+        )
+    short = _short_names(model)
+    binary_names = []
+    lowered_names = []
+
+    def clone(layer):
+        name = short[id(layer)]
+        if isinstance(layer, tf.keras.Model):
+            raise ConversionError(
+                f"convert: nested model {layer.name!r}: flatten nested models into one "
+                "functional model before converting."
+            )
+        inner = [
+            sub.name
+            for sub in layer._flatten_layers(include_self=False, recursive=True)
+            if lowering.is_binary_layer(sub)
+        ]
+        if inner:
+            raise ConversionError(
+                f"convert: layer {layer.name!r} ({type(layer).__name__}) contains binary layers "
+                f"{inner}; convert cannot rewrite inside custom layers. Build the model from "
+                "Keras/larq/sbnn_keras layers directly (functional API)."
+            )
+        if lowering.is_binary_layer(layer) and layer.name not in float_layers:
+            binary_names.append(layer.name)
+            native = (
+                isinstance(layer, lq.layers.QuantConv2D)
+                and isinstance(layer.kernel_quantizer, lowering._SIGN_QUANTIZERS)
+                and isinstance(layer.input_quantizer, lowering._SIGN_QUANTIZERS)
+            )
+            if not native:
+                lowered_names.append(layer.name)
+                return lowering.LoweredBinaryConv(lowering.plan_layer(layer), name=name)
+        config = {**layer.get_config(), "name": name}
+        return layer.__class__.from_config(config)
+
+    try:
+        lowered = tf.keras.models.clone_model(model, clone_function=clone)
+    except lowering.LoweringError as err:
+        raise ConversionError(f"convert: {err}") from err
+    for original, new in zip(model.layers, lowered.layers):
+        if not isinstance(new, lowering.LoweredBinaryConv):
+            new.set_weights(original.get_weights())
+    lowered._name = "m"
+    return lowered, short, set(binary_names), set(lowered_names)
+
+
+_TOKEN = re.compile(r"(?:^|[;/])m/(L\d+)(?=/|;|$)")
+
+
+def _attribute(graph: TFLiteGraph):
+    """Short layer names found in each op's output tensor names."""
+    result = []
+    for op in graph.ops:
+        tokens = set()
+        for name in op.output_names:
+            tokens.update(_TOKEN.findall(name))
+        result.append(tokens)
+    return result
+
+
+def _check_options(flavor, inference_input_type, inference_output_type, target, float_layers):
+    if flavor in PLANNED_FLAVORS:
+        raise ConversionError(
+            f"convert: flavor={flavor!r} (sparse kernels) is not available in this version; "
+            f"use one of {FLAVORS}."
+        )
+    if flavor not in FLAVORS:
+        raise ConversionError(f"convert: argument `flavor` must be one of {FLAVORS}, got {flavor!r}.")
+    for arg, value in (("inference_input_type", inference_input_type), ("inference_output_type", inference_output_type)):
+        if value not in (tf.float32, tf.int8):
+            raise ConversionError(f"convert: argument `{arg}` must be tf.float32 or tf.int8, got {value!r}.")
+    if target not in ("arm", "xcore"):
+        raise ConversionError(f"convert: argument `target` must be 'arm' or 'xcore', got {target!r}.")
+    if isinstance(float_layers, str) or not all(isinstance(n, str) for n in float_layers):
+        raise ConversionError(
+            f"convert: argument `float_layers` must be a list of layer names, got {float_layers!r}."
+        )
+
+
+def convert_with_report(
+    model,
+    *,
+    flavor: str = "lce",
+    inference_input_type=tf.float32,
+    inference_output_type=tf.float32,
+    target: str = "arm",
+    float_layers=(),
+):
+    """Like :func:`convert`, returning ``(tflite_bytes, ConversionReport)``."""
+    if not isinstance(model, tf.keras.Model):
+        raise ConversionError(f"convert: argument `model` must be a tf.keras.Model, got {model!r}.")
+    if isinstance(float_layers, str) or not hasattr(float_layers, "__iter__"):
+        raise ConversionError(
+            f"convert: argument `float_layers` must be a list of layer names, got {float_layers!r}."
+        )
+    float_layers = tuple(float_layers)
+    _check_options(flavor, inference_input_type, inference_output_type, target, float_layers)
+    names = {layer.name for layer in model.layers}
+    unknown = [n for n in float_layers if n not in names]
+    if unknown:
+        raise ConversionError(f"convert: `float_layers` names unknown layers {unknown}.")
+    if not model.built:
+        raise ConversionError(f"convert: model {model.name!r} is not built; give it an Input shape.")
+
+    lowered, short, binary, lowered_names = _lower(model, set(float_layers))
+    data = lce.convert_keras_model(
+        lowered,
+        inference_input_type=inference_input_type,
+        inference_output_type=inference_output_type,
+        target=target,
+    )
+    graph = read_tflite(data)
+    by_short = {short[id(layer)]: layer for layer in model.layers}
+    layer_ops = {layer.name: [] for layer in model.layers}
+    unattributed = []
+    for op, tokens in zip(graph.ops, _attribute(graph)):
+        if not tokens:
+            unattributed.append(op.name)
+        for token in sorted(tokens, key=lambda t: int(t[1:])):
+            if token in by_short:
+                layer_ops[by_short[token].name].append(op.name)
+    layers = [
+        LayerConversion(
+            name=layer.name,
+            class_name=type(layer).__name__,
+            binary=layer.name in binary,
+            lowered=layer.name in lowered_names,
+            ops=layer_ops[layer.name],
+        )
+        for layer in model.layers
+    ]
+    report = ConversionReport(
+        model_name=model.name,
+        flavor=flavor,
+        layers=layers,
+        op_counts=graph.op_counts(),
+        size_bytes=len(data),
+        unattributed_ops=unattributed,
+    )
+    failed = [layer for layer in layers if layer.binary and layer.status != "binary"]
+    expected = sum(1 for layer in layers if layer.binary)
+    if failed and report.op_counts.get("LceBconv2d", 0) < expected:
+        raise ConversionError(
+            "convert: binary layers "
+            + ", ".join(f"{layer.name!r} ({layer.status.lower()}: {layer.ops or 'no ops'})" for layer in failed)
+            + " did not become LceBconv2d. Keep them float on purpose with "
+            "`float_layers=[...]`, or report this as a bug.\n" + str(report)
+        )
+    return data, report
+
+
+def convert(
+    model,
+    *,
+    flavor: str = "lce",
+    inference_input_type=tf.float32,
+    inference_output_type=tf.float32,
+    target: str = "arm",
+    float_layers=(),
+) -> bytes:
+    """Convert a Keras model with SBNN/larq binary layers to a TFLite flatbuffer.
+
+    Args:
+        model: a built Sequential or functional ``tf.keras.Model``.
+        flavor: ``"lce"``: only Larq Compute Engine ops (runs in LCE's own runtime
+            and in stock TFLite with ``sbnn_keras.load_delegate``).
+        inference_input_type, inference_output_type: ``tf.float32`` or ``tf.int8``.
+        target: ``"arm"`` (also right for x86) or ``"xcore"``, as in LCE.
+        float_layers: names of binary layers to keep as float ops on purpose
+            (e.g. a binary-weight layer with float input). Any other binary layer
+            that does not become ``LceBconv2d`` is an error.
+
+    Returns:
+        The .tflite model as bytes.
+
+    Raises:
+        ConversionError: unsupported layers or options (the message names the layer
+            or argument and the value), or a binary layer that stayed float.
+
+    Example:
+        >>> tflite_bytes = sbnn_keras.convert(model)  # doctest: +SKIP
+    """
+    data, _ = convert_with_report(
+        model,
+        flavor=flavor,
+        inference_input_type=inference_input_type,
+        inference_output_type=inference_output_type,
+        target=target,
+        float_layers=float_layers,
+    )
+    return data
