@@ -1,0 +1,388 @@
+"""Run converted models (LCE binary ops) in stock TFLite with the sbnn delegate.
+
+``.tflite`` files from ``larq_compute_engine.convert_keras_model`` (or
+``sbnn_keras.convert``) contain LCE's custom ops (``LceQuantize``,
+``LceDequantize``, ``LceBconv2d``, ``LceBMaxPool2d``), which stock TFLite cannot
+run. ``libsbnn_delegate.so`` (built from ``tflite/``) is an external delegate
+that claims those nodes and runs them with the project's kernels, inside the
+unmodified ``tf.lite.Interpreter`` or ``ai_edge_litert``'s interpreter.
+
+Example:
+
+    >>> from sbnn_keras.runtime import Interpreter
+    >>> interp = Interpreter("model.tflite", num_threads=2)   # doctest: +SKIP
+    >>> y = interp.predict(x)                                   # doctest: +SKIP
+
+or, with the runtime's own interpreter:
+
+    >>> d = load_delegate(num_threads=2)                        # doctest: +SKIP
+    >>> tf.lite.Interpreter(model_content=data, experimental_delegates=[d])  # doctest: +SKIP
+
+The delegate declares TFLite's ABI itself, so it only runs on runtime versions
+whose ABI was checked (``TESTED_RUNTIMES``); others raise
+``UnsupportedRuntimeError``. See ``docs/runtime.md``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+__all__ = [
+    "TESTED_RUNTIMES",
+    "Interpreter",
+    "UnsupportedRuntimeError",
+    "available_kernels",
+    "describe",
+    "library_path",
+    "load_delegate",
+    "runtime_version",
+]
+
+LIBRARY_NAME = "libsbnn_delegate.so"
+
+# Runtime -> versions whose TFLite ABI matches tflite/abi/tflite_abi.h (the same
+# table is compiled into the library, which refuses anything else).
+TESTED_RUNTIMES = {
+    "tensorflow": ("2.16.1", "2.16.2"),
+    "ai_edge_litert": ("2.3.0",),
+}
+
+_MAX_THREADS = 64
+_DELEGATE_OPTION_NAMES = ("allow_untested_runtime",)
+
+
+class UnsupportedRuntimeError(RuntimeError):
+    """The TFLite runtime's version is not one the delegate was checked against."""
+
+
+def library_path() -> str:
+    """Path of ``libsbnn_delegate.so``.
+
+    Looks, in order, at the ``SBNN_DELEGATE_LIB`` environment variable (e.g. a
+    sanitizer build), the installed package (``sbnn_keras/_native/``), and a
+    development build in ``build/tflite/`` of the source tree.
+
+    Returns:
+        The path as a string.
+
+    Raises:
+        FileNotFoundError: no library was found (build it with
+            ``pip install -e .`` or ``cmake -S tflite -B build/tflite && cmake --build build/tflite``).
+    """
+    env = os.environ.get("SBNN_DELEGATE_LIB")
+    if env:
+        if not Path(env).is_file():
+            raise FileNotFoundError(f"SBNN_DELEGATE_LIB={env!r} is not a file")
+        return env
+    here = Path(__file__).resolve().parent
+    candidates = [here / "_native" / LIBRARY_NAME, here.parent / "build" / "tflite" / LIBRARY_NAME]
+    for c in candidates:
+        if c.is_file():
+            return str(c)
+    raise FileNotFoundError(
+        f"{LIBRARY_NAME} not found (looked in {', '.join(str(c) for c in candidates)}). "
+        "Build it with `pip install -e .` (runs CMake on tflite/) or "
+        "`cmake -S tflite -B build/tflite && cmake --build build/tflite -j2`, "
+        "or point SBNN_DELEGATE_LIB at a build."
+    )
+
+
+_C_LIBS: dict = {}
+
+
+def _c_api() -> ctypes.CDLL:
+    """The library's C API through ctypes (the same loaded image as the plugin)."""
+    path = library_path()
+    lib = _C_LIBS.get(path)
+    if lib is None:
+        lib = ctypes.CDLL(path)
+        lib.sbnn_delegate_kernels.restype = ctypes.c_char_p
+        lib.sbnn_delegate_version.restype = ctypes.c_char_p
+        lib.sbnn_delegate_tested_runtimes.restype = ctypes.c_char_p
+        lib.sbnn_delegate_describe.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.sbnn_delegate_describe.restype = ctypes.c_size_t
+        _C_LIBS[path] = lib
+    return lib
+
+
+def available_kernels() -> list:
+    """Names accepted by ``kernel=``: ``"auto"``, ``"reference"`` and every compiled kernel.
+
+    Whether a compiled kernel runs on this CPU and shape is decided per node; a
+    forced kernel that cannot run makes ``allocate_tensors`` fail with a message.
+    """
+    names = _c_api().sbnn_delegate_kernels().decode().split(",")
+    return ["auto"] + [n for n in names if n]
+
+
+def runtime_version(runtime: str = "tensorflow") -> str:
+    """Version string of an installed runtime (``"tensorflow"`` or ``"ai_edge_litert"``)."""
+    _check_runtime_name(runtime)
+    if runtime == "tensorflow":
+        import tensorflow as tf
+
+        return tf.__version__
+    return importlib.metadata.version("ai-edge-litert")
+
+
+def _check_runtime_name(runtime: Any) -> None:
+    if runtime not in TESTED_RUNTIMES:
+        raise ValueError(
+            f"runtime must be one of {sorted(TESTED_RUNTIMES)}, got {runtime!r}"
+        )
+
+
+def _check_num_threads(num_threads: Any) -> None:
+    if (
+        isinstance(num_threads, bool)
+        or not isinstance(num_threads, (int, np.integer))
+        or not 1 <= int(num_threads) <= _MAX_THREADS
+    ):
+        raise ValueError(
+            f"num_threads must be an integer in [1, {_MAX_THREADS}], got {num_threads!r}"
+        )
+
+
+def _check_kernel(kernel: Any) -> None:
+    if not isinstance(kernel, str):
+        raise ValueError(f"kernel must be a string, got {kernel!r}")
+    known = available_kernels()
+    if kernel not in known:
+        raise ValueError(f"kernel must be one of {known}, got {kernel!r}")
+
+
+def load_delegate(
+    num_threads: int = 1,
+    kernel: str = "auto",
+    *,
+    runtime: str = "tensorflow",
+    **options: Any,
+):
+    """Loads the sbnn delegate for a TFLite runtime.
+
+    Args:
+        num_threads: threads each delegated op uses (the calling thread counts), 1..64.
+        kernel: binary conv kernel: ``"auto"`` (fastest supported), ``"reference"``,
+            or a name from ``available_kernels()``.
+        runtime: the interpreter the delegate will be used with: ``"tensorflow"``
+            (``tf.lite.Interpreter``) or ``"ai_edge_litert"``
+            (``ai_edge_litert.interpreter.Interpreter``).
+        **options: further delegate options; only ``allow_untested_runtime=True``
+            (skip the version gate, at your own risk) is accepted.
+
+    Returns:
+        The runtime's delegate object, for ``experimental_delegates=[...]``.
+
+    Raises:
+        ValueError: an argument is invalid (the message names it and its value),
+            or the library refused the options.
+        UnsupportedRuntimeError: the runtime's version is not in ``TESTED_RUNTIMES``.
+        FileNotFoundError: the library is not built.
+
+    Example:
+
+        >>> d = load_delegate(num_threads=2)                     # doctest: +SKIP
+        >>> interp = tf.lite.Interpreter(model_content=data,
+        ...                              experimental_delegates=[d])  # doctest: +SKIP
+    """
+    _check_runtime_name(runtime)
+    _check_num_threads(num_threads)
+    _check_kernel(kernel)
+    for key in options:
+        if key not in _DELEGATE_OPTION_NAMES:
+            raise ValueError(
+                f"unknown delegate option {key!r} (known: num_threads, kernel, runtime, "
+                f"{', '.join(_DELEGATE_OPTION_NAMES)})"
+            )
+    allow_untested = bool(options.get("allow_untested_runtime", False))
+    version = runtime_version(runtime)
+    if version not in TESTED_RUNTIMES[runtime] and not allow_untested:
+        raise UnsupportedRuntimeError(
+            f"{runtime} {version} is not a runtime version the sbnn delegate was checked "
+            f"against (tested: {runtime} {', '.join(TESTED_RUNTIMES[runtime])}). The delegate "
+            "declares TFLite's ABI itself and refuses other versions; install a tested "
+            "version (see docs/runtime.md)."
+        )
+    native_options = {
+        "num_threads": str(int(num_threads)),
+        "kernel": kernel,
+        "runtime": runtime,
+        "runtime_version": version,
+    }
+    if allow_untested:
+        native_options["allow_untested_runtime"] = "1"
+    path = library_path()
+    if runtime == "tensorflow":
+        import tensorflow as tf
+
+        loader = tf.lite.experimental.load_delegate
+    else:
+        from ai_edge_litert.interpreter import load_delegate as loader
+    try:
+        return loader(path, native_options)
+    except ValueError as err:
+        message = str(err)
+        if "not a tested runtime version" in message:
+            raise UnsupportedRuntimeError(message) from None
+        raise ValueError(f"the sbnn delegate refused to load: {message}") from None
+
+
+def describe(delegate) -> str:
+    """What a delegate claimed: one line per LCE node, with the bconv2d kernel used."""
+    ptr = delegate._get_native_delegate_pointer()  # pylint: disable=protected-access
+    lib = _c_api()
+    n = lib.sbnn_delegate_describe(ptr, None, 0)
+    buf = ctypes.create_string_buffer(n + 1)
+    lib.sbnn_delegate_describe(ptr, buf, n + 1)
+    return buf.value.decode()
+
+
+ModelSource = Union[bytes, bytearray, memoryview, str, os.PathLike]
+
+
+class Interpreter:
+    """A TFLite interpreter with the sbnn delegate, for models with LCE ops.
+
+    Args:
+        model_content_or_path: the ``.tflite`` flatbuffer (bytes) or a path to it.
+        num_threads: threads for the delegated binary ops and for TFLite's own ops, 1..64.
+        kernel: binary conv kernel (see ``load_delegate``).
+        runtime: ``"tensorflow"`` or ``"ai_edge_litert"`` (keyword only).
+
+    Raises:
+        ValueError: an argument is invalid, or the model cannot be read.
+        UnsupportedRuntimeError: the runtime's version was never checked.
+        RuntimeError: the runtime or the delegate rejected the model (the message
+            says which node and why).
+
+    Example:
+
+        >>> interp = Interpreter(converted_bytes, num_threads=2)  # doctest: +SKIP
+        >>> probs = interp.predict(images)                        # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_content_or_path: ModelSource,
+        num_threads: int = 1,
+        kernel: str = "auto",
+        *,
+        runtime: str = "tensorflow",
+    ):
+        if isinstance(model_content_or_path, (bytes, bytearray, memoryview)):
+            content = bytes(model_content_or_path)
+        elif isinstance(model_content_or_path, (str, os.PathLike)):
+            path = Path(model_content_or_path)
+            if not path.is_file():
+                raise ValueError(f"model_content_or_path: no file at {str(path)!r}")
+            content = path.read_bytes()
+        else:
+            raise ValueError(
+                "model_content_or_path must be bytes or a path, got "
+                f"{type(model_content_or_path).__name__}"
+            )
+        if len(content) < 8:
+            raise ValueError(
+                f"model_content_or_path: {len(content)} bytes is not a .tflite model"
+            )
+        self._delegate = load_delegate(num_threads, kernel, runtime=runtime)
+        if runtime == "tensorflow":
+            import tensorflow as tf
+
+            interpreter_cls = tf.lite.Interpreter
+        else:
+            from ai_edge_litert.interpreter import Interpreter as interpreter_cls
+        self._content = content  # the interpreter reads the buffer in place
+        try:
+            self._interpreter = interpreter_cls(
+                model_content=content,
+                num_threads=int(num_threads),
+                experimental_delegates=[self._delegate],
+            )
+        except ValueError as err:
+            raise ValueError(f"model_content_or_path: cannot load the model: {err}") from None
+        self._runtime = runtime
+        self._allocate()
+
+    def _allocate(self) -> None:
+        try:
+            self._interpreter.allocate_tensors()
+        except RuntimeError as err:
+            raise RuntimeError(f"the model cannot run with the sbnn delegate: {err}") from None
+
+    @property
+    def interpreter(self):
+        """The underlying ``tf.lite.Interpreter`` (or LiteRT interpreter)."""
+        return self._interpreter
+
+    @property
+    def input_details(self) -> list:
+        """``get_input_details()`` of the underlying interpreter (current shapes)."""
+        return self._interpreter.get_input_details()
+
+    @property
+    def output_details(self) -> list:
+        """``get_output_details()`` of the underlying interpreter (current shapes)."""
+        return self._interpreter.get_output_details()
+
+    def describe(self) -> str:
+        """The delegated nodes and the bconv2d kernel each uses."""
+        return describe(self._delegate)
+
+    def predict(self, x: Union[np.ndarray, Sequence[np.ndarray]]):
+        """Runs the model on a batch.
+
+        Args:
+            x: one array (single-input model) or a list of arrays, each with the
+                batch on axis 0. The batch size may differ from the model's: the
+                inputs are resized (the delegate re-prepares its nodes). Arrays are
+                cast to the input dtype; float data for an int8 input is quantized
+                with the input's scale and zero point.
+
+        Returns:
+            The output array (single output) or a list of arrays, in the output
+            dtype (int8 outputs stay quantized; see ``output_details``).
+
+        Raises:
+            ValueError: wrong number of inputs or mismatched shapes.
+            RuntimeError: the runtime failed (message from TFLite / the delegate).
+        """
+        details = self.input_details
+        arrays = [x] if isinstance(x, np.ndarray) or not isinstance(x, (list, tuple)) else list(x)
+        if len(arrays) != len(details):
+            raise ValueError(f"x: the model has {len(details)} inputs, got {len(arrays)} arrays")
+        prepared = []
+        for i, (a, d) in enumerate(zip(arrays, details)):
+            a = np.asarray(a)
+            want = tuple(int(s) for s in d["shape"])
+            if a.ndim != len(want) or tuple(a.shape[1:]) != want[1:]:
+                raise ValueError(
+                    f"x[{i}]: shape {a.shape} does not match the model input "
+                    f"{('batch',) + want[1:]}"
+                )
+            dtype = np.dtype(d["dtype"])
+            if dtype == np.int8 and a.dtype.kind == "f":
+                scale, zero_point = d["quantization"]
+                a = np.clip(np.round(a / scale) + zero_point, -128, 127)
+            prepared.append(np.ascontiguousarray(a, dtype=dtype))
+        resized = False
+        for a, d in zip(prepared, details):
+            if tuple(a.shape) != tuple(int(s) for s in d["shape"]):
+                self._interpreter.resize_tensor_input(d["index"], list(a.shape))
+                resized = True
+        if resized:
+            self._allocate()
+        for a, d in zip(prepared, details):
+            self._interpreter.set_tensor(d["index"], a)
+        try:
+            self._interpreter.invoke()
+        except RuntimeError as err:
+            raise RuntimeError(f"invoke failed: {err}") from None
+        outs = [self._interpreter.get_tensor(d["index"]) for d in self.output_details]
+        return outs[0] if len(outs) == 1 else outs

@@ -1,0 +1,491 @@
+// LceBconv2d: binary 2D convolution on bitpacked input.
+//
+// Inputs (LCE converter order): 0 input int32 [N, H, W, ceil(Cin/32)],
+// 1 filter int32 OHWI [Cout, kh, kw, ceil(Cin/groups/32)],
+// 2 post_activation_multiplier f32[Cout] (optional, default 1),
+// 3 post_activation_bias f32[Cout] (optional, default 0),
+// 4 output_threshold int32[Cout] (required for bitpacked output).
+// Options (flexbuffer map of ints): channels_in, stride_height, stride_width,
+// dilation_height_factor, dilation_width_factor, padding (0 SAME, 1 VALID),
+// pad_values (0|1), fused_activation_function (0 none, 1 relu, 2 relu_n1_to_1,
+// 3 relu6).
+//
+// A kernel from sbnn_core computes `dot` (the signed +-1 dot product, see
+// core/bconv2d.h); this file turns it into the output like LCE does:
+//   K = kh * kw * Cin/groups,  x = K - dot  (= 2 * XOR-popcount accumulator)
+//   float:  clamp x to the activation range (mapped into x space, intersected
+//           with [-K, K]), then x * m + b with m = -mul, b = bias + K * mul
+//           (m and b computed in double and stored as float, as LCE does)
+//   int8:   same with m, b divided by the output scale and the zero point added
+//           to b, then round-half-away-from-zero and saturate
+//   bitpacked: bit o = x > 2 * threshold[o]   (LCE: accum > threshold)
+// With pad_values == 0 and SAME padding, taps outside the input contribute 0 to
+// dot (exact for every channel count; LCE's reference accepts only even
+// channel counts there and agrees with this for those).
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/bconv2d.h"
+#include "delegate/bitpack.h"
+#include "delegate/flexbuffer.h"
+#include "delegate/ops.h"
+#include "delegate/parallel.h"
+
+namespace sbnn {
+namespace {
+
+enum Padding { kSame = 0, kValid = 1 };
+enum Activation { kActNone = 0, kActRelu = 1, kActReluN1To1 = 2, kActRelu6 = 3 };
+
+// Bounds on options: far beyond any real model, small enough that every
+// product below stays in int64 and every tensor stays addressable with int.
+constexpr int64_t kMaxChannels = int64_t{1} << 24;
+constexpr int64_t kMaxStrideOrDilation = int64_t{1} << 16;
+constexpr int64_t kMaxK = int64_t{1} << 28;
+// Scratch `dot` values per chunk handed to a kernel (keeps them in cache).
+constexpr int64_t kDotChunkElements = 1 << 14;
+
+struct Options {
+  int channels_in = 0;
+  int stride_h = 1, stride_w = 1;
+  int dilation_h = 1, dilation_w = 1;
+  int padding = kSame;
+  int pad_values = 0;
+  int activation = kActNone;
+};
+
+class Bconv2dOp : public Op {
+ public:
+  Bconv2dOp(int node_index, const DelegateShared* shared)
+      : Op(OpKind::kBconv2d, node_index, shared) {}
+
+  ~Bconv2dOp() override { release_prepared(); }
+
+ protected:
+  void parse_options(const void* data, size_t size) override {
+    flex::MapReader map(data, size);
+    if (!map.ok()) {
+      init_error_ = std::string("bad custom options: ") + map.error();
+      return;
+    }
+    struct Field {
+      const char* key;
+      int* dst;
+      int64_t lo, hi;
+    } fields[] = {
+        {"channels_in", &opt_.channels_in, 1, kMaxChannels},
+        {"stride_height", &opt_.stride_h, 1, kMaxStrideOrDilation},
+        {"stride_width", &opt_.stride_w, 1, kMaxStrideOrDilation},
+        {"dilation_height_factor", &opt_.dilation_h, 1, kMaxStrideOrDilation},
+        {"dilation_width_factor", &opt_.dilation_w, 1, kMaxStrideOrDilation},
+        {"padding", &opt_.padding, 0, 1},
+        {"pad_values", &opt_.pad_values, 0, 1},
+        {"fused_activation_function", &opt_.activation, 0, 3},
+    };
+    for (const Field& f : fields) {
+      int64_t v = 0;
+      switch (map.get_int(f.key, &v)) {
+        case flex::Lookup::kMissing:
+          init_error_ = std::string("custom option '") + f.key + "' is missing";
+          return;
+        case flex::Lookup::kNotInt:
+          init_error_ = std::string("custom option '") + f.key + "' is not an integer";
+          return;
+        case flex::Lookup::kOk:
+          break;
+      }
+      if (v < f.lo || v > f.hi) {
+        init_error_ = std::string("custom option '") + f.key + "' = " + std::to_string(v) +
+                      " is outside [" + std::to_string(f.lo) + ", " + std::to_string(f.hi) + "]" +
+                      (f.hi == 1 && f.lo == 0 && std::strcmp(f.key, "padding") == 0
+                           ? " (0 SAME, 1 VALID)"
+                           : "");
+        return;
+      }
+      *f.dst = static_cast<int>(v);
+    }
+  }
+
+  abi::Status do_prepare(abi::Context* ctx) override {
+    if (inputs_.size() < 2 || inputs_.size() > 5 || outputs_.size() != 1)
+      return fail(ctx, "expects 2 to 5 inputs and 1 output, got %zu and %zu", inputs_.size(),
+                  outputs_.size());
+    bool no_mul = false, no_bias = false, no_thr = false;
+    abi::Tensor* in = input(ctx, 0, false);
+    abi::Tensor* filter = input(ctx, 1, false);
+    abi::Tensor* mul = input(ctx, 2, true, &no_mul);
+    abi::Tensor* bias = input(ctx, 3, true, &no_bias);
+    abi::Tensor* thr = input(ctx, 4, true, &no_thr);
+    abi::Tensor* out = output(ctx, 0);
+    if (in == nullptr || filter == nullptr || out == nullptr || (mul == nullptr && !no_mul) ||
+        (bias == nullptr && !no_bias) || (thr == nullptr && !no_thr))
+      return abi::kError;
+
+    if (in->type != abi::kInt32) return fail(ctx, "input type %s is not int32", type_name(in->type));
+    if (filter->type != abi::kInt32)
+      return fail(ctx, "filter type %s is not int32", type_name(filter->type));
+    int64_t n_in = 0, n_filter = 0;
+    if (!checked_num_elements(in, kMaxElements, &n_in) || in->dims->size != 4)
+      return fail(ctx, "input must have rank 4 and a valid shape");
+    if (!checked_num_elements(filter, kMaxElements, &n_filter) || filter->dims->size != 4)
+      return fail(ctx, "filter must have rank 4 and a valid shape");
+    const int* id = in->dims->data;
+    const int* fd = filter->dims->data;
+    for (int i = 0; i < 4; ++i) {
+      if (id[i] < 1) return fail(ctx, "input dimension %d is %d", i, id[i]);
+      if (fd[i] < 1) return fail(ctx, "filter dimension %d is %d", i, fd[i]);
+    }
+    const int batch = id[0], in_h = id[1], in_w = id[2], in_words = id[3];
+    const int cout = fd[0], fh = fd[1], fw = fd[2], filter_words = fd[3];
+    const int cin = opt_.channels_in;
+
+    if (packed_words(cin) != in_words)
+      return fail(ctx,
+                  "channels_in = %d packs into %d words, but the input has %d words per pixel",
+                  cin, packed_words(cin), in_words);
+    int groups = 1;
+    if (filter_words != in_words) {
+      if (in_words % filter_words != 0)
+        return fail(ctx, "filter has %d words per tap, which does not divide the input's %d",
+                    filter_words, in_words);
+      groups = in_words / filter_words;
+      if (cin % groups != 0 || (cin / groups) % kBitsPerWord != 0)
+        return fail(ctx, "grouped conv: channels_in %d is not %d groups of a multiple of 32", cin,
+                    groups);
+      if (cout % groups != 0)
+        return fail(ctx, "grouped conv: %d output channels are not divisible into %d groups", cout,
+                    groups);
+    }
+    const int64_t cin_per_group = cin / groups;
+    const int64_t K = int64_t{fh} * fw * cin_per_group;
+    if (K > kMaxK) return fail(ctx, "filter depth kh*kw*channels = %lld is too large",
+                               static_cast<long long>(K));
+
+    // Output size and padding, as TFLite computes them (dilation included).
+    const int64_t eff_h = int64_t{fh - 1} * opt_.dilation_h + 1;
+    const int64_t eff_w = int64_t{fw - 1} * opt_.dilation_w + 1;
+    int64_t out_h, out_w;
+    if (opt_.padding == kSame) {
+      out_h = (in_h + int64_t{opt_.stride_h} - 1) / opt_.stride_h;
+      out_w = (in_w + int64_t{opt_.stride_w} - 1) / opt_.stride_w;
+    } else {
+      out_h = in_h >= eff_h ? (in_h - eff_h) / opt_.stride_h + 1 : 0;
+      out_w = in_w >= eff_w ? (in_w - eff_w) / opt_.stride_w + 1 : 0;
+    }
+    if (out_h < 1 || out_w < 1)
+      return fail(ctx, "VALID padding: the %lldx%lld (dilated) filter is larger than the %dx%d input",
+                  static_cast<long long>(eff_h), static_cast<long long>(eff_w), in_h, in_w);
+    const int64_t pad_h_total = std::max<int64_t>(0, (out_h - 1) * opt_.stride_h + eff_h - in_h);
+    const int64_t pad_w_total = std::max<int64_t>(0, (out_w - 1) * opt_.stride_w + eff_w - in_w);
+
+    out_type_ = out->type;
+    if (out_type_ != abi::kFloat32 && out_type_ != abi::kInt8 && out_type_ != abi::kInt32)
+      return fail(ctx, "output type %s is not float32, int8 or int32 (bitpacked)",
+                  type_name(out_type_));
+    const int out_c = out_type_ == abi::kInt32 ? packed_words(cout) : cout;
+    const int64_t n_out = int64_t{batch} * out_h * out_w * cout;
+    if (n_out > kMaxElements) return fail(ctx, "output is too large");
+
+    auto check_vector = [&](abi::Tensor* t, int type, const char* what) -> bool {
+      if (t->type != type) {
+        fail(ctx, "%s type %s is not %s", what, type_name(t->type), type_name(type));
+        return false;
+      }
+      if (t->dims == nullptr || t->dims->size != 1 || t->dims->data[0] != cout) {
+        fail(ctx, "%s must have shape [%d] (the output channels)", what, cout);
+        return false;
+      }
+      return true;
+    };
+    has_mul_ = !no_mul;
+    has_bias_ = !no_bias;
+    if (out_type_ == abi::kInt32) {
+      if (no_thr) return fail(ctx, "bitpacked (int32) output needs output_threshold (input 4)");
+      if (!check_vector(thr, abi::kInt32, "output_threshold")) return abi::kError;
+    } else {
+      if (has_mul_ && !check_vector(mul, abi::kFloat32, "post_activation_multiplier"))
+        return abi::kError;
+      if (has_bias_ && !check_vector(bias, abi::kFloat32, "post_activation_bias"))
+        return abi::kError;
+    }
+    out_scale_ = 1.0;
+    out_zero_point_ = 0;
+    if (out_type_ == abi::kInt8) {
+      const float scale = out->params.scale;
+      if (!(scale > 0.0f) || !std::isfinite(scale))
+        return fail(ctx, "int8 output needs a positive, finite scale (got %g)", scale);
+      if (out->params.zero_point < -128 || out->params.zero_point > 127)
+        return fail(ctx, "int8 output zero point %d is out of range", out->params.zero_point);
+      out_scale_ = scale;
+      out_zero_point_ = out->params.zero_point;
+    }
+
+    // Activation range (in dot units) intersected with [-K, K], mapped to x = K - dot.
+    int64_t act_min = -K, act_max = K;
+    switch (opt_.activation) {
+      case kActRelu:
+        act_min = 0;
+        break;
+      case kActReluN1To1:
+        act_min = -1;
+        act_max = 1;
+        break;
+      case kActRelu6:
+        act_min = 0;
+        act_max = 6;
+        break;
+      default:
+        break;
+    }
+    act_min = std::max(act_min, -K);
+    act_max = std::min(act_max, K);
+    x_min_ = static_cast<int32_t>(K - act_max);
+    x_max_ = static_cast<int32_t>(K - act_min);
+
+    BConv2DShape shape;
+    shape.batch = batch;
+    shape.in_h = in_h;
+    shape.in_w = in_w;
+    shape.in_channels = cin;
+    shape.in_words = in_words;
+    shape.groups = groups;
+    shape.out_h = static_cast<int>(out_h);
+    shape.out_w = static_cast<int>(out_w);
+    shape.out_channels = cout;
+    shape.filter_h = fh;
+    shape.filter_w = fw;
+    shape.filter_words = filter_words;
+    shape.stride_h = opt_.stride_h;
+    shape.stride_w = opt_.stride_w;
+    shape.dilation_h = opt_.dilation_h;
+    shape.dilation_w = opt_.dilation_w;
+    shape.pad_top = opt_.padding == kSame ? static_cast<int>(pad_h_total / 2) : 0;
+    shape.pad_left = opt_.padding == kSame ? static_cast<int>(pad_w_total / 2) : 0;
+    shape.pad_values = opt_.padding == kSame ? opt_.pad_values : 1;
+
+    const char* force = shared_->kernel == "auto" ? nullptr : shared_->kernel.c_str();
+    const BConv2DKernel* kernel = select_bconv2d_kernel(shape, force);
+    if (kernel == nullptr || kernel->run == nullptr)
+      return fail(ctx, "no binary conv kernel%s%s%s supports this shape",
+                  force ? " named '" : "", force ? force : "", force ? "'" : "");
+    if (kernel != kernel_ || !same_shape(shape, shape_)) release_prepared();
+    kernel_ = kernel;
+    shape_ = shape;
+    K_ = static_cast<int32_t>(K);
+    if (shared_->record_kernel != nullptr)
+      shared_->record_kernel(shared_->owner, node_index_, kernel->name);
+
+    // Row-chunked scratch for dot: one chunk per task, kDotChunkElements each.
+    const int64_t row_elems = int64_t{shape.out_w} * cout;
+    rows_per_chunk_ = std::max<int64_t>(1, kDotChunkElements / row_elems);
+    transform_ready_ = false;
+
+    n_in_ = n_in;
+    n_filter_ = n_filter;
+    n_out_packed_ = int64_t{batch} * out_h * out_w * out_c;
+    const int out_dims[4] = {batch, static_cast<int>(out_h), static_cast<int>(out_w), out_c};
+    if (resize_output(ctx, out, out_dims, 4) != abi::kOk)
+      return fail(ctx, "ResizeTensor failed for the output");
+    return abi::kOk;
+  }
+
+  abi::Status do_invoke(abi::Context* ctx) override {
+    bool no_mul = false, no_bias = false, no_thr = false;
+    abi::Tensor* in = input(ctx, 0, false);
+    abi::Tensor* filter = input(ctx, 1, false);
+    abi::Tensor* mul = input(ctx, 2, true, &no_mul);
+    abi::Tensor* bias = input(ctx, 3, true, &no_bias);
+    abi::Tensor* thr = input(ctx, 4, true, &no_thr);
+    abi::Tensor* out = output(ctx, 0);
+    if (in == nullptr || filter == nullptr || out == nullptr) return abi::kError;
+    const int cout = shape_.out_channels;
+    if (!has_bytes(in, static_cast<uint64_t>(n_in_) * 4) ||
+        !has_bytes(filter, static_cast<uint64_t>(n_filter_) * 4) ||
+        !has_bytes(out, static_cast<uint64_t>(n_out_packed_) * abi::type_size(out_type_)))
+      return fail(ctx, "tensor data is missing or smaller than its shape");
+    if (out_type_ == abi::kInt32) {
+      if (thr == nullptr || !has_bytes(thr, static_cast<uint64_t>(cout) * 4))
+        return fail(ctx, "output_threshold data is missing");
+    } else {
+      if ((has_mul_ && (mul == nullptr || !has_bytes(mul, static_cast<uint64_t>(cout) * 4))) ||
+          (has_bias_ && (bias == nullptr || !has_bytes(bias, static_cast<uint64_t>(cout) * 4))))
+        return fail(ctx, "post_activation_multiplier/bias data is missing");
+    }
+
+    const int32_t* filter_data = static_cast<const int32_t*>(filter->data);
+    const bool filter_constant =
+        filter->allocation_type == abi::kMmapRo || filter->allocation_type == abi::kPersistentRo;
+    if (kernel_->prepare != nullptr &&
+        (prepared_filter_ == nullptr || !filter_constant || prepared_for_ != filter_data)) {
+      release_prepared();
+      prepared_filter_ = kernel_->prepare(shape_, filter_data);
+      if (prepared_filter_ == nullptr)
+        return fail(ctx, "kernel %s could not prepare the filter (out of memory?)", kernel_->name);
+      prepared_for_ = filter_data;
+    }
+    if (out_type_ != abi::kInt32) {
+      const bool params_constant =
+          (!has_mul_ || mul->allocation_type == abi::kMmapRo) &&
+          (!has_bias_ || bias->allocation_type == abi::kMmapRo);
+      if (!transform_ready_ || !params_constant) {
+        compute_transform(has_mul_ ? static_cast<const float*>(mul->data) : nullptr,
+                          has_bias_ ? static_cast<const float*>(bias->data) : nullptr);
+        transform_ready_ = true;
+      }
+    }
+
+    Run run{this,
+            static_cast<const int32_t*>(in->data),
+            filter_data,
+            out->data,
+            out_type_ == abi::kInt32 ? static_cast<const int32_t*>(thr->data) : nullptr};
+    const int64_t rows = int64_t{shape_.batch} * shape_.out_h;
+    const int threads = shared_->pool == nullptr ? 1 : shared_->pool->num_threads();
+    // Enough tasks to balance, each at least one chunk of rows.
+    const int64_t min_rows = threads == 1 ? rows : std::max<int64_t>(1, rows_per_chunk_);
+    parallel_rows(shared_->pool, rows, min_rows,
+                  [&](int64_t begin, int64_t end) { run.rows(begin, end); });
+    return run.ok.load() ? abi::kOk : fail(ctx, "out of memory for the scratch buffer");
+  }
+
+ private:
+  struct Run {
+    Bconv2dOp* op;
+    const int32_t* input;
+    const int32_t* filter;
+    void* output;
+    const int32_t* thresholds;
+    std::atomic<bool> ok{true};
+
+    void rows(int64_t begin, int64_t end) {
+      const BConv2DShape& s = op->shape_;
+      const int64_t row_elems = int64_t{s.out_w} * s.out_channels;
+      // Per-thread scratch, grown once and reused by later invokes.
+      thread_local std::vector<int32_t> dot;
+      const size_t need =
+          static_cast<size_t>(std::min<int64_t>(op->rows_per_chunk_, end - begin) * row_elems);
+      if (dot.size() < need) {
+        try {
+          dot.resize(need);
+        } catch (...) {
+          ok = false;
+          return;
+        }
+      }
+      for (int64_t r0 = begin; r0 < end; r0 += op->rows_per_chunk_) {
+        const int64_t r1 = std::min(end, r0 + op->rows_per_chunk_);
+        // The kernel writes dot for rows [r0, r1) at their place in the full
+        // [batch*out_h, out_w, out_channels] array; hand it a base pointer
+        // shifted so that those rows land in our chunk buffer.
+        op->kernel_->run(s, op->prepared_filter_, input, filter, dot.data() - r0 * row_elems,
+                         static_cast<int>(r0), static_cast<int>(r1));
+        op->transform(dot.data(), r0, r1, output, thresholds);
+      }
+    }
+  };
+
+  static bool same_shape(const BConv2DShape& a, const BConv2DShape& b) {
+    return std::memcmp(&a, &b, sizeof(BConv2DShape)) == 0;
+  }
+
+  void release_prepared() {
+    if (prepared_filter_ != nullptr && kernel_ != nullptr && kernel_->release != nullptr)
+      kernel_->release(prepared_filter_);
+    prepared_filter_ = nullptr;
+    prepared_for_ = nullptr;
+  }
+
+  void compute_transform(const float* mul, const float* bias) {
+    const int cout = shape_.out_channels;
+    m_.resize(cout);
+    b_.resize(cout);
+    for (int c = 0; c < cout; ++c) {
+      const double pm = mul != nullptr ? static_cast<double>(mul[c]) : 1.0;
+      const double pb = bias != nullptr ? static_cast<double>(bias[c]) : 0.0;
+      m_[c] = static_cast<float>(-pm / out_scale_);
+      b_[c] = static_cast<float>((pb + static_cast<double>(K_) * pm) / out_scale_ +
+                                 static_cast<double>(out_zero_point_));
+    }
+  }
+
+  void transform(const int32_t* dot, int64_t r0, int64_t r1, void* output,
+                 const int32_t* thresholds) const {
+    const int cout = shape_.out_channels;
+    const int64_t pixels = (r1 - r0) * shape_.out_w;
+    const int64_t first_pixel = r0 * shape_.out_w;
+    const int32_t K = K_;
+    if (out_type_ == abi::kInt32) {
+      const int words = packed_words(cout);
+      int32_t* out = static_cast<int32_t*>(output) + first_pixel * words;
+      for (int64_t p = 0; p < pixels; ++p) {
+        const int32_t* d = dot + p * cout;
+        for (int w = 0; w < words; ++w) {
+          uint32_t word = 0;
+          const int c_end = std::min(cout, (w + 1) * kBitsPerWord);
+          for (int c = w * kBitsPerWord; c < c_end; ++c) {
+            const int64_t x = int64_t{K} - d[c];
+            word |= static_cast<uint32_t>(x > 2 * int64_t{thresholds[c]}) << (c % kBitsPerWord);
+          }
+          out[p * words + w] = static_cast<int32_t>(word);
+        }
+      }
+      return;
+    }
+    const float* m = m_.data();
+    const float* b = b_.data();
+    const int32_t lo = x_min_, hi = x_max_;
+    if (out_type_ == abi::kFloat32) {
+      float* out = static_cast<float*>(output) + first_pixel * cout;
+      for (int64_t p = 0; p < pixels; ++p) {
+        const int32_t* d = dot + p * cout;
+        float* o = out + p * cout;
+        for (int c = 0; c < cout; ++c) {
+          const int32_t x = std::min(hi, std::max(lo, K - d[c]));
+          o[c] = static_cast<float>(x) * m[c] + b[c];
+        }
+      }
+      return;
+    }
+    int8_t* out = static_cast<int8_t*>(output) + first_pixel * cout;
+    for (int64_t p = 0; p < pixels; ++p) {
+      const int32_t* d = dot + p * cout;
+      int8_t* o = out + p * cout;
+      for (int c = 0; c < cout; ++c) {
+        const int32_t x = std::min(hi, std::max(lo, K - d[c]));
+        const float y = static_cast<float>(x) * m[c] + b[c];
+        float r = std::round(y);  // half away from zero, like TfLiteRound
+        if (!(r == r)) r = 0.0f;  // NaN (from NaN parameters): no UB on conversion
+        r = std::min(127.0f, std::max(-128.0f, r));
+        o[c] = static_cast<int8_t>(r);
+      }
+    }
+  }
+
+  Options opt_;
+  BConv2DShape shape_;
+  const BConv2DKernel* kernel_ = nullptr;
+  void* prepared_filter_ = nullptr;
+  const int32_t* prepared_for_ = nullptr;
+  int out_type_ = abi::kNoType;
+  bool has_mul_ = false, has_bias_ = false;
+  double out_scale_ = 1.0;
+  int32_t out_zero_point_ = 0;
+  int32_t K_ = 0;
+  int32_t x_min_ = 0, x_max_ = 0;
+  std::vector<float> m_, b_;
+  bool transform_ready_ = false;
+  int64_t rows_per_chunk_ = 1;
+  int64_t n_in_ = 0, n_filter_ = 0, n_out_packed_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_bconv2d_op(int node_index, const DelegateShared* shared) {
+  return std::unique_ptr<Op>(new Bconv2dOp(node_index, shared));
+}
+
+}  // namespace sbnn
