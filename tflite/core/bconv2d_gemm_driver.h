@@ -1,7 +1,7 @@
 // sbnn_keras native core: the loop nest shared by the gathered-bgemm kernels
 // (see bconv2d_pack.h for the formulation). Each ISA file includes this header and
-// instantiates run_gemm<UK> with its micro-kernel UK, so the whole loop nest is
-// compiled with that file's ISA flags. Everything here has internal linkage (anonymous
+// instantiates run_gemm<UK> with its micro-kernel UK, so the whole loop nest (patch
+// gathering and the border correction included) is compiled with that file's ISA flags. Everything here has internal linkage (anonymous
 // namespace) so the linker cannot merge copies compiled with different flags.
 //
 // A micro-kernel UK provides:
@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "bconv2d_pack.h"
@@ -27,6 +28,131 @@ namespace internal {
 namespace {
 
 typedef uint64_t __attribute__((may_alias)) u64_alias;
+
+// Output pixel coordinates, advanced one pixel at a time (no division per pixel).
+struct PixelCursor {
+  int ox, oy;
+  size_t b;
+  PixelCursor(const BConv2DShape& s, size_t q) {
+    ox = static_cast<int>(q % s.out_w);
+    const size_t r = q / s.out_w;
+    oy = static_cast<int>(r % s.out_h);
+    b = r / s.out_h;
+  }
+  void next(const BConv2DShape& s) {
+    if (++ox == s.out_w) {
+      ox = 0;
+      if (++oy == s.out_h) {
+        oy = 0;
+        ++b;
+      }
+    }
+  }
+};
+
+inline void copy_words(uint32_t* dst, const uint32_t* src, int n) {
+  if (n > 32) {
+    std::memcpy(dst, src, sizeof(uint32_t) * n);
+    return;
+  }
+  int i = 0;
+  for (; i + 2 <= n; i += 2) {  // 8 bytes at a time (memcpy: no alignment or aliasing)
+    uint64_t v;
+    std::memcpy(&v, src + i, sizeof v);
+    std::memcpy(dst + i, &v, sizeof v);
+  }
+  if (i < n) dst[i] = src[i];
+}
+
+inline void zero_words(uint32_t* dst, int n) {
+  if (n > 16) {
+    std::memset(dst, 0, sizeof(uint32_t) * n);
+  } else {
+    for (int i = 0; i < n; ++i) dst[i] = 0;
+  }
+}
+
+// Gathers the patches of group g for the `count` output pixels starting at flattened
+// pixel index `first` (index over batch * out_h * out_w) into `patch`: pixel i occupies
+// patch[i * patch_stride .. i * patch_stride + k64). patch_stride >= k64.
+void gather_patches(const BConv2DShape& s, const GemmDims& d, const int32_t* input, int g,
+                    size_t first, int count, uint64_t* patch, size_t patch_stride) {
+  const uint32_t* in = reinterpret_cast<const uint32_t*>(input);
+  const int fw = s.filter_words, kh = s.filter_h, kw = s.filter_w;
+  const bool aligned = s.groups == 1 || d.cg % 32 == 0;
+  const uint32_t tail_mask = word_mask(d.cg, fw - 1);
+  // Whole filter rows can be copied at once when the taps of a row are adjacent
+  // pixels and a pixel holds exactly the group's words.
+  const bool row_copy = s.groups == 1 && s.dilation_w == 1 && tail_mask == 0xffffffffu;
+  PixelCursor px_at(s, first);
+  for (int i = 0; i < count; ++i, px_at.next(s)) {
+    const int ox = px_at.ox, oy = px_at.oy;
+    const size_t b = px_at.b;
+    uint32_t* dst = reinterpret_cast<uint32_t*>(patch + i * patch_stride);
+    const int iy0 = oy * s.stride_h - s.pad_top;
+    const int ix0 = ox * s.stride_w - s.pad_left;
+    const bool x_inside = ix0 >= 0 && ix0 + (kw - 1) * s.dilation_w < s.in_w;
+    for (int fy = 0; fy < kh; ++fy) {
+      uint32_t* drow = dst + static_cast<size_t>(fy) * kw * fw;
+      const int iy = iy0 + fy * s.dilation_h;
+      if (iy < 0 || iy >= s.in_h) {
+        zero_words(drow, kw * fw);
+        continue;
+      }
+      const uint32_t* row = in + (b * s.in_h + iy) * static_cast<size_t>(s.in_w) * s.in_words;
+      if (row_copy && x_inside) {
+        copy_words(drow, row + static_cast<size_t>(ix0) * s.in_words, kw * fw);
+        continue;
+      }
+      for (int fx = 0; fx < kw; ++fx) {
+        uint32_t* dw = drow + fx * fw;
+        const int ix = ix0 + fx * s.dilation_w;
+        if (ix < 0 || ix >= s.in_w) {
+          zero_words(dw, fw);
+          continue;
+        }
+        const uint32_t* px = row + static_cast<size_t>(ix) * s.in_words;
+        if (aligned) {
+          copy_words(dw, px + g * fw, fw);
+          dw[fw - 1] &= tail_mask;
+        } else {
+          for (int j = 0; j < fw; ++j) dw[j] = group_word(px, s.in_words, d.cg, g, j);
+        }
+      }
+    }
+    if (d.k32 & 1) dst[d.k32] = 0;
+  }
+}
+
+// For pad_values == 0: corrects dot of the group-g output channels of the `count`
+// pixels starting at `first`, whose windows cross the input border (see bconv2d_pack.h).
+// `dot` points at the dot row of pixel `first`.
+void fixup_pad0(const BConv2DShape& s, const PackedFilter& pf, int g, size_t first, int count,
+                int32_t* dot) {
+  const int kh = s.filter_h, kw = s.filter_w, og = pf.dims.og;
+  const int32_t cg = pf.dims.cg;
+  const int32_t* tap_popcount = pf.tap_popcount + static_cast<size_t>(g) * og;
+  PixelCursor at(s, first);
+  for (int i = 0; i < count; ++i, at.next(s)) {
+    const int iy0 = at.oy * s.stride_h - s.pad_top;
+    const int ix0 = at.ox * s.stride_w - s.pad_left;
+    if (iy0 >= 0 && iy0 + (kh - 1) * s.dilation_h < s.in_h && ix0 >= 0 &&
+        ix0 + (kw - 1) * s.dilation_w < s.in_w)
+      continue;
+    int32_t* __restrict drow = dot + static_cast<size_t>(i) * s.out_channels + g * og;
+    for (int fy = 0; fy < kh; ++fy) {
+      const int iy = iy0 + fy * s.dilation_h;
+      const bool y_out = iy < 0 || iy >= s.in_h;
+      for (int fx = 0; fx < kw; ++fx) {
+        const int ix = ix0 + fx * s.dilation_w;
+        if (!y_out && ix >= 0 && ix < s.in_w) continue;
+        const int32_t* __restrict pc =
+            tap_popcount + static_cast<size_t>(fy * kw + fx) * s.out_channels;
+        for (int o = 0; o < og; ++o) drow[o] += 2 * pc[o] - cg;
+      }
+    }
+  }
+}
 
 struct TileArgs {
   const u64_alias* patch;  // pixel i of the tile at patch + i * patch_stride

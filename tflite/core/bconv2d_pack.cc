@@ -51,12 +51,6 @@ GemmDims gemm_dims(const BConv2DShape& s) {
 
 namespace {
 
-// Mask of the real channels of filter word j of a group with cg channels.
-inline uint32_t word_mask(int cg, int j) {
-  const int nbits = cg - 32 * j;
-  return nbits >= 32 ? 0xffffffffu : ((1u << nbits) - 1u);
-}
-
 constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0full;
 
 size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -124,86 +118,6 @@ void release_packed_filter(void* packed) {
   if (packed == nullptr) return;
   static_cast<PackedFilter*>(packed)->~PackedFilter();
   std::free(packed);
-}
-
-void gather_patches(const BConv2DShape& s, const GemmDims& d, const int32_t* input, int g,
-                    size_t first, int count, uint64_t* patch, size_t patch_stride) {
-  const uint32_t* in = reinterpret_cast<const uint32_t*>(input);
-  const int fw = s.filter_words, kh = s.filter_h, kw = s.filter_w;
-  const bool aligned = s.groups == 1 || d.cg % 32 == 0;
-  const uint32_t tail_mask = word_mask(d.cg, fw - 1);
-  // Whole filter rows can be copied at once when the taps of a row are adjacent
-  // pixels and a pixel holds exactly the group's words.
-  const bool row_copy = s.groups == 1 && s.dilation_w == 1 && tail_mask == 0xffffffffu;
-  for (int i = 0; i < count; ++i) {
-    const size_t q = first + i;
-    const int ox = static_cast<int>(q % s.out_w);
-    const size_t r = q / s.out_w;
-    const int oy = static_cast<int>(r % s.out_h);
-    const size_t b = r / s.out_h;
-    uint32_t* dst = reinterpret_cast<uint32_t*>(patch + i * patch_stride);
-    const int iy0 = oy * s.stride_h - s.pad_top;
-    const int ix0 = ox * s.stride_w - s.pad_left;
-    const bool x_inside = ix0 >= 0 && ix0 + (kw - 1) * s.dilation_w < s.in_w;
-    for (int fy = 0; fy < kh; ++fy) {
-      uint32_t* drow = dst + static_cast<size_t>(fy) * kw * fw;
-      const int iy = iy0 + fy * s.dilation_h;
-      if (iy < 0 || iy >= s.in_h) {
-        std::memset(drow, 0, sizeof(uint32_t) * kw * fw);
-        continue;
-      }
-      const uint32_t* row = in + (b * s.in_h + iy) * static_cast<size_t>(s.in_w) * s.in_words;
-      if (row_copy && x_inside) {
-        std::memcpy(drow, row + static_cast<size_t>(ix0) * s.in_words,
-                    sizeof(uint32_t) * kw * fw);
-        continue;
-      }
-      for (int fx = 0; fx < kw; ++fx) {
-        uint32_t* dw = drow + fx * fw;
-        const int ix = ix0 + fx * s.dilation_w;
-        if (ix < 0 || ix >= s.in_w) {
-          std::memset(dw, 0, sizeof(uint32_t) * fw);
-          continue;
-        }
-        const uint32_t* px = row + static_cast<size_t>(ix) * s.in_words;
-        if (aligned) {
-          std::memcpy(dw, px + g * fw, sizeof(uint32_t) * fw);
-          dw[fw - 1] &= tail_mask;
-        } else {
-          for (int j = 0; j < fw; ++j) dw[j] = group_word(px, s.in_words, d.cg, g, j);
-        }
-      }
-    }
-    if (d.k32 & 1) dst[d.k32] = 0;
-  }
-}
-
-void fixup_pad0(const BConv2DShape& s, const PackedFilter& pf, int g, size_t first, int count,
-                int32_t* dot) {
-  const GemmDims& d = pf.dims;
-  const int kh = s.filter_h, kw = s.filter_w;
-  for (int i = 0; i < count; ++i) {
-    const size_t q = first + i;
-    const int ox = static_cast<int>(q % s.out_w);
-    const int oy = static_cast<int>((q / s.out_w) % s.out_h);
-    const int iy0 = oy * s.stride_h - s.pad_top;
-    const int ix0 = ox * s.stride_w - s.pad_left;
-    if (iy0 >= 0 && iy0 + (kh - 1) * s.dilation_h < s.in_h && ix0 >= 0 &&
-        ix0 + (kw - 1) * s.dilation_w < s.in_w)
-      continue;
-    int32_t* drow = dot + static_cast<size_t>(i) * s.out_channels + g * d.og;
-    for (int fy = 0; fy < kh; ++fy) {
-      const int iy = iy0 + fy * s.dilation_h;
-      const bool y_out = iy < 0 || iy >= s.in_h;
-      for (int fx = 0; fx < kw; ++fx) {
-        const int ix = ix0 + fx * s.dilation_w;
-        if (!y_out && ix >= 0 && ix < s.in_w) continue;
-        const int32_t* pc =
-            pf.tap_popcount + static_cast<size_t>(fy * kw + fx) * s.out_channels + g * d.og;
-        for (int o = 0; o < d.og; ++o) drow[o] += 2 * pc[o] - d.cg;
-      }
-    }
-  }
 }
 
 }  // namespace internal

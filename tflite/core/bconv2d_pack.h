@@ -1,7 +1,7 @@
 // sbnn_keras native core: portable building blocks shared by the optimized bconv2d
-// kernels (compiled once, without ISA flags): shape checks, filter repacking, patch
-// gathering (im2col of one output pixel into 64-bit words) and the pad_values == 0
-// border correction.
+// kernels (compiled once, without ISA flags): shape checks, filter repacking, word
+// helpers. Patch gathering and the pad_values == 0 border correction live in
+// bconv2d_gemm_driver.h, compiled with each kernel's ISA flags.
 //
 // Formulation used by every optimized kernel ("gathered bgemm"):
 //   For group g, each output pixel's receptive field is gathered into a patch of
@@ -69,22 +69,16 @@ PackedFilter* pack_filter(const BConv2DShape& s, const int32_t* filter, int bloc
                           PlaneMode mode);
 void release_packed_filter(void* packed);
 
-// Gathers the patches of group g for the `count` output pixels starting at flattened
-// pixel index `first` (index over batch * out_h * out_w) into `patch`: pixel i occupies
-// patch[i * patch_stride .. i * patch_stride + k64). patch_stride >= k64.
-void gather_patches(const BConv2DShape& s, const GemmDims& d, const int32_t* input, int g,
-                    size_t first, int count, uint64_t* patch, size_t patch_stride);
-
-// For pad_values == 0: corrects dot of the group-g output channels of the `count`
-// pixels starting at `first`, whose windows cross the input border.
-// `dot` points at the dot row of pixel `first`.
-void fixup_pad0(const BConv2DShape& s, const PackedFilter& pf, int g, size_t first, int count,
-                int32_t* dot);
-
 // Runs the whole range with the reference kernel: the fallback when a kernel cannot
 // get scratch memory.
 void run_reference(const BConv2DShape& s, const int32_t* input, const int32_t* filter,
                    int32_t* dot, int row_begin, int row_end);
+
+// Mask of the real channels of filter word j of a group with cg channels.
+static inline uint32_t word_mask(int cg, int j) {
+  const int nbits = cg - 32 * j;
+  return nbits >= 32 ? 0xffffffffu : ((1u << nbits) - 1u);
+}
 
 // (static: this header is included by files compiled with different ISA flags, so no
 // inline function of it may be merged across them by the linker.)
