@@ -4,13 +4,15 @@
 //
 //   sbnn_bconv_bench [--json PATH] [--kernel SUBSTR]... [--shape SUBSTR]...
 //                    [--min-time SEC] [--min-reps N] [--threads N] [--commit SHA]
+//                    [--rows-per-call N]
 //
 // Method: batch 1, random bits, one prepare() per (shape, kernel), one warm-up run, then
 // runs until both --min-reps and --min-time are reached; the median (and the minimum)
 // wall time is reported, and (1 thread) the median thread CPU time, which is robust
 // when other processes share the cores. Caches are warm (the same input, filter and output every run:
 // the steady state of a layer inside a model that fits in L2/L3). --threads N splits
-// the output rows over N threads (default 1). Every kernel's output is checked against
+// the output rows over N threads (default 1); --rows-per-call N makes each run() call
+// cover N output rows (a delegate's chunking; default: one call). Every kernel's output is checked against
 // the reference kernel's before it is timed.
 // Work: MACs = out_h * out_w * out_channels * filter_h * filter_w * in_channels/groups
 // (dense, including outside taps); GBOPS = 2 * MACs / time / 1e9 (a binary MAC is an
@@ -135,7 +137,7 @@ int main(int argc, char** argv) {
   std::string json_path, commit;
   std::vector<std::string> kernel_filters, shape_filters;
   double min_time = 0.5;
-  int min_reps = 5, threads = 1;
+  int min_reps = 5, threads = 1, rows_per_call = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -152,10 +154,12 @@ int main(int argc, char** argv) {
     else if (a == "--min-reps") min_reps = std::max(1, std::atoi(next()));
     else if (a == "--threads") threads = std::max(1, std::atoi(next()));
     else if (a == "--commit") commit = next();
+    else if (a == "--rows-per-call") rows_per_call = std::max(0, std::atoi(next()));
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--kernel SUBSTR]... [--shape SUBSTR]... "
-                   "[--min-time SEC] [--min-reps N] [--threads N] [--commit SHA]\n",
+                   "[--min-time SEC] [--min-reps N] [--threads N] [--commit SHA] "
+                   "[--rows-per-call N]\n",
                    argv[0]);
       return 2;
     }
@@ -197,17 +201,21 @@ int main(int argc, char** argv) {
       if (k != ref && !matches_any(k->name, kernel_filters)) continue;
       void* prepared = k->prepare ? k->prepare(s, filter.data()) : nullptr;
       const int rows = s.batch * s.out_h;
+      // Rows [rb, re) in calls of rows_per_call rows (0: one call), as a delegate does.
+      auto run_rows = [&](int rb, int re) {
+        const int step = rows_per_call > 0 ? rows_per_call : re - rb;
+        for (int r = rb; r < re; r += step)
+          k->run(s, prepared, input.data(), filter.data(), dot.data(), r, std::min(re, r + step));
+      };
       auto run_once = [&] {
         if (threads == 1) {
-          k->run(s, prepared, input.data(), filter.data(), dot.data(), 0, rows);
+          run_rows(0, rows);
           return;
         }
         std::vector<std::thread> pool;
         for (int t = 0; t < threads; ++t) {
           const int rb = rows * t / threads, re = rows * (t + 1) / threads;
-          pool.emplace_back([&, rb, re] {
-            k->run(s, prepared, input.data(), filter.data(), dot.data(), rb, re);
-          });
+          pool.emplace_back([&, rb, re] { run_rows(rb, re); });
         }
         for (auto& th : pool) th.join();
       };
@@ -252,7 +260,7 @@ int main(int argc, char** argv) {
     std::ostringstream j;
     j << "{\n  \"cpu\": \"" << json_escape(cpu) << "\",\n  \"commit\": \"" << json_escape(commit)
       << "\",\n  \"threads\": " << threads << ",\n  \"min_time_s\": " << min_time
-      << ",\n  \"min_reps\": " << min_reps << ",\n  \"dispatch\": \""
+      << ",\n  \"min_reps\": " << min_reps << ",\n  \"rows_per_call\": " << rows_per_call << ",\n  \"dispatch\": \""
       << (chosen ? chosen->name : "") << "\",\n  \"results\": [\n";
     for (size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];

@@ -216,9 +216,35 @@ class BConvTester {
       }
     }
     for (auto& th : pool) th.join();
+
+    // Row isolation: a run over rows [rb, re) writes those rows and nothing else (a
+    // delegate may pass a dot pointer shifted so that only its chunk is real memory).
+    int isolation_errors = 0;
+    if (parts > 1) {
+      const size_t row_elems = static_cast<size_t>(s.out_w) * s.out_channels;
+      std::vector<int32_t> lone(n_out, kSentinel);
+      for (int t = 0; t < parts && isolation_errors == 0; ++t) {
+        const int rb = static_cast<int>(static_cast<long long>(rows) * t * t / (parts * parts));
+        const int re =
+            static_cast<int>(static_cast<long long>(rows) * (t + 1) * (t + 1) / (parts * parts));
+        std::fill(lone.begin(), lone.end(), kSentinel);
+        kernel->run(s, prepared, reinterpret_cast<const int32_t*>(input_bits_.data()),
+                    reinterpret_cast<const int32_t*>(filter_bits_.data()), lone.data(), rb, re);
+        for (size_t i = 0; i < n_out; ++i) {
+          const int r = static_cast<int>(i / row_elems);
+          const bool inside = r >= rb && r < re;
+          if (inside != (lone[i] != kSentinel)) {
+            std::printf("FAIL %s: run over rows [%d, %d) %s row %d (%s)\n", kernel->name, rb,
+                        re, inside ? "did not write" : "wrote", r, describe().c_str());
+            ++isolation_errors;
+            break;
+          }
+        }
+      }
+    }
     if (kernel->release != nullptr) kernel->release(prepared);
 
-    int bad = 0;
+    int bad = isolation_errors;
     for (size_t g = 0; g < kGuard; ++g) {
       if (out[g] != kSentinel || out[kGuard + n_out + g] != kSentinel) {
         if (bad++ < 1)
