@@ -29,7 +29,7 @@ const char* isa_part(const char* name) {
 }
 
 // force matches a kernel by full name, or by the start of its ISA part
-// ("reference", "scalar", "avx2", "avx512vpopcnt", "neon", "scalar_popcnt").
+// ("reference", "scalar", "scalar_popcnt", "avx2", "avx512bw", "avx512vpopcnt", "neon").
 const BConv2DKernel* find_forced(const BConv2DShape& shape, const char* force) {
   for (const BConv2DKernel* const* k = kKernels; *k; ++k)
     if (std::strcmp((*k)->name, force) == 0) return (*k)->supported(shape) ? *k : nullptr;
@@ -70,14 +70,14 @@ const BConv2DKernel* select_bconv2d_kernel(const BConv2DShape& shape, const char
     const CpuFeatures& f = cpu_features();
     std::fprintf(stderr,
                  "sbnn: bconv2d %dx%dx%dx%d -> %d, filter %dx%d, stride %d,%d, dilation %d,%d, "
-                 "groups %d, pad %d,%d (values %d)%s%s: %s [cpu:%s%s%s%s]\n",
+                 "groups %d, pad %d,%d (values %d)%s%s: %s [cpu:%s%s%s%s%s]\n",
                  shape.batch, shape.in_h, shape.in_w, shape.in_channels, shape.out_channels,
                  shape.filter_h, shape.filter_w, shape.stride_h, shape.stride_w,
                  shape.dilation_h, shape.dilation_w, shape.groups, shape.pad_top,
                  shape.pad_left, shape.pad_values, force ? ", forced " : "", force ? force : "",
                  chosen ? chosen->name : "(none)", f.x86_popcnt ? " popcnt" : "",
-                 f.x86_avx2 ? " avx2" : "", f.x86_avx512_vpopcnt ? " avx512vpopcntdq" : "",
-                 f.arm_neon ? " neon" : "");
+                 f.x86_avx2 ? " avx2" : "", f.x86_avx512bw ? " avx512bw" : "",
+                 f.x86_avx512_vpopcnt ? " avx512vpopcntdq" : "", f.arm_neon ? " neon" : "");
   }
   return chosen;
 }
