@@ -1,8 +1,12 @@
 """Install sbnn_keras: `pip install -e .[test]` (see README for the one-command set-up)."""
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 
@@ -23,8 +27,77 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=7.4", "hypothesis>=6.80", "scikit-learn>=1.3"],
+    # ai-edge-litert: the second runtime the delegate is tested in (coexists with TF 2.16:
+    # numpy 1.26, protobuf 4.25, ml-dtypes 0.3.2 all accepted).
+    "test": ["pytest>=7.4", "hypothesis>=6.80", "scikit-learn>=1.3", "ai-edge-litert==2.3.0"],
 }
+
+
+# ---- native runtime: libsbnn_delegate.so (tflite/, docs/runtime.md) -------------------
+# Built with CMake and placed in sbnn_keras/_native/: in the source tree for editable
+# installs (`pip install -e .`, `python setup.py build_ext --inplace`), in the wheel
+# otherwise. SBNN_SKIP_NATIVE=1 skips it (sbnn_keras.runtime then reports how to build).
+NATIVE_LIBRARY = "libsbnn_delegate.so"
+
+
+class CMakeLibrary(Extension):
+    """A shared library built by CMake rather than by setuptools' compiler."""
+
+    def __init__(self, name: str, source_dir: Path, target: str):
+        super().__init__(name, sources=[])
+        self.source_dir = source_dir
+        self.target = target
+
+
+class BuildNative(build_ext):
+    """build_ext that runs CMake on tflite/ and copies the library into the package."""
+
+    def run(self):
+        if os.environ.get("SBNN_SKIP_NATIVE") == "1":
+            print("SBNN_SKIP_NATIVE=1: not building the native delegate")
+            return
+        for ext in self.extensions:
+            self._build_cmake(ext)
+
+    def _destinations(self, ext):
+        package = ext.name.rpartition(".")[0]
+        dests = [Path(self.build_lib, *package.split("."))]
+        if self.inplace or getattr(self, "editable_mode", False):
+            build_py = self.get_finalized_command("build_py")
+            dests.append(Path(build_py.get_package_dir(package)).resolve())
+        return dests
+
+    def _build_cmake(self, ext):
+        cmake = shutil.which("cmake")
+        if cmake is None:
+            raise RuntimeError(
+                "building the sbnn delegate needs cmake >= 3.16 and a C++17 compiler "
+                "(Debian: apt-get install cmake g++), or set SBNN_SKIP_NATIVE=1"
+            )
+        build_dir = Path(self.build_temp).resolve() / "sbnn_tflite"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.check_call(
+            [cmake, "-S", str(ext.source_dir), "-B", str(build_dir),
+             "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF",
+             "-DSBNN_CORE_TESTS=OFF", "-DSBNN_CORE_BENCH=OFF"]
+        )
+        jobs = str(max(1, min(os.cpu_count() or 1, 8)))
+        subprocess.check_call(
+            [cmake, "--build", str(build_dir), "--target", ext.target, "-j", jobs]
+        )
+        for dest in self._destinations(ext):
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(build_dir / NATIVE_LIBRARY, dest / NATIVE_LIBRARY)
+
+    def get_outputs(self):
+        return [
+            str(Path(self.build_lib, *ext.name.rpartition(".")[0].split("."), NATIVE_LIBRARY))
+            for ext in self.extensions
+        ]
+
+    def get_output_mapping(self):
+        return {}
+
 
 setup(
     name="sbnn_keras",
@@ -37,6 +110,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9,<3.13",
     packages=find_packages(include=["sbnn_keras", "sbnn_keras.*"]),
+    ext_modules=[CMakeLibrary("sbnn_keras._native.sbnn_delegate", HERE / "tflite", "sbnn_delegate")],
+    cmdclass={"build_ext": BuildNative},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": []},

@@ -107,12 +107,17 @@ def _c_api() -> ctypes.CDLL:
         lib.sbnn_delegate_tested_runtimes.restype = ctypes.c_char_p
         lib.sbnn_delegate_describe.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
         lib.sbnn_delegate_describe.restype = ctypes.c_size_t
+        lib.sbnn_delegate_kernel_known.argtypes = [ctypes.c_char_p]
+        lib.sbnn_delegate_kernel_known.restype = ctypes.c_int
         _C_LIBS[path] = lib
     return lib
 
 
 def available_kernels() -> list:
-    """Names accepted by ``kernel=``: ``"auto"``, ``"reference"`` and every compiled kernel.
+    """``"auto"``, ``"reference"`` and the names of the compiled bconv2d kernels.
+
+    ``kernel=`` also accepts the start of a kernel's instruction-set part (the text
+    after ``__``, e.g. ``"avx2"`` or ``"scalar"``).
 
     Whether a compiled kernel runs on this CPU and shape is decided per node; a
     forced kernel that cannot run makes ``allocate_tensors`` fail with a message.
@@ -152,9 +157,11 @@ def _check_num_threads(num_threads: Any) -> None:
 def _check_kernel(kernel: Any) -> None:
     if not isinstance(kernel, str):
         raise ValueError(f"kernel must be a string, got {kernel!r}")
-    known = available_kernels()
-    if kernel not in known:
-        raise ValueError(f"kernel must be one of {known}, got {kernel!r}")
+    if not _c_api().sbnn_delegate_kernel_known(kernel.encode()):
+        raise ValueError(
+            f"kernel must be 'auto', 'reference', a kernel name or an instruction-set "
+            f"prefix of one (compiled: {available_kernels()[1:]}), got {kernel!r}"
+        )
 
 
 def load_delegate(

@@ -97,10 +97,18 @@ std::string kernels_string() {
   return s;
 }
 
+// Accepts what select_bconv2d_kernel can match: "auto", "reference", a full
+// kernel name, or the start of the ISA part of one (after "__", e.g. "avx2").
 bool known_kernel(const std::string& name) {
   if (name == "auto" || name == "reference") return true;
-  for (const BConv2DKernel* const* k = all_bconv2d_kernels(); k != nullptr && *k != nullptr; ++k)
-    if ((*k)->name != nullptr && name == (*k)->name) return true;
+  if (name.empty() || name.size() > 128) return false;
+  for (const BConv2DKernel* const* k = all_bconv2d_kernels(); k != nullptr && *k != nullptr; ++k) {
+    if ((*k)->name == nullptr) continue;
+    const std::string full = (*k)->name;
+    if (name == full) return true;
+    const size_t sep = full.find("__");
+    if (sep != std::string::npos && full.compare(sep + 2, name.size(), name) == 0) return true;
+  }
   return false;
 }
 
@@ -362,6 +370,10 @@ SBNN_API const char* sbnn_delegate_tested_runtimes(void) {
 SBNN_API const char* sbnn_delegate_kernels(void) {
   static const std::string s = sbnn::kernels_string();
   return s.c_str();
+}
+
+SBNN_API int sbnn_delegate_kernel_known(const char* name) {
+  return name != nullptr && sbnn::known_kernel(name) ? 1 : 0;
 }
 
 SBNN_API size_t sbnn_delegate_describe(const struct TfLiteDelegate* delegate, char* buf,

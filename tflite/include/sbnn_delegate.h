@@ -72,6 +72,11 @@ SBNN_API const char* sbnn_delegate_tested_runtimes(void);
  * this CPU or not); "reference" is always accepted too. */
 SBNN_API const char* sbnn_delegate_kernels(void);
 
+/* 1 if `name` is accepted as SbnnDelegateOptions.kernel: "auto", "reference", a
+ * kernel name, or the start of a kernel's instruction-set part (e.g. "avx2",
+ * "scalar"). Whether it supports a given shape is decided per node. */
+SBNN_API int sbnn_delegate_kernel_known(const char* name);
+
 /* Writes a one-line-per-node description of what the delegate claimed and which
  * kernel each LceBconv2d node uses into buf (NUL-terminated, truncated to size).
  * Returns the length of the full description. */
