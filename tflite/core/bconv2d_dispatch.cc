@@ -41,19 +41,6 @@ const BConv2DKernel* find_forced(const BConv2DShape& shape, const char* force) {
   return nullptr;
 }
 
-// Shape-dependent preference among the supported kernels: the wide AVX-512 tile wastes
-// lanes when a group has few output channels, the narrow one is then preferred.
-bool skip_for_shape(const BConv2DKernel* k, const BConv2DShape& s) {
-  if (k == &kBConv2DKernel_reference) return false;
-#if defined(__x86_64__) || defined(_M_X64)
-  const int og = s.groups > 0 ? s.out_channels / s.groups : s.out_channels;
-  if (k == &kBConv2DKernel_avx512vpopcnt_6x32) return og % 32 != 0 && og <= 48;
-#else
-  (void)s;
-#endif
-  return false;
-}
-
 }  // namespace
 
 const BConv2DKernel* const* all_bconv2d_kernels() { return kKernels; }
@@ -64,7 +51,7 @@ const BConv2DKernel* select_bconv2d_kernel(const BConv2DShape& shape, const char
     chosen = find_forced(shape, force);
   } else {
     for (const BConv2DKernel* const* k = kKernels; *k && !chosen; ++k)
-      if ((*k)->supported(shape) && !skip_for_shape(*k, shape)) chosen = *k;
+      if ((*k)->supported(shape)) chosen = *k;
   }
   if (log_enabled()) {
     const CpuFeatures& f = cpu_features();

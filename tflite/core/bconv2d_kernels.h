@@ -12,7 +12,6 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define SBNN_BCONV2D_ISA_KERNELS(X) \
   X(avx512vpopcnt_6x32)             \
-  X(avx512vpopcnt_4x16)             \
   X(avx512bw_lut_4x16)              \
   X(avx2_lut_3x8)                   \
   X(scalar_popcnt_2x4)
