@@ -302,8 +302,10 @@ DIST_SCRIPT = textwrap.dedent(
     directory = sys.argv[1]
     chief = st.is_chief()
     x, y = make_data(128)
+    # overwrite=False everywhere: the directory is fresh, and a chief that wiped it
+    # could race with workers that already started.
     tuner = st.RandomSearch(build_model, max_trials=4, seed=11, directory=directory,
-                            project_name="dist", overwrite=chief, ec=(0.02, 0.3))
+                            project_name="dist", ec=(0.02, 0.3))
     tuner.search(x, y, validation_data=(x[:64], y[:64]), epochs=1, batch_size=64, verbose=0)
     if chief:
         trials = tuner.trials()
@@ -324,17 +326,6 @@ def _free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait_for_port(port, deadline, process):
-    while time.time() < deadline:
-        if process.poll() is not None:
-            return False
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.5)
-    return False
 
 
 @pytest.mark.slow
@@ -363,9 +354,7 @@ def test_distributed_chief_and_two_workers(tmp_path):
                 env=dict(base_env, KERASTUNER_TUNER_ID=tuner_id),
                 stdout=logs[tuner_id], stderr=subprocess.STDOUT, cwd=str(tmp_path),
             )
-            if tuner_id == "chief":  # workers start once the oracle serves
-                assert _wait_for_port(port, deadline, processes["chief"]), (
-                    tmp_path / "chief.log").read_text()[-3000:]
+            # workers may start before the chief serves: their gRPC calls wait for it
         for tuner_id in ("tuner0", "tuner1", "chief"):
             try:
                 code = processes[tuner_id].wait(timeout=max(1.0, deadline - time.time()))
