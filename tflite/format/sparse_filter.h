@@ -1,0 +1,249 @@
+// SBF1: compact storage of sparse binary filters (see sbnn_keras/sparse_format.py,
+// the reference encoder/decoder and the format description). This is the native
+// decoder: it expands SBF1 bytes into LCE's bitpacked OHWI filter words, checking
+// every field and every read against the buffer size first. Header only, C++17,
+// no allocation, no exceptions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+namespace sbnn {
+namespace sbf1 {
+
+constexpr std::size_t kHeaderSize = 32;
+constexpr uint32_t kMaxRiceK = 24;
+constexpr uint64_t kMaxChannelWeights = (uint64_t{1} << 31) - 1;
+constexpr uint64_t kMaxFilterWeights = uint64_t{1} << 26;
+
+struct Header {
+  uint32_t rice_k = 0;
+  uint32_t out_channels = 0, filter_h = 0, filter_w = 0, channels = 0;
+  uint32_t total_connections = 0, payload_bits = 0;
+};
+
+inline uint32_t ReadU32(const uint8_t* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+
+// Parses and validates the header. On failure writes a message into `error`.
+inline bool ParseHeader(const uint8_t* data, std::size_t size, Header* h, char* error,
+                        std::size_t error_size) {
+  if (size < kHeaderSize) {
+    std::snprintf(error, error_size, "SBF1: %zu bytes is shorter than the 32-byte header", size);
+    return false;
+  }
+  if (std::memcmp(data, "SBF1", 4) != 0) {
+    std::snprintf(error, error_size, "SBF1: bad magic");
+    return false;
+  }
+  if (data[4] != 1) {
+    std::snprintf(error, error_size, "SBF1: unsupported version %u", unsigned(data[4]));
+    return false;
+  }
+  h->rice_k = data[5];
+  if (h->rice_k > kMaxRiceK || data[6] != 0 || data[7] != 0) {
+    std::snprintf(error, error_size, "SBF1: bad rice_k %u or reserved field", h->rice_k);
+    return false;
+  }
+  h->out_channels = ReadU32(data + 8);
+  h->filter_h = ReadU32(data + 12);
+  h->filter_w = ReadU32(data + 16);
+  h->channels = ReadU32(data + 20);
+  h->total_connections = ReadU32(data + 24);
+  h->payload_bits = ReadU32(data + 28);
+  if (!h->out_channels || !h->filter_h || !h->filter_w || !h->channels) {
+    std::snprintf(error, error_size, "SBF1: zero dimension in the shape");
+    return false;
+  }
+  const uint64_t per_channel = uint64_t(h->filter_h) * h->filter_w * h->channels;
+  if (per_channel > kMaxChannelWeights || per_channel * h->out_channels > kMaxFilterWeights) {
+    std::snprintf(error, error_size, "SBF1: shape %ux%ux%ux%u is too large", h->out_channels,
+                  h->filter_h, h->filter_w, h->channels);
+    return false;
+  }
+  const uint64_t payload_bytes = (uint64_t(h->payload_bits) + 7) / 8;
+  if (payload_bytes != size - kHeaderSize) {
+    std::snprintf(error, error_size, "SBF1: payload has %zu bytes, header says %u bits",
+                  size - kHeaderSize, h->payload_bits);
+    return false;
+  }
+  if (uint64_t(h->payload_bits) < 2ull * h->out_channels) {
+    std::snprintf(error, error_size, "SBF1: payload too short for %u channels", h->out_channels);
+    return false;
+  }
+  return true;
+}
+
+class BitReader {
+ public:
+  BitReader(const uint8_t* data, uint64_t nbits) : data_(data), nbits_(nbits) {}
+  uint64_t pos() const { return pos_; }
+  bool Bit(uint32_t* bit) {
+    if (pos_ >= nbits_) return false;
+    *bit = (data_[pos_ >> 3] >> (pos_ & 7)) & 1u;
+    ++pos_;
+    return true;
+  }
+  bool Bits(uint32_t n, uint64_t* value) {
+    if (n > 32 || pos_ + n > nbits_) return false;
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t b;
+      Bit(&b);
+      v |= uint64_t(b) << i;
+    }
+    *value = v;
+    return true;
+  }
+  // Rice(k) value, refusing anything above `limit`.
+  bool Rice(uint32_t k, uint64_t limit, uint64_t* value) {
+    uint64_t q = 0;
+    for (;;) {
+      uint32_t b;
+      if (!Bit(&b)) return false;
+      if (!b) break;
+      if (++q > (limit >> k)) return false;
+    }
+    uint64_t r;
+    if (!Bits(k, &r)) return false;
+    *value = (q << k) | r;
+    return *value <= limit;
+  }
+  // Exp-Golomb order 0, refusing anything above `limit`.
+  bool ExpGolomb(uint64_t limit, uint64_t* value) {
+    uint32_t zeros = 0, b = 0;
+    for (;;) {
+      if (!Bit(&b)) return false;
+      if (b) break;
+      if (++zeros > 40) return false;
+    }
+    uint64_t x = 1;
+    for (uint32_t i = 0; i < zeros; ++i) {
+      if (!Bit(&b)) return false;
+      x = (x << 1) | b;
+    }
+    *value = x - 1;
+    return *value <= limit;
+  }
+
+ private:
+  const uint8_t* data_;
+  uint64_t nbits_;
+  uint64_t pos_ = 0;
+};
+
+// Number of int32 words of the bitpacked OHWI filter for header `h`.
+inline uint64_t PackedWords(const Header& h) {
+  return uint64_t(h.out_channels) * h.filter_h * h.filter_w * ((h.channels + 31) / 32);
+}
+
+// Decodes into LCE's bitpacked filter: int32 words [O, H, W, ceil(C/32)], bit 1 = -1
+// (not a connection), bit 0 = +1 (a connection), padding bits 0. `out_words` must
+// hold `PackedWords(h)` words. Returns false with a message on any inconsistency.
+inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& h,
+                           int32_t* out_words, uint64_t out_capacity, char* error,
+                           std::size_t error_size) {
+  const uint32_t words_per_tap = (h.channels + 31) / 32;
+  const uint64_t taps = uint64_t(h.filter_h) * h.filter_w;
+  const uint64_t per_channel = taps * h.channels;
+  if (out_capacity < PackedWords(h)) {
+    std::snprintf(error, error_size, "SBF1: output buffer too small");
+    return false;
+  }
+  // Start from "no connection": all real channel bits 1, padding bits 0.
+  for (uint64_t o = 0; o < h.out_channels; ++o) {
+    for (uint64_t t = 0; t < taps; ++t) {
+      for (uint32_t w = 0; w < words_per_tap; ++w) {
+        const uint32_t first = w * 32;
+        const uint32_t n = h.channels - first < 32 ? h.channels - first : 32;
+        const uint32_t bits = n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1u);
+        out_words[(o * taps + t) * words_per_tap + w] = int32_t(bits);
+      }
+    }
+  }
+  auto connect = [&](uint64_t o, uint64_t position) {
+    const uint64_t tap = position / h.channels;
+    const uint32_t c = uint32_t(position % h.channels);
+    int32_t& word = out_words[(o * taps + tap) * words_per_tap + c / 32];
+    word = int32_t(uint32_t(word) & ~(1u << (c % 32)));
+  };
+  BitReader reader(data + kHeaderSize, h.payload_bits);
+  uint64_t count = 0;
+  for (uint64_t o = 0; o < h.out_channels; ++o) {
+    uint64_t mode;
+    if (!reader.Bits(2, &mode)) {
+      std::snprintf(error, error_size, "SBF1: stream ends in the mode of channel %llu",
+                    (unsigned long long)o);
+      return false;
+    }
+    if (mode == 1) {  // all connections
+      for (uint64_t p = 0; p < per_channel; ++p) connect(o, p);
+      count += per_channel;
+    } else if (mode == 2) {  // none
+    } else if (mode == 0) {  // coded
+      uint64_t n;
+      if (!reader.ExpGolomb(per_channel - 1, &n)) {
+        std::snprintf(error, error_size, "SBF1: bad count in channel %llu", (unsigned long long)o);
+        return false;
+      }
+      ++n;
+      uint64_t p = 0;
+      for (uint64_t i = 0; i < n; ++i) {
+        uint64_t gap;
+        if (!reader.Rice(h.rice_k, per_channel - 1, &gap)) {
+          std::snprintf(error, error_size, "SBF1: bad gap %llu in channel %llu",
+                        (unsigned long long)i, (unsigned long long)o);
+          return false;
+        }
+        p = (i == 0) ? gap : p + gap + 1;
+        if (p >= per_channel) {
+          std::snprintf(error, error_size, "SBF1: position %llu out of range in channel %llu",
+                        (unsigned long long)p, (unsigned long long)o);
+          return false;
+        }
+        connect(o, p);
+      }
+      count += n;
+    } else {  // raw bitmap
+      if (reader.pos() + per_channel > h.payload_bits) {
+        std::snprintf(error, error_size, "SBF1: stream ends in raw channel %llu",
+                      (unsigned long long)o);
+        return false;
+      }
+      for (uint64_t p = 0; p < per_channel; ++p) {
+        uint32_t b;
+        reader.Bit(&b);
+        if (b) {
+          connect(o, p);
+          ++count;
+        }
+      }
+    }
+    if (count > h.total_connections) {
+      std::snprintf(error, error_size, "SBF1: more connections than the header's %u",
+                    h.total_connections);
+      return false;
+    }
+  }
+  if (count != h.total_connections) {
+    std::snprintf(error, error_size, "SBF1: %llu connections decoded, header says %u",
+                  (unsigned long long)count, h.total_connections);
+    return false;
+  }
+  if (reader.pos() != h.payload_bits) {
+    std::snprintf(error, error_size, "SBF1: unused payload bits after the last channel");
+    return false;
+  }
+  const uint32_t tail = h.payload_bits % 8;
+  if (tail && (data[size - 1] >> tail) != 0) {
+    std::snprintf(error, error_size, "SBF1: padding bits after the payload are not zero");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace sbf1
+}  // namespace sbnn
