@@ -38,6 +38,7 @@ __all__ = [
     "Interpreter",
     "UnsupportedRuntimeError",
     "available_kernels",
+    "check_model",
     "describe",
     "library_path",
     "load_delegate",
@@ -240,6 +241,74 @@ def load_delegate(
         raise ValueError(f"the sbnn delegate refused to load: {message}") from None
 
 
+_ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 11: 16, 16: 4}
+
+
+def check_model(content: bytes, runtime: str = "tensorflow") -> None:
+    """Structural check of a ``.tflite`` flatbuffer before a runtime reads it.
+
+    The TFLite Python interpreters build the model without verifying the buffer,
+    so a truncated or corrupted file can crash the process. This decodes every
+    table (Python's bounds checks turn bad offsets into exceptions) and checks
+    that tensor, buffer and opcode indices are in range and constant buffers are
+    as large as their tensors' shapes.
+
+    Raises:
+        ValueError: the content is not a well-formed model; the message says why.
+    """
+    _check_runtime_name(runtime)
+    if len(content) < 8 or bytes(content[4:8]) != b"TFL3":
+        raise ValueError("not a .tflite flatbuffer (no 'TFL3' file identifier at offset 4)")
+    if runtime == "tensorflow":
+        from tensorflow.lite.python import schema_py_generated as schema
+    else:
+        from ai_edge_litert import schema_py_generated as schema
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytearray(content), 0))
+    except Exception as err:  # noqa: BLE001 - any decoding failure means a bad file
+        raise ValueError(
+            f"the .tflite flatbuffer is truncated or corrupted ({type(err).__name__}: {err})"
+        ) from None
+    buffers = model.buffers or []
+    n_codes = len(model.operatorCodes or [])
+    if not model.subgraphs:
+        raise ValueError("the .tflite model has no subgraph")
+
+    def bad(msg):
+        raise ValueError(f"the .tflite model is inconsistent: {msg}")
+
+    for g, sg in enumerate(model.subgraphs):
+        tensors = sg.tensors or []
+        n_t = len(tensors)
+        for i, t in enumerate(tensors):
+            shape = [] if t.shape is None else [int(d) for d in t.shape]
+            if any(d < 0 for d in shape):
+                bad(f"subgraph {g} tensor {i} has shape {shape}")
+            if not 0 <= t.buffer < max(1, len(buffers)):
+                bad(f"subgraph {g} tensor {i} refers to buffer {t.buffer} of {len(buffers)}")
+            buf = buffers[t.buffer] if buffers else None
+            data = None if buf is None else buf.data
+            if buf is not None and (buf.offset or 0) > 1:
+                if buf.offset + (buf.size or 0) > len(content):
+                    bad(f"buffer {t.buffer} lies outside the file")
+            elif data is not None and len(data) > 0 and t.type in _ELEMENT_BYTES:
+                need = int(np.prod(shape, dtype=np.int64)) * _ELEMENT_BYTES[t.type]
+                if len(data) < need:
+                    bad(f"subgraph {g} tensor {i}: buffer of {len(data)} bytes for {need}")
+        for name, idx in (("input", sg.inputs), ("output", sg.outputs)):
+            for k in [] if idx is None else idx:
+                if not 0 <= k < n_t:
+                    bad(f"subgraph {g} {name} tensor {k} of {n_t}")
+        for j, op in enumerate(sg.operators or []):
+            if not 0 <= op.opcodeIndex < n_codes:
+                bad(f"subgraph {g} op {j} has opcode index {op.opcodeIndex} of {n_codes}")
+            for k in list([] if op.inputs is None else op.inputs) + list(
+                [] if op.outputs is None else op.outputs
+            ):
+                if not -1 <= k < n_t:
+                    bad(f"subgraph {g} op {j} refers to tensor {k} of {n_t}")
+
+
 def describe(delegate) -> str:
     """What a delegate claimed: one line per LCE node, with the bconv2d kernel used."""
     ptr = delegate._get_native_delegate_pointer()  # pylint: disable=protected-access
@@ -282,6 +351,9 @@ class Interpreter:
         *,
         runtime: str = "tensorflow",
     ):
+        _check_runtime_name(runtime)
+        _check_num_threads(num_threads)
+        _check_kernel(kernel)
         if isinstance(model_content_or_path, (bytes, bytearray, memoryview)):
             content = bytes(model_content_or_path)
         elif isinstance(model_content_or_path, (str, os.PathLike)):
@@ -298,6 +370,10 @@ class Interpreter:
             raise ValueError(
                 f"model_content_or_path: {len(content)} bytes is not a .tflite model"
             )
+        try:
+            check_model(content, runtime)
+        except ValueError as err:
+            raise ValueError(f"model_content_or_path: {err}") from None
         self._delegate = load_delegate(num_threads, kernel, runtime=runtime)
         if runtime == "tensorflow":
             import tensorflow as tf

@@ -155,7 +155,7 @@ void* kernel_init(abi::Context* ctx, const char* buffer, size_t /*length*/, OpKi
       params->nodes_to_replace->size != 1 || params->delegate == nullptr ||
       params->delegate->data_ == nullptr) {
     if (ctx != nullptr && ctx->ReportError != nullptr)
-      ctx->ReportError(ctx, "sbnn delegate: unexpected delegate kernel parameters");
+      ctx->ReportError(ctx, "sbnn delegate: unexpected delegate kernel parameters\n");
     return nullptr;
   }
   auto* state = static_cast<State*>(params->delegate->data_);
@@ -163,13 +163,13 @@ void* kernel_init(abi::Context* ctx, const char* buffer, size_t /*length*/, OpKi
   abi::Node* node = nullptr;
   abi::Registration* reg = nullptr;
   if (ctx->GetNodeAndRegistration(ctx, node_index, &node, &reg) != abi::kOk || node == nullptr) {
-    ctx->ReportError(ctx, "sbnn delegate: cannot read node %d", node_index);
+    ctx->ReportError(ctx, "sbnn delegate: cannot read node %d\n", node_index);
     return nullptr;
   }
   try {
     return create_op(kind, node_index, *node, &state->shared).release();
   } catch (const std::bad_alloc&) {
-    ctx->ReportError(ctx, "sbnn delegate: out of memory creating node %d", node_index);
+    ctx->ReportError(ctx, "sbnn delegate: out of memory creating node %d\n", node_index);
     return nullptr;
   }
 }
@@ -179,7 +179,7 @@ void kernel_free(abi::Context*, void* buffer) { delete static_cast<Op*>(buffer);
 abi::Status kernel_prepare(abi::Context* ctx, abi::Node* node) {
   auto* op = static_cast<Op*>(node->user_data);
   if (op == nullptr) {
-    ctx->ReportError(ctx, "sbnn delegate: node was not initialised (see the previous error)");
+    ctx->ReportError(ctx, "sbnn delegate: node was not initialised (see the previous error)\n");
     return abi::kError;
   }
   try {
@@ -241,7 +241,7 @@ abi::Status delegate_prepare(abi::Context* ctx, abi::Delegate* delegate) {
     if (ctx != nullptr && ctx->ReportError != nullptr)
       ctx->ReportError(ctx,
                        "sbnn delegate: the runtime's TfLiteContext does not look like the "
-                       "declared ABI (%s); refusing to run",
+                       "declared ABI (%s); refusing to run\n",
                        err);
     return abi::kError;
   }

@@ -79,7 +79,7 @@ abi::Status Op::fail(abi::Context* ctx, const char* fmt, ...) const {
   std::vsnprintf(msg, sizeof(msg), fmt, args);
   va_end(args);
   if (ctx != nullptr && ctx->ReportError != nullptr)
-    ctx->ReportError(ctx, "%s (node %d): %s", op_kind_name(kind_), node_index_, msg);
+    ctx->ReportError(ctx, "%s (node %d): %s\n", op_kind_name(kind_), node_index_, msg);
   return abi::kError;
 }
 
