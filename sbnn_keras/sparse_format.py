@@ -26,7 +26,9 @@ Bitstream, for each output channel in order:
     2 bits mode: 0 = coded connections, 1 = every weight is a connection,
                  2 = no connection, 3 = raw bitmap (the encoder picks the shorter of
                  0 and 3, so no channel costs more than ~1 bit per weight)
-    mode 0: count n (>= 1) as Exp-Golomb order 0 of (n - 1), then n gaps as Rice(k):
+    mode 0: 1 polarity bit (0: the coded positions are the +1 weights, the rest are
+            -1; 1: the coded positions are the -1 weights), then the count n (>= 1)
+            as Exp-Golomb order 0 of (n - 1), then n gaps as Rice(k):
             the first gap is the first position, each next gap is
             position - previous position - 1. Positions index the
             ``filter_h * filter_w * channels`` weights of the channel in HWI order.
@@ -187,10 +189,16 @@ def encode_filter(wb: np.ndarray, rice_k: int | None = None) -> bytes:
     per_channel = fh * fw * channels
     if per_channel >= MAX_WEIGHTS:
         raise ValueError(f"encode_filter: {per_channel} weights per channel is too many.")
-    flat = (wb.reshape(out_channels, per_channel) > 0)
+    flat = wb.reshape(out_channels, per_channel) > 0
     positions = [np.flatnonzero(row) for row in flat]
+    # code the minority value of each channel (a filter whose sign was flipped by the
+    # converter is as compact as the original)
+    minority = []
+    for row, pos in zip(flat, positions):
+        inverted = pos.size > per_channel // 2
+        minority.append((inverted, np.flatnonzero(~row) if inverted else pos))
     all_gaps = []
-    for pos in positions:
+    for _, pos in minority:
         if 0 < pos.size < per_channel:
             all_gaps.append(np.diff(pos, prepend=-1) - 1)
     gaps = np.concatenate(all_gaps) if all_gaps else np.zeros(0, np.int64)
@@ -200,7 +208,7 @@ def encode_filter(wb: np.ndarray, rice_k: int | None = None) -> bytes:
         raise ValueError(f"encode_filter: `rice_k` must be in [0, {MAX_RICE_K}], got {rice_k!r}.")
     writer = _BitWriter()
     total = 0
-    for pos in positions:
+    for pos, (inverted, coded) in zip(positions, minority):
         n = int(pos.size)
         total += n
         if n == per_channel:
@@ -208,11 +216,13 @@ def encode_filter(wb: np.ndarray, rice_k: int | None = None) -> bytes:
         elif n == 0:
             writer.write(MODE_NONE, 2)
         else:
-            gaps_c = np.diff(pos, prepend=-1) - 1
-            coded_bits = _rice_cost(gaps_c, rice_k) + 2 * (n.bit_length()) - 1
+            m = int(coded.size)
+            gaps_c = np.diff(coded, prepend=-1) - 1
+            coded_bits = 1 + _rice_cost(gaps_c, rice_k) + 2 * m.bit_length() - 1
             if coded_bits < per_channel:
                 writer.write(MODE_CODED, 2)
-                writer.exp_golomb(n - 1)
+                writer.write(int(inverted), 1)
+                writer.exp_golomb(m - 1)
                 for g in gaps_c:
                     writer.rice(int(g), rice_k)
             else:
@@ -277,7 +287,10 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
         elif mode == MODE_NONE:
             pass
         elif mode == MODE_CODED:
+            inverted = reader.read(1, f"polarity of channel {o}")
             n = reader.exp_golomb(per_channel - 1, f"count of channel {o}") + 1
+            if inverted:
+                out[o] = 1
             p = -1
             for i in range(n):
                 gap = reader.rice(rice_k, per_channel - 1, f"gap {i} of channel {o}")
@@ -286,8 +299,8 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
                     raise SparseFilterError(
                         f"SBF1: channel {o} position {p} is out of range (channel has {per_channel} weights)."
                     )
-                out[o, p] = 1
-            count += n
+                out[o, p] = -1 if inverted else 1
+            count += per_channel - n if inverted else n
         else:  # MODE_RAW
             reader._need(per_channel, f"raw bits of channel {o}")
             row = reader.bits[reader.pos : reader.pos + per_channel]

@@ -170,6 +170,12 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
     int32_t& word = out_words[(o * taps + tap) * words_per_tap + c / 32];
     word = int32_t(uint32_t(word) & ~(1u << (c % 32)));
   };
+  auto disconnect = [&](uint64_t o, uint64_t position) {
+    const uint64_t tap = position / h.channels;
+    const uint32_t c = uint32_t(position % h.channels);
+    int32_t& word = out_words[(o * taps + tap) * words_per_tap + c / 32];
+    word = int32_t(uint32_t(word) | (1u << (c % 32)));
+  };
   BitReader reader(data + kHeaderSize, h.payload_bits);
   uint64_t count = 0;
   for (uint64_t o = 0; o < h.out_channels; ++o) {
@@ -184,6 +190,14 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
       count += per_channel;
     } else if (mode == 2) {  // none
     } else if (mode == 0) {  // coded
+      uint64_t inverted;
+      if (!reader.Bits(1, &inverted)) {
+        std::snprintf(error, error_size, "SBF1: stream ends in channel %llu", (unsigned long long)o);
+        return false;
+      }
+      if (inverted) {
+        for (uint64_t p = 0; p < per_channel; ++p) connect(o, p);
+      }
       uint64_t n;
       if (!reader.ExpGolomb(per_channel - 1, &n)) {
         std::snprintf(error, error_size, "SBF1: bad count in channel %llu", (unsigned long long)o);
@@ -204,9 +218,13 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
                         (unsigned long long)p, (unsigned long long)o);
           return false;
         }
-        connect(o, p);
+        if (inverted) {
+          disconnect(o, p);
+        } else {
+          connect(o, p);
+        }
       }
-      count += n;
+      count += inverted ? per_channel - n : n;
     } else {  // raw bitmap
       if (reader.pos() + per_channel > h.payload_bits) {
         std::snprintf(error, error_size, "SBF1: stream ends in raw channel %llu",
