@@ -272,6 +272,14 @@ def test_build_model_must_return_a_tf_keras_sbnn_model(tmp_path):
     with pytest.raises(kt.errors.FatalTypeError, match="must return a tf_keras"):
         st.RandomSearch(lambda hp: "not a model", max_trials=1, directory=str(tmp_path))
 
+    import keras  # Keras 3, which KerasTuner itself imports
+
+    def keras3_model(hp):
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+    with pytest.raises(kt.errors.FatalTypeError, match="It is a Keras 3 model"):
+        st.RandomSearch(keras3_model, max_trials=1, directory=str(tmp_path))
+
     def dense_only(hp):
         inputs = tf.keras.Input((8, 8, 1))
         outputs = tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(inputs))
@@ -281,6 +289,17 @@ def test_build_model_must_return_a_tf_keras_sbnn_model(tmp_path):
     x, y = make_data(16)
     with pytest.raises(kt.errors.FatalValueError, match="no SBNN layer"):
         tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+
+
+def test_distribution_strategy_scope(tmp_path, data):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    tuner = st.RandomSearch(build_model, max_trials=1, distribution_strategy=strategy,
+                            **common(tmp_path, "mirrored"))
+    tuner.search(data["x"], data["y"], validation_data=data["validation_data"], epochs=1,
+                 batch_size=64, verbose=0)
+    check_trials(tuner, 1)
+    model = tuner.get_best_models(1)[0]
+    assert model.distribute_strategy is strategy
 
 
 def test_missing_validation_data_is_a_clear_error(tmp_path, data):
