@@ -17,18 +17,18 @@ from sbnn_keras import _compat
 _compat.ensure_legacy_keras()
 
 import larq as lq  # noqa: E402
+import numpy as np  # noqa: E402
 import larq_compute_engine as lce  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from sbnn_keras import lowering  # noqa: E402
+from sbnn_keras import compress, lowering  # noqa: E402
 from sbnn_keras.tflite_model import TFLiteGraph, read_tflite  # noqa: E402
 
 __all__ = ["ConversionError", "ConversionReport", "LayerConversion", "convert", "convert_with_report"]
 
-FLAVORS = ("lce",)
-PLANNED_FLAVORS = ("sparse", "auto")
+FLAVORS = ("lce", "sparse", "auto")
 FLOAT_COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV"}
-BINARY_OPS = {"LceBconv2d"}
+BINARY_OPS = {"LceBconv2d", compress.SPARSE_OP}
 
 
 class ConversionError(ValueError):
@@ -44,6 +44,7 @@ class LayerConversion:
     binary: bool
     lowered: bool
     ops: list[str]
+    storage: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -83,10 +84,16 @@ class ConversionReport:
         return text
 
     def __str__(self) -> str:
-        rows = [("Layer", "Class", "Status", "TFLite ops")]
+        rows = [("Layer", "Class", "Status", "Weights", "TFLite ops")]
         for layer in self.layers:
-            rows.append((layer.name, layer.class_name, layer.status, ", ".join(layer.ops) or "-"))
-        widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
+            weights = "; ".join(
+                f"{s['format']} {s['bits_per_weight']:.3f} b/w (p={s['connections']:.3f})"
+                for s in layer.storage
+            )
+            rows.append(
+                (layer.name, layer.class_name, layer.status, weights or "-", ", ".join(layer.ops) or "-")
+            )
+        widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
         line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
         out = [f"Conversion report: {self.model_name} (flavor {self.flavor!r}, {self.size_bytes:,} bytes)", line]
         for i, row in enumerate(rows):
@@ -95,6 +102,12 @@ class ConversionReport:
                 out.append(line)
         out.append(line)
         out.append("Op counts: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.op_counts.items())))
+        n = sum(int(np.prod(s["filter_shape"])) for layer in self.layers for s in layer.storage)
+        if n:
+            stored = sum(s["stored_bytes"] for layer in self.layers for s in layer.storage)
+            out.append(
+                f"Binary filters: {n:,} weights in {stored:,} bytes ({8 * stored / n:.3f} bits/weight)"
+            )
         return "\n".join(out)
 
     def print(self, print_fn=print):
@@ -163,22 +176,22 @@ _TOKEN = re.compile(r"(?:^|[;/])m/(L\d+)(?=/|;|$)")
 
 
 def _attribute(graph: TFLiteGraph):
-    """Short layer names found in each op's output tensor names."""
+    """Short layer names found in each op's output tensor names. An op whose outputs
+    carry none (e.g. the model's output, named ``StatefulPartitionedCall:0``) takes
+    the names of its first input (for a binary conv: its LceQuantize, which the
+    converter names after the layer)."""
     result = []
     for op in graph.ops:
         tokens = set()
         for name in op.output_names:
             tokens.update(_TOKEN.findall(name))
+        if not tokens and op.inputs and op.inputs[0] >= 0:
+            tokens.update(_TOKEN.findall(graph.tensor_names[op.inputs[0]]))
         result.append(tokens)
     return result
 
 
 def _check_options(flavor, inference_input_type, inference_output_type, target, float_layers):
-    if flavor in PLANNED_FLAVORS:
-        raise ConversionError(
-            f"convert: flavor={flavor!r} (sparse kernels) is not available in this version; "
-            f"use one of {FLAVORS}."
-        )
     if flavor not in FLAVORS:
         raise ConversionError(f"convert: argument `flavor` must be one of {FLAVORS}, got {flavor!r}.")
     for arg, value in (("inference_input_type", inference_input_type), ("inference_output_type", inference_output_type)):
@@ -224,11 +237,22 @@ def convert_with_report(
         inference_output_type=inference_output_type,
         target=target,
     )
+    storages = []
+    if flavor in ("sparse", "auto"):
+        data, storages = compress.compress_filters(data, only_if_smaller=flavor == "auto")
     graph = read_tflite(data)
     by_short = {short[id(layer)]: layer for layer in model.layers}
     layer_ops = {layer.name: [] for layer in model.layers}
+    layer_storage = {layer.name: [] for layer in model.layers}
+    storage_by_op = {s.op_index: s for s in storages}
     unattributed = []
     for op, tokens in zip(graph.ops, _attribute(graph)):
+        if op.index in storage_by_op:
+            owners = [by_short[t] for t in tokens if t in by_short and by_short[t].name in binary]
+            if owners:
+                info = dataclasses.asdict(storage_by_op[op.index])
+                info["bits_per_weight"] = storage_by_op[op.index].bits_per_weight
+                layer_storage[owners[0].name].append(info)
         if not tokens:
             unattributed.append(op.name)
         for token in sorted(tokens, key=lambda t: int(t[1:])):
@@ -241,6 +265,7 @@ def convert_with_report(
             binary=layer.name in binary,
             lowered=layer.name in lowered_names,
             ops=layer_ops[layer.name],
+            storage=layer_storage[layer.name],
         )
         for layer in model.layers
     ]
@@ -254,7 +279,8 @@ def convert_with_report(
     )
     failed = [layer for layer in layers if layer.binary and layer.status != "binary"]
     expected = sum(1 for layer in layers if layer.binary)
-    if failed and report.op_counts.get("LceBconv2d", 0) < expected:
+    n_binary_ops = sum(report.op_counts.get(name, 0) for name in BINARY_OPS)
+    if failed and n_binary_ops < expected:
         raise ConversionError(
             "convert: binary layers "
             + ", ".join(f"{layer.name!r} ({layer.status.lower()}: {layer.ops or 'no ops'})" for layer in failed)
@@ -279,6 +305,11 @@ def convert(
         model: a built Sequential or functional ``tf.keras.Model``.
         flavor: ``"lce"``: only Larq Compute Engine ops (runs in LCE's own runtime
             and in stock TFLite with ``sbnn_keras.load_delegate``).
+            ``"sparse"``: every binary filter stored in the compact SBF1 form (near
+            h(p) bits/weight) as the project's ``SbnnBconv2d`` op; needs the
+            project's delegate, which picks sparse kernels for it.
+            ``"auto"``: SBF1 only where it is smaller than LCE's 1 bit/weight; the
+            delegate chooses the faster kernel per layer on the running machine.
         inference_input_type, inference_output_type: ``tf.float32`` or ``tf.int8``.
         target: ``"arm"`` (also right for x86) or ``"xcore"``, as in LCE.
         float_layers: names of binary layers to keep as float ops on purpose
