@@ -87,7 +87,7 @@ class BuildNative(build_ext):
         )
         for dest in self._destinations(ext):
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(build_dir / NATIVE_LIBRARY, dest / NATIVE_LIBRARY)
+            shutil.copy(build_dir / NATIVE_LIBRARY, dest / NATIVE_LIBRARY)  # fresh mtime
 
     def get_outputs(self):
         return [
