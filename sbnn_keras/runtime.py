@@ -29,7 +29,7 @@ import ctypes
 import importlib.metadata
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -128,20 +128,29 @@ def available_kernels() -> list:
 
 
 def runtime_version(runtime: str = "tensorflow") -> str:
-    """Version string of an installed runtime (``"tensorflow"`` or ``"ai_edge_litert"``)."""
+    """Version string of an installed runtime (``"tensorflow"`` or ``"ai_edge_litert"``).
+
+    Raises:
+        ValueError: unknown runtime name.
+        ImportError: ``ai_edge_litert`` is not installed.
+    """
     _check_runtime_name(runtime)
     if runtime == "tensorflow":
         import tensorflow as tf
 
         return tf.__version__
-    return importlib.metadata.version("ai-edge-litert")
+    try:
+        return importlib.metadata.version("ai-edge-litert")
+    except importlib.metadata.PackageNotFoundError:
+        raise ImportError(
+            "runtime='ai_edge_litert' needs the ai-edge-litert package "
+            f"(pip install 'ai-edge-litert=={TESTED_RUNTIMES['ai_edge_litert'][-1]}')"
+        ) from None
 
 
 def _check_runtime_name(runtime: Any) -> None:
     if runtime not in TESTED_RUNTIMES:
-        raise ValueError(
-            f"runtime must be one of {sorted(TESTED_RUNTIMES)}, got {runtime!r}"
-        )
+        raise ValueError(f"runtime must be one of {sorted(TESTED_RUNTIMES)}, got {runtime!r}")
 
 
 def _check_num_threads(num_threads: Any) -> None:
@@ -367,9 +376,7 @@ class Interpreter:
                 f"{type(model_content_or_path).__name__}"
             )
         if len(content) < 8:
-            raise ValueError(
-                f"model_content_or_path: {len(content)} bytes is not a .tflite model"
-            )
+            raise ValueError(f"model_content_or_path: {len(content)} bytes is not a .tflite model")
         try:
             check_model(content, runtime)
         except ValueError as err:

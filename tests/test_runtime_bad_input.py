@@ -151,7 +151,11 @@ def build_cases():
         raw = bytearray(valid_opts)
         for pos in rng.integers(0, len(raw), size=3):
             raw[pos] = int(rng.integers(0, 256))
-        cases[f"bconv_options_corrupt_{k}"] = (set_options(chain, "LceBconv2d", raw=bytes(raw)), None, None)
+        cases[f"bconv_options_corrupt_{k}"] = (
+            set_options(chain, "LceBconv2d", raw=bytes(raw)),
+            None,
+            None,
+        )
 
     # LceBMaxPool2d options.
     for key, value in [
@@ -227,6 +231,7 @@ def build_cases():
         "post_activation_multiplier type int32",
         None,
     )
+
     def short_bias(m, op):  # a consistent [3] constant where [channels_out] is needed
         t = _tensor(m, op.inputs[3])
         t.shape = [3]
@@ -251,7 +256,9 @@ def build_cases():
         None,
     )
     cases["dequantize_channels_mismatch"] = (
-        _mutate(quant, "LceDequantize", _set_shape(lambda op: op.outputs[0], [1, 5, 5, 64]), which=1),
+        _mutate(
+            quant, "LceDequantize", _set_shape(lambda op: op.outputs[0], [1, 5, 5, 64]), which=1
+        ),
         "words",
         None,
     )

@@ -193,9 +193,7 @@ def bitpacked_chain():
     assert names.count("LceBMaxPool2d") == 3, names
     m = read(fb)
     sg = m.subgraphs[0]
-    bitpacked_out = [
-        op for _, op in ops(m, "LceBconv2d") if sg.tensors[op.outputs[0]].type == 2
-    ]
+    bitpacked_out = [op for _, op in ops(m, "LceBconv2d") if sg.tensors[op.outputs[0]].type == 2]
     assert len(bitpacked_out) >= 2, "the converter produced no bitpacked Bconv2d outputs"
     return fb
 
