@@ -2,10 +2,11 @@
 
 ``.tflite`` files from ``larq_compute_engine.convert_keras_model`` (or
 ``sbnn_keras.convert``) contain LCE's custom ops (``LceQuantize``,
-``LceDequantize``, ``LceBconv2d``, ``LceBMaxPool2d``), which stock TFLite cannot
-run. ``libsbnn_delegate.so`` (built from ``tflite/``) is an external delegate
-that claims those nodes and runs them with the project's kernels, inside the
-unmodified ``tf.lite.Interpreter`` or ``ai_edge_litert``'s interpreter.
+``LceDequantize``, ``LceBconv2d``, ``LceBMaxPool2d``; ``flavor="sparse"`` adds the
+project's ``SbnnBconv2d``), which stock TFLite cannot run. ``libsbnn_delegate.so``
+(built from ``tflite/``) is an external delegate that claims those nodes and runs
+them with the project's kernels, inside the unmodified ``tf.lite.Interpreter`` or
+``ai_edge_litert``'s interpreter.
 
 Example:
 

@@ -183,6 +183,37 @@ def set_tensor_type(fb: bytes, tensor_index: int, type_name: str, scale=None, ze
     return write(m)
 
 
+def sparsify_filters(fb: bytes, connections: float, seed: int = 0) -> bytes:
+    """Rewrites every LceBconv2d filter so that only `connections` of its weights are +1.
+
+    Output channel 0 of each filter becomes all +1 and channel 1 all -1 (the
+    SBF1 "all" / "none" channel modes); padding bits stay 0.
+    """
+    rng = np.random.default_rng(seed)
+    m = read(fb)
+    sg = m.subgraphs[0]
+    for _, op in ops(m, "LceBconv2d"):
+        cin = options(m, op)["channels_in"]
+        in_words = int(sg.tensors[op.inputs[0]].shape[-1])
+        t = sg.tensors[op.inputs[1]]
+        o, kh, kw, fwords = (int(d) for d in t.shape)
+        cg = cin // max(1, in_words // fwords)
+        valid = np.array(
+            [(1 << min(32, cg - 32 * j)) - 1 for j in range(fwords)], dtype=np.uint64
+        ).astype(np.uint32)
+        bits = rng.uniform(size=(o, kh, kw, fwords, 32)) >= connections  # 1 = -1 (no connection)
+        words = (bits.astype(np.uint64) << np.arange(32, dtype=np.uint64)).sum(-1)
+        words = words.astype(np.uint32) & valid
+        if o > 2:
+            words[0] = 0
+            words[1] = valid
+        buf = schema_fb.BufferT()
+        buf.data = words.astype("<u4").view(np.uint8).reshape(-1)
+        m.buffers.append(buf)
+        t.buffer = len(m.buffers) - 1
+    return write(m)
+
+
 def lce_reference(fb: bytes, xs):
     """Outputs of LCE's reference interpreter (one sample at a time), as a list."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter

@@ -25,6 +25,7 @@ from _runtime_helpers import (  # noqa: E402
     ops,
     read,
     set_options,
+    sparsify_filters,
     write,
 )
 import tensorflow as tf  # noqa: E402
@@ -264,6 +265,53 @@ def build_cases():
     )
     cases["dequantize_input_float"] = (
         _mutate(quant, "LceDequantize", _set_type(lambda op: op.inputs[0], 0)),
+        "",
+        None,
+    )
+
+    # SbnnBconv2d: SBF1 filter bytes truncated or corrupted.
+    from sbnn_keras.compress import compress_filters
+
+    sparse, _ = compress_filters(sparsify_filters(chain, 0.05), only_if_smaller=False)
+
+    def sbf1_bytes(edit):
+        def fn(m, op):
+            t = _tensor(m, op.inputs[1])
+            data = bytearray(np.asarray(m.buffers[t.buffer].data, np.uint8).tobytes())
+            data = edit(data)
+            m.buffers[t.buffer].data = np.frombuffer(bytes(data), np.uint8).copy()
+            t.shape = [len(data)]
+
+        return fn
+
+    def flip(pos, value):
+        def edit(d):
+            d[pos % len(d)] = value
+            return d
+
+        return edit
+
+    for name, edit, expect in [
+        ("truncated", lambda d: d[: len(d) // 2], "SBF1"),
+        ("header_only", lambda d: d[:32], "SBF1"),
+        ("short", lambda d: d[:7], "SBF1"),
+        ("magic", flip(0, ord("X")), "magic"),
+        ("version", flip(4, 9), "version"),
+        ("out_channels", flip(8, 200), "SBF1"),
+        ("channels", flip(20, 3), "SBF1"),
+        ("huge_shape", lambda d: d[:20] + b"\xff\xff\xff\x7f" + d[24:], "SBF1"),
+        ("payload_tail", flip(-1, 0xFF), "SBF1"),
+    ]:
+        cases[f"sbf1_{name}"] = (_mutate(sparse, "SbnnBconv2d", sbf1_bytes(edit)), expect, None)
+    for k in range(6):
+        pos = int(np.random.default_rng(k).integers(32, 200))
+        cases[f"sbf1_payload_corrupt_{k}"] = (
+            _mutate(sparse, "SbnnBconv2d", sbf1_bytes(flip(pos, 0x5A))),
+            None,
+            None,
+        )
+    cases["sbf1_filter_as_int32"] = (
+        _mutate(sparse, "SbnnBconv2d", _set_type(lambda op: op.inputs[1], 2)),
         "",
         None,
     )

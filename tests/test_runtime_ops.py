@@ -30,6 +30,7 @@ from _runtime_helpers import (
     read,
     set_options,
     set_tensor_type,
+    sparsify_filters,
     write,
 )
 import larq as lq  # noqa: E402
@@ -299,6 +300,23 @@ def test_quantize_dequantize(quant_model, variant):
             fb = set_tensor_type(fb, d.outputs[0], "int8", scale=0.3, zero_point=-5)
     for config in CONFIGS[:: max(1, len(CONFIGS) // 4)]:
         check_against_lce(fb, config, f"quant-{variant}")
+
+
+@pytest.mark.parametrize("connections", [0.5, 0.05])
+@pytest.mark.parametrize("config", CONFIGS[::3], ids=CONFIG_IDS[::3])
+def test_sbnn_bconv2d_sbf1_filters(float_sweep, bitpacked_chain, connections, config):
+    """SbnnBconv2d (filters stored as SBF1, convert(flavor="sparse")) equals LceBconv2d."""
+    from sbnn_keras.compress import compress_filters
+
+    for name, dense in [("float_sweep", float_sweep), ("bitpacked_chain", bitpacked_chain)]:
+        dense = sparsify_filters(dense, connections, seed=7)
+        sparse, _ = compress_filters(dense, only_if_smaller=False)
+        assert op_names(sparse).count("SbnnBconv2d") == op_names(dense).count("LceBconv2d")
+        assert "LceBconv2d" not in op_names(sparse)
+        interp = check_against_lce(
+            sparse, config, f"sbf1-{name}-{connections}", ref_fb=dense, seed=11
+        )
+        assert "SbnnBconv2d" in interp.describe()
 
 
 def test_zero_padding_odd_channels_matches_keras():

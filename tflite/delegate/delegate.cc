@@ -1,6 +1,8 @@
 // The delegate: creation (options, version gate, ABI self-check), graph
-// partitioning (one claimed LCE node per partition) and the kernel glue that
-// forwards init/prepare/invoke/free to the ops.
+// partitioning (one claimed node per partition) and the kernel glue that
+// forwards init/prepare/invoke/free to the ops. Claimed: the custom ops
+// LceQuantize, LceDequantize, LceBconv2d, LceBMaxPool2d and the project's
+// SbnnBconv2d (LceBconv2d with an SBF1-compressed filter).
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -210,19 +212,23 @@ abi::Registration make_registration(OpKind kind) {
   switch (kind) {
     case OpKind::kQuantize:
       r.init = kernel_init_for<OpKind::kQuantize>;
-      r.custom_name = "SbnnLceQuantize";
+      r.custom_name = "SbnnDelegate/LceQuantize";
       break;
     case OpKind::kDequantize:
       r.init = kernel_init_for<OpKind::kDequantize>;
-      r.custom_name = "SbnnLceDequantize";
+      r.custom_name = "SbnnDelegate/LceDequantize";
       break;
     case OpKind::kBconv2d:
       r.init = kernel_init_for<OpKind::kBconv2d>;
-      r.custom_name = "SbnnLceBconv2d";
+      r.custom_name = "SbnnDelegate/LceBconv2d";
       break;
     case OpKind::kBMaxPool2d:
       r.init = kernel_init_for<OpKind::kBMaxPool2d>;
-      r.custom_name = "SbnnLceBMaxPool2d";
+      r.custom_name = "SbnnDelegate/LceBMaxPool2d";
+      break;
+    case OpKind::kSbnnBconv2d:
+      r.init = kernel_init_for<OpKind::kSbnnBconv2d>;
+      r.custom_name = "SbnnDelegate/SbnnBconv2d";
       break;
   }
   r.free = kernel_free;

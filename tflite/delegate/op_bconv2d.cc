@@ -22,6 +22,11 @@
 // With pad_values == 0 and SAME padding, taps outside the input contribute 0 to
 // dot (exact for every channel count; LCE's reference accepts only even
 // channel counts there and agrees with this for those).
+//
+// SbnnBconv2d (the project's op, convert(flavor="sparse")) is the same op with
+// input 1 a uint8 tensor holding the filter in SBF1 form; it is decoded (checked
+// by tflite/format/sparse_filter.h) into the bitpacked OHWI filter once, at
+// prepare, and then runs exactly like LceBconv2d.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -31,6 +36,11 @@
 
 #include "core/bconv2d.h"
 #include "delegate/bitpack.h"
+// (gcc 12 flags false "may be used uninitialized" positives inside the decoder)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "format/sparse_filter.h"
+#pragma GCC diagnostic pop
 #include "delegate/flexbuffer.h"
 #include "delegate/ops.h"
 #include "delegate/parallel.h"
@@ -60,8 +70,9 @@ struct Options {
 
 class Bconv2dOp : public Op {
  public:
-  Bconv2dOp(int node_index, const DelegateShared* shared)
-      : Op(OpKind::kBconv2d, node_index, shared) {}
+  Bconv2dOp(int node_index, const DelegateShared* shared, bool sparse)
+      : Op(sparse ? OpKind::kSbnnBconv2d : OpKind::kBconv2d, node_index, shared),
+        sparse_(sparse) {}
 
   ~Bconv2dOp() override { release_prepared(); }
 
@@ -126,18 +137,26 @@ class Bconv2dOp : public Op {
       return abi::kError;
 
     if (in->type != abi::kInt32) return fail(ctx, "input type %s is not int32", type_name(in->type));
-    if (filter->type != abi::kInt32)
-      return fail(ctx, "filter type %s is not int32", type_name(filter->type));
     int64_t n_in = 0, n_filter = 0;
     if (!checked_num_elements(in, kMaxElements, &n_in) || in->dims->size != 4)
       return fail(ctx, "input must have rank 4 and a valid shape");
-    if (!checked_num_elements(filter, kMaxElements, &n_filter) || filter->dims->size != 4)
-      return fail(ctx, "filter must have rank 4 and a valid shape");
     const int* id = in->dims->data;
-    const int* fd = filter->dims->data;
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 4; ++i)
       if (id[i] < 1) return fail(ctx, "input dimension %d is %d", i, id[i]);
-      if (fd[i] < 1) return fail(ctx, "filter dimension %d is %d", i, fd[i]);
+    int fd[4];  // filter [out_channels, kh, kw, words per tap]
+    int sparse_channels = 0;
+    if (sparse_) {
+      if (decode_filter(ctx, filter, fd, &sparse_channels) != abi::kOk) return abi::kError;
+      n_filter = int64_t{fd[0]} * fd[1] * fd[2] * fd[3];
+    } else {
+      if (filter->type != abi::kInt32)
+        return fail(ctx, "filter type %s is not int32", type_name(filter->type));
+      if (!checked_num_elements(filter, kMaxElements, &n_filter) || filter->dims->size != 4)
+        return fail(ctx, "filter must have rank 4 and a valid shape");
+      for (int i = 0; i < 4; ++i) {
+        fd[i] = filter->dims->data[i];
+        if (fd[i] < 1) return fail(ctx, "filter dimension %d is %d", i, fd[i]);
+      }
     }
     const int batch = id[0], in_h = id[1], in_w = id[2], in_words = id[3];
     const int cout = fd[0], fh = fd[1], fw = fd[2], filter_words = fd[3];
@@ -161,6 +180,9 @@ class Bconv2dOp : public Op {
                     groups);
     }
     const int64_t cin_per_group = cin / groups;
+    if (sparse_ && cin_per_group != sparse_channels)
+      return fail(ctx, "the SBF1 filter has %d channels per group, the op %lld", sparse_channels,
+                  static_cast<long long>(cin_per_group));
     const int64_t K = int64_t{fh} * fw * cin_per_group;
     if (K > kMaxK) return fail(ctx, "filter depth kh*kw*channels = %lld is too large",
                                static_cast<long long>(K));
@@ -303,8 +325,10 @@ class Bconv2dOp : public Op {
     abi::Tensor* out = output(ctx, 0);
     if (in == nullptr || filter == nullptr || out == nullptr) return abi::kError;
     const int cout = shape_.out_channels;
+    if (sparse_ && (filter->data != sbf1_source_ || filter->bytes != sbf1_bytes_))
+      return fail(ctx, "the SBF1 filter changed after prepare (it must be a constant)");
     if (!has_bytes(in, static_cast<uint64_t>(n_in_) * 4) ||
-        !has_bytes(filter, static_cast<uint64_t>(n_filter_) * 4) ||
+        (!sparse_ && !has_bytes(filter, static_cast<uint64_t>(n_filter_) * 4)) ||
         !has_bytes(out, static_cast<uint64_t>(n_out_packed_) * abi::type_size(out_type_)))
       return fail(ctx, "tensor data is missing or smaller than its shape");
     if (out_type_ == abi::kInt32) {
@@ -316,9 +340,10 @@ class Bconv2dOp : public Op {
         return fail(ctx, "post_activation_multiplier/bias data is missing");
     }
 
-    const int32_t* filter_data = static_cast<const int32_t*>(filter->data);
-    const bool filter_constant =
-        filter->allocation_type == abi::kMmapRo || filter->allocation_type == abi::kPersistentRo;
+    const int32_t* filter_data =
+        sparse_ ? decoded_filter_.data() : static_cast<const int32_t*>(filter->data);
+    const bool filter_constant = sparse_ || filter->allocation_type == abi::kMmapRo ||
+                                 filter->allocation_type == abi::kPersistentRo;
     if (kernel_->prepare != nullptr &&
         (prepared_filter_ == nullptr || !filter_constant || prepared_for_ != filter_data)) {
       release_prepared();
@@ -387,6 +412,47 @@ class Bconv2dOp : public Op {
       }
     }
   };
+
+  // SbnnBconv2d: validates the SBF1 bytes and decodes them into decoded_filter_
+  // (once per constant buffer). Fills fd = {out_channels, kh, kw, words per tap}.
+  abi::Status decode_filter(abi::Context* ctx, const abi::Tensor* filter, int fd[4],
+                            int* channels) {
+    if (filter->type != abi::kUInt8)
+      return fail(ctx, "SBF1 filter type %s is not uint8", type_name(filter->type));
+    if (filter->dims == nullptr || filter->dims->size != 1 || filter->dims->data[0] < 0 ||
+        static_cast<size_t>(filter->dims->data[0]) != filter->bytes)
+      return fail(ctx, "SBF1 filter must be a 1-D uint8 tensor of its byte count");
+    if (filter->data == nullptr)
+      return fail(ctx, "SBF1 filter has no data at prepare (it must be a constant)");
+    const auto* bytes = static_cast<const uint8_t*>(filter->data);
+    char err[256] = {0};
+    sbf1::Header h;
+    if (!sbf1::ParseHeader(bytes, filter->bytes, &h, err, sizeof(err)))
+      return fail(ctx, "%s", err);
+    if (h.out_channels > (1u << 24) || h.filter_h > (1u << 16) || h.filter_w > (1u << 16) ||
+        h.channels > static_cast<uint32_t>(kMaxChannels))
+      return fail(ctx, "SBF1 filter shape %ux%ux%ux%u is out of range", h.out_channels,
+                  h.filter_h, h.filter_w, h.channels);
+    fd[0] = static_cast<int>(h.out_channels);
+    fd[1] = static_cast<int>(h.filter_h);
+    fd[2] = static_cast<int>(h.filter_w);
+    fd[3] = packed_words(static_cast<int>(h.channels));
+    *channels = static_cast<int>(h.channels);
+    if (sbf1_source_ == filter->data && sbf1_bytes_ == filter->bytes && !decoded_filter_.empty())
+      return abi::kOk;  // already decoded (prepare runs again on every resize)
+    const uint64_t words = sbf1::PackedWords(h);
+    decoded_filter_.assign(static_cast<size_t>(words), 0);
+    if (!sbf1::DecodeToPacked(bytes, filter->bytes, h, decoded_filter_.data(), words, err,
+                              sizeof(err))) {
+      decoded_filter_.clear();
+      sbf1_source_ = nullptr;
+      return fail(ctx, "%s", err);
+    }
+    sbf1_source_ = filter->data;
+    sbf1_bytes_ = filter->bytes;
+    release_prepared();  // a repacked filter from other data is stale
+    return abi::kOk;
+  }
 
   static bool same_shape(const BConv2DShape& a, const BConv2DShape& b) {
     return std::memcmp(&a, &b, sizeof(BConv2DShape)) == 0;
@@ -466,6 +532,10 @@ class Bconv2dOp : public Op {
   }
 
   Options opt_;
+  const bool sparse_;
+  std::vector<int32_t> decoded_filter_;  // SbnnBconv2d: the SBF1 filter, bitpacked
+  const void* sbf1_source_ = nullptr;
+  size_t sbf1_bytes_ = 0;
   BConv2DShape shape_;
   const BConv2DKernel* kernel_ = nullptr;
   void* prepared_filter_ = nullptr;
@@ -484,8 +554,8 @@ class Bconv2dOp : public Op {
 
 }  // namespace
 
-std::unique_ptr<Op> make_bconv2d_op(int node_index, const DelegateShared* shared) {
-  return std::unique_ptr<Op>(new Bconv2dOp(node_index, shared));
+std::unique_ptr<Op> make_bconv2d_op(int node_index, const DelegateShared* shared, bool sparse) {
+  return std::unique_ptr<Op>(new Bconv2dOp(node_index, shared, sparse));
 }
 
 }  // namespace sbnn

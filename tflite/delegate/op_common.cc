@@ -12,7 +12,7 @@ namespace sbnn {
 // Factories (one per op file).
 std::unique_ptr<Op> make_quantize_op(int node_index, const DelegateShared* shared);
 std::unique_ptr<Op> make_dequantize_op(int node_index, const DelegateShared* shared);
-std::unique_ptr<Op> make_bconv2d_op(int node_index, const DelegateShared* shared);
+std::unique_ptr<Op> make_bconv2d_op(int node_index, const DelegateShared* shared, bool sparse);
 std::unique_ptr<Op> make_bmaxpool2d_op(int node_index, const DelegateShared* shared);
 
 const char* op_kind_name(OpKind kind) {
@@ -25,13 +25,16 @@ const char* op_kind_name(OpKind kind) {
       return "LceBconv2d";
     case OpKind::kBMaxPool2d:
       return "LceBMaxPool2d";
+    case OpKind::kSbnnBconv2d:
+      return "SbnnBconv2d";
   }
   return "?";
 }
 
 bool op_kind_from_name(const char* name, OpKind* kind) {
   if (name == nullptr) return false;
-  for (OpKind k : {OpKind::kQuantize, OpKind::kDequantize, OpKind::kBconv2d, OpKind::kBMaxPool2d}) {
+  for (OpKind k : {OpKind::kQuantize, OpKind::kDequantize, OpKind::kBconv2d, OpKind::kBMaxPool2d,
+                  OpKind::kSbnnBconv2d}) {
     if (std::strcmp(name, op_kind_name(k)) == 0) {
       *kind = k;
       return true;
@@ -51,7 +54,10 @@ std::unique_ptr<Op> create_op(OpKind kind, int node_index, const abi::Node& node
       op = make_dequantize_op(node_index, shared);
       break;
     case OpKind::kBconv2d:
-      op = make_bconv2d_op(node_index, shared);
+      op = make_bconv2d_op(node_index, shared, false);
+      break;
+    case OpKind::kSbnnBconv2d:
+      op = make_bconv2d_op(node_index, shared, true);
       break;
     case OpKind::kBMaxPool2d:
       op = make_bmaxpool2d_op(node_index, shared);

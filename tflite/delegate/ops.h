@@ -23,9 +23,11 @@ namespace sbnn {
 
 class ThreadPool;
 
-enum class OpKind { kQuantize, kDequantize, kBconv2d, kBMaxPool2d };
+// kSbnnBconv2d: the project's LceBconv2d with its filter stored in SBF1 form
+// (uint8 tensor; tflite/format/sparse_filter.h), written by convert(flavor="sparse").
+enum class OpKind { kQuantize, kDequantize, kBconv2d, kBMaxPool2d, kSbnnBconv2d };
 
-// Name of the LCE op, or nullptr for anything else.
+// Name of the custom op ("LceBconv2d", ...).
 const char* op_kind_name(OpKind kind);
 bool op_kind_from_name(const char* custom_name, OpKind* kind);
 

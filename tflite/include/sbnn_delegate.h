@@ -1,5 +1,6 @@
 /* sbnn_delegate: runs LCE's binary ops (LceQuantize, LceDequantize, LceBconv2d,
- * LceBMaxPool2d) inside a stock TensorFlow Lite / LiteRT interpreter.
+ * LceBMaxPool2d) and the project's SbnnBconv2d (LceBconv2d with its filter stored
+ * in SBF1 form) inside a stock TensorFlow Lite / LiteRT interpreter.
  *
  * Two ways in:
  *   1. As an external delegate plugin (Python: sbnn_keras.runtime.load_delegate,
