@@ -5,6 +5,7 @@
 
 #include "bconv2d.h"
 #include "bconv2d_kernels.h"
+#include "bconv2d_select.h"
 #include "cpu_features.h"
 
 namespace sbnn {
@@ -30,8 +31,11 @@ const char* isa_part(const char* name) {
 
 // force matches a kernel by full name, or by the start of its ISA part
 // ("reference", "scalar", "scalar_popcnt", "avx2", "avx512bw", "avx512vpopcnt", "neon").
+// Sparse kernels (bconv2d_select.h) are found by their full name only.
 const BConv2DKernel* find_forced(const BConv2DShape& shape, const char* force) {
   for (const BConv2DKernel* const* k = kKernels; *k; ++k)
+    if (std::strcmp((*k)->name, force) == 0) return (*k)->supported(shape) ? *k : nullptr;
+  for (const BConv2DKernel* const* k = all_sparse_bconv2d_kernels(); *k; ++k)
     if (std::strcmp((*k)->name, force) == 0) return (*k)->supported(shape) ? *k : nullptr;
   for (const BConv2DKernel* const* k = kKernels; *k; ++k)
     if (std::strcmp(isa_part((*k)->name), force) == 0 && (*k)->supported(shape)) return *k;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bconv2d.h"
+#include "sparse_filter_gen.h"
 
 namespace sbnn {
 namespace testing {
@@ -70,7 +71,16 @@ class BConvTester {
   BConvTester& seed(uint32_t s) { seed_ = s; return *this; }
   // Probability that a value is -1 (bit 1): 0.9 models a sparse {0,1} filter with 10%
   // connections in the LCE bit convention.
-  BConvTester& filter_density(double p) { filter_density_ = p; return *this; }
+  BConvTester& filter_density(double p) { filter_density_ = p; sparse_ = false; return *this; }
+  // Sparse filters (sparse_filter_gen.h): a fraction `p` of the weights is alpha (-1,
+  // bit 1), the rest are connections (+1); k0k1() draws whole kernels with the given
+  // shares of no / one connection instead; minority_flip() negates every other output
+  // channel (its connections become the minority -1 weights).
+  BConvTester& sparsity(double p) { spec_.sparsity = p; sparse_ = true; return *this; }
+  BConvTester& k0k1(double k0, double k1) {
+    spec_.kernel_mode = true; spec_.k0 = k0; spec_.k1 = k1; sparse_ = true; return *this;
+  }
+  BConvTester& minority_flip(bool f) { spec_.minority_flip = f; sparse_ = true; return *this; }
   BConvTester& input_density(double p) { input_density_ = p; return *this; }
   // Put random junk into the padding bits of the last word (the contract says they are
   // 0; kernels mask them anyway, and this checks it).
@@ -108,8 +118,16 @@ class BConvTester {
       << ", padding "
       << (padding_ == Padding::kSame ? "SAME" : padding_ == Padding::kValid ? "VALID" : "explicit")
       << " (" << s.pad_top << "," << s.pad_left << ")" << ", pad_values " << s.pad_values
-      << ", threads " << threads_ << ", density w " << filter_density_ << " x "
-      << input_density_ << (dirty_ ? ", dirty padding bits" : "") << ", seed " << seed_;
+      << ", threads " << threads_;
+    if (sparse_) {
+      o << ", sparsity " << spec_.sparsity;
+      if (spec_.kernel_mode) o << " (K0 " << spec_.k0 << ", K1 " << spec_.k1 << ")";
+      if (spec_.minority_flip) o << ", minority flip";
+      o << ", input density " << input_density_;
+    } else {
+      o << ", density w " << filter_density_ << " x " << input_density_;
+    }
+    o << (dirty_ ? ", dirty padding bits" : "") << ", seed " << seed_;
     if (prep_h_ > 0) o << ", prepared for in " << prep_h_ << "x" << prep_w_;
     return o.str();
   }
@@ -122,8 +140,12 @@ class BConvTester {
     const int cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
     x_.assign(static_cast<size_t>(s.batch) * s.in_h * s.in_w * s.in_channels, 1);
     for (auto& v : x_) v = xneg(rng) ? -1 : 1;
-    w_.assign(static_cast<size_t>(s.out_channels) * s.filter_h * s.filter_w * cg, 1);
-    for (auto& v : w_) v = wneg(rng) ? -1 : 1;
+    if (sparse_) {
+      generate_sparse_weights(&w_, s.out_channels, s.filter_h * s.filter_w, cg, spec_, &rng);
+    } else {
+      w_.assign(static_cast<size_t>(s.out_channels) * s.filter_h * s.filter_w * cg, 1);
+      for (auto& v : w_) v = wneg(rng) ? -1 : 1;
+    }
 
     std::mt19937 junk(seed_ ^ 0x9e3779b9u);
     input_bits_.assign(static_cast<size_t>(s.batch) * s.in_h * s.in_w * s.in_words, 0);
@@ -271,11 +293,14 @@ class BConvTester {
   }
 
   // Tests every supported kernel in the table; counts the case once.
-  bool TestAll(TestStats* stats) {
+  bool TestAll(TestStats* stats) { return TestList(all_bconv2d_kernels(), stats); }
+
+  // Tests every supported kernel of a nullptr-terminated list; counts the case once.
+  bool TestList(const BConv2DKernel* const* list, TestStats* stats) {
     if (stats) ++stats->cases;
     bool ok = true;
     int ran = 0;
-    for (const BConv2DKernel* const* k = all_bconv2d_kernels(); *k; ++k) {
+    for (const BConv2DKernel* const* k = list; *k; ++k) {
       if (!(*k)->supported(shape())) continue;  // the CPU lacks its instructions
       ok = Test(*k, stats) && ok;
       ++ran;
@@ -312,6 +337,8 @@ class BConvTester {
   int pad_values_ = 0, threads_ = 1, prep_h_ = 0, prep_w_ = 0;
   uint32_t seed_ = 1;
   double filter_density_ = 0.5, input_density_ = 0.5;
+  bool sparse_ = false;
+  SparseFilterSpec spec_;
   bool dirty_ = false, verbose_ = false;
   std::string setup_key_;
   std::vector<int8_t> x_, w_;

@@ -1,0 +1,475 @@
+// sbnn_keras native core: the loop nest of the bit-plane sparse kernels (see
+// sparse_bitplane.h). Each ISA file includes this header and instantiates
+// run_bitplane<Impl>, so everything is compiled with that file's flags; all of it has
+// internal linkage (anonymous namespace).
+//
+// Impl provides
+//   static constexpr int kNW;   // vector width in 64-bit words (1, 2, 4 or 8)
+//   static void build_band(BandCtx&);          // transposed input Y and B(p) of a band
+//   static void process_channels(BandCtx&, int o_begin, int o_end);  // dot of channels
+// and can inherit the portable versions from BitplanePortable<kNW>, which are written
+// as plain loops over arrays of kNW words (the compiler vectorizes them).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "bconv2d_pack.h"
+#include "sparse_bitplane.h"
+#include "sparse_format.h"
+
+namespace sbnn {
+namespace internal {
+namespace {
+
+typedef uint64_t __attribute__((may_alias, aligned(1))) u64_unaligned;
+
+inline uint64_t load_u64(const void* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// n (1..64) bits of the bit string t starting at bit pos; t must have a word after.
+inline uint64_t read_bits(const uint64_t* t, long pos, int n) {
+  const long w = pos >> 6;
+  const int sh = static_cast<int>(pos & 63);
+  uint64_t v = t[w] >> sh;
+  if (sh != 0) v |= t[w + 1] << (64 - sh);
+  return n >= 64 ? v : v & ((uint64_t{1} << n) - 1);
+}
+
+// Everything the stages of one band share.
+struct BandCtx {
+  const BConv2DShape* s;
+  const SparseFilter* f;
+  const BitplanePlan* p;
+  const int32_t* input;
+  int32_t* dot;           // full-tensor base pointer (rows outside the run are not written)
+  int g;                  // group
+  size_t b;               // image
+  int oy0, nbr;           // band rows [oy0, oy0 + nbr)
+  uint8_t* Y;             // transposed input of the band (p->y_bytes)
+  uint64_t* T;            // one transposed input row: [cg8][sw][tq]
+  int32_t* pc;            // [in_w] popcount of the group's bits of each pixel of a row
+  int32_t* H;             // [sh * rows_pp][out_w] row sums of pc over the filter columns
+  int32_t* B;             // [nbr][out_w] input bits set in each window
+  uint64_t* work;         // kernel scratch (planes, counts), work_bytes long
+  size_t work_bytes;
+};
+
+// ----------------------------------------------------------------------------------
+// Portable stages.
+
+// Word jj of group g's channels of one pixel, masked to the group's channels.
+inline uint32_t group_word_at(const BConv2DShape& s, int cg, int g, const uint32_t* px, int jj) {
+  if (s.groups == 1 || cg % 32 == 0) return px[g * s.filter_words + jj] & word_mask(cg, jj);
+  return group_word(px, s.in_words, cg, g, jj);
+}
+
+// Transposes input row iy of image b (group g) into T: channel c, phase phi (pixels
+// ix = j*sw + phi) at bit tmargin + j of T[(c * sw + phi) * tq ...]; and pc[ix].
+inline void transpose_row_portable(BandCtx& x, int iy) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg, fw = s.filter_words, sw = p.sw, tq = p.tq;
+  const int cg8 = (cg + 7) & ~7, nbytes = (cg + 7) / 8;
+  std::memset(x.T, 0, sizeof(uint64_t) * cg8 * sw * tq);
+  const uint32_t* row =
+      reinterpret_cast<const uint32_t*>(x.input) + (x.b * s.in_h + iy) * static_cast<size_t>(s.in_w) * s.in_words;
+  uint32_t gw[8][16];  // 16 group words (512 channels) of up to 8 pixels
+  uint8_t* T8 = reinterpret_cast<uint8_t*>(x.T);
+  const size_t cstride = static_cast<size_t>(sw) * tq * 8;  // bytes between channels
+  for (int phi = 0; phi < sw && phi < s.in_w; ++phi) {
+    const int nxp = (s.in_w - phi + sw - 1) / sw;
+    for (int j0 = 0; j0 < nxp; j0 += 8) {
+      const int n = std::min(8, nxp - j0);
+      for (int w0 = 0; w0 < fw; w0 += 16) {
+        const int nw = std::min(16, fw - w0);
+        for (int i = 0; i < 8; ++i) {
+          const uint32_t* px = row + static_cast<size_t>((j0 + i) * sw + phi) * s.in_words;
+          for (int j = 0; j < nw; ++j) gw[i][j] = i < n ? group_word_at(s, cg, x.g, px, w0 + j) : 0u;
+        }
+        const int kb0 = w0 * 4, kb1 = std::min(nbytes, (w0 + nw) * 4);
+        for (int k = kb0; k < kb1; ++k) {
+          uint64_t v = 0;
+          for (int i = 0; i < 8; ++i)
+            v |= static_cast<uint64_t>((gw[i][(k - kb0) >> 2] >> (8 * (k & 3))) & 0xffu) << (8 * i);
+          v = transpose8x8(v);
+          uint8_t* dst = T8 + static_cast<size_t>(8 * k) * cstride +
+                         static_cast<size_t>(phi) * tq * 8 + (p.tmargin + j0) / 8;
+          for (int c = 0; c < 8; ++c) dst[c * cstride] = static_cast<uint8_t>(v >> (8 * c));
+        }
+      }
+    }
+  }
+  // Popcounts of the group's bits per pixel.
+  for (int ix = 0; ix < s.in_w; ++ix) {
+    const uint32_t* px = row + static_cast<size_t>(ix) * s.in_words;
+    int32_t c = 0;
+    for (int j = 0; j < fw; ++j) c += __builtin_popcount(group_word_at(s, cg, x.g, px, j));
+    x.pc[ix] = c;
+  }
+}
+
+// H row: for each output column, the sum of pc over the inside filter columns.
+inline void h_row(const BandCtx& x, int32_t* h) {
+  const BConv2DShape& s = *x.s;
+  for (int ox = 0; ox < s.out_w; ++ox) {
+    int32_t sum = 0;
+    const int ix0 = ox * s.stride_w - s.pad_left;
+    for (int fx = 0; fx < s.filter_w; ++fx) {
+      const int ix = ix0 + fx * s.dilation_w;
+      if (ix >= 0 && ix < s.in_w) sum += x.pc[ix];
+    }
+    h[ox] = sum;
+  }
+}
+
+// Y rows (all fx, c) for stored row jj of phase ph from the transposed row in T.
+inline void extract_rows_portable(BandCtx& x, int ph, int jj) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg, sw = p.sw, tq = p.tq, rb = p.rb, R = p.R;
+  const size_t rowoff = (static_cast<size_t>(ph) * p.rows_pp + jj) * rb;
+  for (int fx = 0; fx < s.filter_w; ++fx) {
+    const long start = p.tmargin + p.qx[fx];
+    const int phi = p.phx[fx];
+    uint8_t* ybase = x.Y + static_cast<size_t>(fx) * cg * p.plane_bytes + rowoff;
+    for (int c = 0; c < cg; ++c) {
+      const uint64_t* t = x.T + (static_cast<size_t>(c) * sw + phi) * tq;
+      uint8_t* y = ybase + static_cast<size_t>(c) * p.plane_bytes;
+      if (R <= 64) {
+        const uint64_t v = read_bits(t, start, s.out_w);
+        std::memcpy(y, &v, rb);
+      } else {
+        for (int k = 0; k * 64 < R; ++k) {
+          const int n = std::min(64, s.out_w - 64 * k);
+          const uint64_t v = n > 0 ? read_bits(t, start + 64 * k, n) : 0;
+          std::memcpy(y + 8 * k, &v, 8);
+        }
+      }
+    }
+  }
+}
+
+inline void zero_rows(BandCtx& x, int ph, int jj) {
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg;
+  const size_t rowoff = (static_cast<size_t>(ph) * p.rows_pp + jj) * p.rb;
+  for (int fx = 0; fx < x.s->filter_w; ++fx) {
+    uint8_t* ybase = x.Y + static_cast<size_t>(fx) * cg * p.plane_bytes + rowoff;
+    for (int c = 0; c < cg; ++c) std::memset(ybase + static_cast<size_t>(c) * p.plane_bytes, 0, p.rb);
+  }
+}
+
+// Which vertical phases some tap reads.
+inline bool phase_used(const BitplanePlan& p, int kh, int kw, int ph) {
+  for (int fy = 0; fy < kh; ++fy)
+    if (p.tap_row[fy * kw] / p.rb / p.rows_pp == ph) return true;
+  return false;
+}
+
+// B(p) of the band from the H rows.
+inline void band_bits(BandCtx& x) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int ow = s.out_w;
+  for (int r = 0; r < x.nbr; ++r) {
+    int32_t* bo = x.B + static_cast<size_t>(r) * ow;
+    for (int ox = 0; ox < ow; ++ox) bo[ox] = 0;
+    for (int fy = 0; fy < s.filter_h; ++fy) {
+      const int hrow = p.tap_row[fy * s.filter_w] / p.rb + r;
+      const int32_t* h = x.H + static_cast<size_t>(hrow) * ow;
+      for (int ox = 0; ox < ow; ++ox) bo[ox] += h[ox];
+    }
+  }
+}
+
+template <class RowFn>
+inline void build_band_generic(BandCtx& x, RowFn&& transpose_and_extract) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int rows = x.nbr + p.qmax - p.qmin;  // stored rows needed per phase
+  for (int ph = 0; ph < p.sh; ++ph) {
+    if (!phase_used(p, s.filter_h, s.filter_w, ph)) continue;
+    for (int jj = 0; jj < rows; ++jj) {
+      const int j = x.oy0 + p.qmin + jj;
+      const long iy = static_cast<long>(j) * p.sh + ph;
+      int32_t* h = x.H + (static_cast<size_t>(ph) * p.rows_pp + jj) * s.out_w;
+      if (iy < 0 || iy >= s.in_h) {
+        zero_rows(x, ph, jj);
+        for (int ox = 0; ox < s.out_w; ++ox) h[ox] = 0;
+        continue;
+      }
+      transpose_and_extract(x, static_cast<int>(iy), ph, jj);
+      h_row(x, h);
+    }
+  }
+  band_bits(x);
+}
+
+// Harley-Seal carry-save accumulation, portable: vectors are arrays of NW words.
+template <int NW>
+struct Vec {
+  uint64_t w[NW];
+};
+
+template <int NW>
+inline void csa(Vec<NW>& h, Vec<NW>& l, const Vec<NW>& a, const Vec<NW>& b, const Vec<NW>& c) {
+  for (int i = 0; i < NW; ++i) {
+    const uint64_t u = a.w[i] ^ b.w[i];
+    h.w[i] = (a.w[i] & b.w[i]) | (u & c.w[i]);
+    l.w[i] = u ^ c.w[i];
+  }
+}
+
+// Adds v (weight 2^level) into the counter planes [level, nplanes).
+template <int NW>
+inline void ripple(Vec<NW>* planes, int level, int nplanes, Vec<NW> v) {
+  for (int k = level; k < nplanes; ++k)
+    for (int i = 0; i < NW; ++i) {
+      const uint64_t t = planes[k].w[i] & v.w[i];
+      planes[k].w[i] ^= v.w[i];
+      v.w[i] = t;
+    }
+}
+
+inline int bit_length(unsigned v) { return v == 0 ? 0 : 32 - __builtin_clz(v); }
+
+// Counts n inputs (load(i, &vec)) into bit-sliced planes: planes[k] has weight 2^k,
+// nplanes = bit_length(n) (at least 3). Returns nplanes.
+template <int NW, class Load>
+inline int accumulate_portable(int n, Load&& load, Vec<NW>* planes) {
+  const int np = std::max(3, bit_length(static_cast<unsigned>(n)));
+  for (int k = 0; k < np; ++k)
+    for (int i = 0; i < NW; ++i) planes[k].w[i] = 0;
+  Vec<NW>& ones = planes[0];
+  Vec<NW>& twos = planes[1];
+  Vec<NW>& fours = planes[2];
+  int i = 0;
+  Vec<NW> x[8], ta, tb, fa, fb, e;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) load(i + k, &x[k]);
+    csa(ta, ones, ones, x[0], x[1]);
+    csa(tb, ones, ones, x[2], x[3]);
+    csa(fa, twos, twos, ta, tb);
+    csa(ta, ones, ones, x[4], x[5]);
+    csa(tb, ones, ones, x[6], x[7]);
+    csa(fb, twos, twos, ta, tb);
+    csa(e, fours, fours, fa, fb);
+    ripple(planes, 3, np, e);
+  }
+  for (; i + 2 <= n; i += 2) {
+    load(i, &x[0]);
+    load(i + 1, &x[1]);
+    csa(ta, ones, ones, x[0], x[1]);
+    ripple(planes, 1, np, ta);
+  }
+  if (i < n) {
+    load(i, &x[0]);
+    ripple(planes, 0, np, x[0]);
+  }
+  return np;
+}
+
+// Writes dot for one channel from its count planes: planes[k] points at the channel's
+// words of plane k (stride between planes `pstride` words), lq words of the band.
+inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* planes, size_t pstride,
+                                     int np, int lq, uint32_t* cnt) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  // Counts of the band positions (bit r*R + ox), 8 planes per transpose pass.
+  for (int q = 0; q < lq; ++q)
+    for (int k = 0; k < 8; ++k) {
+      uint32_t c8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int b0 = 0; b0 < np; b0 += 8) {
+        uint64_t v = 0;
+        for (int b = b0; b < std::min(np, b0 + 8); ++b)
+          v |= ((planes[b * pstride + q] >> (8 * k)) & 0xffu) << (8 * (b - b0));
+        v = transpose8x8(v);
+        for (int i = 0; i < 8; ++i) c8[i] |= static_cast<uint32_t>((v >> (8 * i)) & 0xffu) << b0;
+      }
+      std::memcpy(cnt + 64 * q + 8 * k, c8, sizeof c8);
+    }
+  const int O = s.out_channels, ow = s.out_w;
+  const int32_t u = x.f->sign[o];
+  for (int r = 0; r < x.nbr; ++r) {
+    const int oy = x.oy0 + r;
+    const int32_t* base = p.base + static_cast<size_t>(p.vclass[oy]) * p.nhc * O + o;
+    int32_t* d = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(ow)) * O + o;
+    const uint32_t* cr = cnt + static_cast<size_t>(r) * p.R;
+    const int32_t* br = x.B + static_cast<size_t>(r) * ow;
+    for (int ox = 0; ox < ow; ++ox)
+      d[static_cast<size_t>(ox) * O] =
+          base[static_cast<size_t>(p.hclass[ox]) * O] +
+          u * (4 * static_cast<int32_t>(cr[ox]) - 2 * br[ox]);
+  }
+}
+
+// Bytes of work scratch process_channels_portable needs.
+template <int NW>
+inline size_t portable_work_bytes(const BitplanePlan& p, int max_conns) {
+  const int np = std::max(3, bit_length(static_cast<unsigned>(max_conns)));
+  const size_t lq = (static_cast<size_t>(p.nb) * p.R + 63) / 64;
+  const size_t words = std::max<size_t>(lq, NW) + NW;
+  return sizeof(uint64_t) * (words * np) + sizeof(uint32_t) * (words * 64 + 64);
+}
+
+template <int NW>
+struct BitplanePortable {
+  static constexpr int kNW = NW;
+
+  static void build_band(BandCtx& x) {
+    build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+      transpose_row_portable(c, iy);
+      extract_rows_portable(c, ph, jj);
+    });
+  }
+
+  static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f) {
+    return portable_work_bytes<NW>(p, f.max_conns);
+  }
+
+  // dot of output channels [o_begin, o_end) (all in group x.g) for the band.
+  static void process_channels(BandCtx& x, int o_begin, int o_end) {
+    const BitplanePlan& p = *x.p;
+    const SparseFilter& f = *x.f;
+    const int lq = (x.nbr * p.R + 63) / 64;
+    const uint8_t* Y = x.Y;
+    const uint8_t* zero = x.Y + *p.zero_off;
+    const int np_max = std::max(3, bit_length(static_cast<unsigned>(f.max_conns)));
+    const size_t lqv = std::max(lq, NW);                // words per plane in `planes`
+    uint64_t* planes = x.work;                          // [np_max][lqv + NW]
+    const size_t pstride = lqv + NW;
+    uint32_t* cnt = reinterpret_cast<uint32_t*>(planes + pstride * np_max);
+    Vec<NW> acc[32];
+    if (lq >= NW) {
+      const int nv = (lq + NW - 1) / NW;
+      for (int o = o_begin; o < o_end; ++o) {
+        const uint32_t* off = p.off + f.conn_begin[o];
+        const int n = static_cast<int>(f.conn_begin[o + 1] - f.conn_begin[o]);
+        int np = 3;
+        for (int v = 0; v < nv; ++v) {
+          const uint8_t* y = Y + static_cast<size_t>(v) * NW * 8;
+          np = accumulate_portable<NW>(
+              n, [&](int i, Vec<NW>* out) { std::memcpy(out->w, y + off[i], NW * 8); }, acc);
+          for (int k = 0; k < np; ++k) std::memcpy(planes + k * pstride + v * NW, acc[k].w, NW * 8);
+        }
+        convert_channel_portable(x, o, planes, pstride, np, lq, cnt);
+      }
+    } else {
+      int seg = 1;
+      while (seg < lq) seg *= 2;
+      const int G = NW / seg;
+      for (int o0 = o_begin; o0 < o_end; o0 += G) {
+        const int gn = std::min(G, o_end - o0);
+        int n = 0;
+        for (int k = 0; k < gn; ++k)
+          n = std::max(n, static_cast<int>(f.conn_begin[o0 + k + 1] - f.conn_begin[o0 + k]));
+        const int np = accumulate_portable<NW>(
+            n,
+            [&](int i, Vec<NW>* out) {
+              for (int k = 0; k < G; ++k) {
+                const uint8_t* src = zero;
+                if (k < gn) {
+                  const uint32_t b = f.conn_begin[o0 + k];
+                  if (b + i < f.conn_begin[o0 + k + 1]) src = Y + p.off[b + i];
+                }
+                std::memcpy(out->w + k * seg, src, seg * 8);
+              }
+            },
+            acc);
+        for (int k = 0; k < gn; ++k) {
+          for (int b = 0; b < np; ++b) std::memcpy(planes + b * pstride, acc[b].w + k * seg, seg * 8);
+          convert_channel_portable(x, o0 + k, planes, pstride, np, lq, cnt);
+        }
+      }
+    }
+  }
+};
+
+// ----------------------------------------------------------------------------------
+// The kernel entry point.
+template <class Impl>
+void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                  const int32_t* filter, int32_t* dot, int row_begin, int row_end, int kind,
+                  size_t y_budget) {
+  if (row_begin < 0) row_begin = 0;
+  if (row_end > s.batch * s.out_h) row_end = s.batch * s.out_h;
+  if (row_end <= row_begin || s.out_w <= 0 || !shape_is_valid(s)) return;
+  const auto* sp = static_cast<const SparsePrepared*>(prepared);
+  SparsePrepared* own = nullptr;
+  if (sp == nullptr || sp->magic != kSparsePreparedMagic || sp->kind != kind ||
+      !sparse_filter_matches(sp->filter, s)) {
+    // Misuse (no or foreign prepared object): still compute the right answer.
+    if (filter == nullptr) return;
+    own = make_sparse_prepared(s, filter, kind, Impl::kNW * 8, y_budget, false);
+    if (own == nullptr) {
+      run_reference(s, input, filter, dot, row_begin, row_end);
+      return;
+    }
+    sp = own;
+  }
+  const SparseFilter& f = *sp->filter;
+  const BitplanePlan* plan = sp->plan;
+  BitplanePlan* own_plan = nullptr;
+  if (plan == nullptr || plan->magic != kBitplaneMagic ||
+      std::memcmp(&plan->shape, &s, sizeof s) != 0) {
+    own_plan = build_bitplane_plan(s, f, Impl::kNW * 8, y_budget);
+    plan = own_plan;
+  }
+  if (plan != nullptr) {
+    const BitplanePlan& p = *plan;
+    const int cg8 = (f.cg + 7) & ~7;
+    const size_t t_bytes = sizeof(uint64_t) * cg8 * p.sw * p.tq;
+    const size_t pc_bytes = sizeof(int32_t) * (s.in_w + 16);
+    const size_t h_bytes = sizeof(int32_t) * (static_cast<size_t>(p.sh) * p.rows_pp * s.out_w + 16);
+    const size_t b_bytes = sizeof(int32_t) * (static_cast<size_t>(p.nb) * s.out_w + 16);
+    const size_t w_bytes = Impl::work_bytes(p, f);
+    auto up = [](size_t v) { return (v + 63) / 64 * 64; };
+    const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
+                         up(w_bytes);
+    uint8_t* mem = static_cast<uint8_t*>(sparse_scratch(total));
+    if (mem != nullptr) {
+      BandCtx x;
+      x.s = &s;
+      x.f = &f;
+      x.p = &p;
+      x.input = input;
+      x.dot = dot;
+      x.Y = mem;
+      x.T = reinterpret_cast<uint64_t*>(mem + up(p.y_bytes));
+      x.pc = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.T) + up(t_bytes));
+      x.H = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.pc) + up(pc_bytes));
+      x.B = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.H) + up(h_bytes));
+      x.work = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(x.B) + up(b_bytes));
+      x.work_bytes = w_bytes;
+      // The zero region after the blocks (for padded connection lists).
+      std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
+      int r = row_begin;
+      while (r < row_end) {
+        x.b = static_cast<size_t>(r / s.out_h);
+        x.oy0 = r % s.out_h;
+        x.nbr = std::min({p.nb, s.out_h - x.oy0, row_end - r});
+        for (int g = 0; g < s.groups; ++g) {
+          x.g = g;
+          Impl::build_band(x);
+          Impl::process_channels(x, g * f.og, (g + 1) * f.og);
+        }
+        r += x.nbr;
+      }
+    } else {
+      run_sparse_reference(s, f, input, dot, row_begin, row_end);
+    }
+  } else {
+    run_sparse_reference(s, f, input, dot, row_begin, row_end);
+  }
+  release_bitplane_plan(own_plan);
+  if (own) release_sparse_prepared(own);
+}
+
+}  // namespace
+}  // namespace internal
+}  // namespace sbnn
