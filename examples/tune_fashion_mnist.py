@@ -22,7 +22,6 @@ docs/training.md), hence the default gamma range (0.02, 0.6) here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -186,7 +185,7 @@ def main(argv=None) -> int:
     front.to_json(os.path.join(args.out, "front.json"))
     front.plot(
         os.path.join(args.out, "front.png"),
-        annotate=params,
+        annotate={sbnn_tuner.EC: "EC", sbnn_tuner.GAMMA: "gamma"},
         title=f"Fashion-MNIST, {args.tuner} search, {len(front.records)} trials",
     )
     print(f"\nwrote {args.out}/front.txt, front.json, front.png "

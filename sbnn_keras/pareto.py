@@ -398,7 +398,8 @@ class ParetoFront:
         Args:
             path: PNG file to write (directories are created); None: only return.
             x, y: metrics on the axes (default: the second and the first objective).
-            annotate: parameter names written beside each front point.
+            annotate: parameter names written beside each front point, or a dict
+                ``{name: short label}``.
             title: figure title.
             logx: log-scale x axis (default: when x spans more than a factor 20).
             dpi: resolution.
@@ -438,15 +439,22 @@ class ParetoFront:
                 fx[order], fy[order], "-o", color="tab:red", markersize=6,
                 label=f"Pareto front ({len(self.front)})", zorder=3,
             )
+            names = dict(annotate) if isinstance(annotate, Mapping) else {
+                k: k for k in (annotate or [])
+            }
+            finite_x = fx[np.isfinite(fx)]
+            middle = (finite_x.min() + finite_x.max()) / 2 if finite_x.size else 0.0
             for record, xv, yv in zip(self.front, fx, fy):
                 text = ", ".join(
-                    f"{k}={_fmt(record['params'].get(k))}"
-                    for k in (annotate or [])
+                    f"{short}={_fmt(record['params'].get(k))}"
+                    for k, short in names.items()
                     if k in record["params"]
                 )
                 if text:
-                    ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(5, 4),
-                                fontsize=7, color="tab:red")
+                    right = finite_x.size > 1 and xv > middle  # keep labels inside the axes
+                    ax.annotate(text, (xv, yv), textcoords="offset points",
+                                xytext=(-5, 4) if right else (6, -10),
+                                ha="right" if right else "left", fontsize=7, color="tab:red")
         finite = xs[np.isfinite(xs) & (xs > 0)]
         if logx is None:
             logx = finite.size > 1 and finite.max() / finite.min() > 20

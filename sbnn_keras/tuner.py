@@ -842,7 +842,7 @@ class SbnnTuner(kt.engine.base_tuner.BaseTuner):
         Returns:
             The matplotlib ``Figure``.
         """
-        kwargs.setdefault("annotate", [EC, GAMMA])
+        kwargs.setdefault("annotate", {EC: "EC", GAMMA: "gamma"})
         kwargs.setdefault(
             "title", f"{type(self).__name__}: {self.accuracy_metric} vs {self.cost}"
         )

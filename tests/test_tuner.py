@@ -335,8 +335,6 @@ DIST_SCRIPT = textwrap.dedent(
         }}
         with open(os.path.join(directory, "chief_summary.json"), "w") as fh:
             json.dump(summary, fh)
-        sys.stdout.flush()
-        os._exit(0)  # the oracle's gRPC server threads would keep the process alive
     """
 )
 
