@@ -14,6 +14,8 @@ from sbnn_keras.callbacks import SparsityCallback  # noqa: E402
 from sbnn_keras.convert import ConversionError, ConversionReport, convert, convert_with_report  # noqa: E402
 from sbnn_keras.plot import plot_hamming_histograms  # noqa: E402
 from sbnn_keras.report import SparsityReport, sparsity_report  # noqa: E402
+from sbnn_keras import runtime  # noqa: E402
+from sbnn_keras.runtime import Interpreter, load_delegate  # noqa: E402
 from sbnn_keras.layers import QuantConv2D, QuantDense, sbnn_layers  # noqa: E402
 from sbnn_keras.quantizers import SbnnQuantizer, SiBnnQuantizer  # noqa: E402
 from sbnn_keras.regularizer import SparsityRegularizer, custom_objects, load_model  # noqa: E402
@@ -26,6 +28,7 @@ __all__ = [
     "SbnnQuantizer",
     "SiBnnQuantizer",
     "ConversionError",
+    "Interpreter",
     "ConversionReport",
     "SparsityCallback",
     "SparsityRegularizer",
@@ -36,9 +39,11 @@ __all__ = [
     "plot",
     "plot_hamming_histograms",
     "report",
+    "runtime",
     "sparsity_report",
     "stats",
     "custom_objects",
+    "load_delegate",
     "load_model",
     "math",
     "quantizers",

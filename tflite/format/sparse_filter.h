@@ -91,7 +91,7 @@ class BitReader {
     if (n > 32 || pos_ + n > nbits_) return false;
     uint64_t v = 0;
     for (uint32_t i = 0; i < n; ++i) {
-      uint32_t b;
+      uint32_t b = 0;
       Bit(&b);
       v |= uint64_t(b) << i;
     }
@@ -102,12 +102,12 @@ class BitReader {
   bool Rice(uint32_t k, uint64_t limit, uint64_t* value) {
     uint64_t q = 0;
     for (;;) {
-      uint32_t b;
+      uint32_t b = 0;
       if (!Bit(&b)) return false;
       if (!b) break;
       if (++q > (limit >> k)) return false;
     }
-    uint64_t r;
+    uint64_t r = 0;
     if (!Bits(k, &r)) return false;
     *value = (q << k) | r;
     return *value <= limit;
@@ -179,7 +179,7 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
   BitReader reader(data + kHeaderSize, h.payload_bits);
   uint64_t count = 0;
   for (uint64_t o = 0; o < h.out_channels; ++o) {
-    uint64_t mode;
+    uint64_t mode = 0;
     if (!reader.Bits(2, &mode)) {
       std::snprintf(error, error_size, "SBF1: stream ends in the mode of channel %llu",
                     (unsigned long long)o);
@@ -190,7 +190,7 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
       count += per_channel;
     } else if (mode == 2) {  // none
     } else if (mode == 0) {  // coded
-      uint64_t inverted;
+      uint64_t inverted = 0;
       if (!reader.Bits(1, &inverted)) {
         std::snprintf(error, error_size, "SBF1: stream ends in channel %llu", (unsigned long long)o);
         return false;
@@ -198,7 +198,7 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
       if (inverted) {
         for (uint64_t p = 0; p < per_channel; ++p) connect(o, p);
       }
-      uint64_t n;
+      uint64_t n = 0;
       if (!reader.ExpGolomb(per_channel - 1, &n)) {
         std::snprintf(error, error_size, "SBF1: bad count in channel %llu", (unsigned long long)o);
         return false;
@@ -206,7 +206,7 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
       ++n;
       uint64_t p = 0;
       for (uint64_t i = 0; i < n; ++i) {
-        uint64_t gap;
+        uint64_t gap = 0;
         if (!reader.Rice(h.rice_k, per_channel - 1, &gap)) {
           std::snprintf(error, error_size, "SBF1: bad gap %llu in channel %llu",
                         (unsigned long long)i, (unsigned long long)o);
@@ -232,7 +232,7 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
         return false;
       }
       for (uint64_t p = 0; p < per_channel; ++p) {
-        uint32_t b;
+        uint32_t b = 0;
         reader.Bit(&b);
         if (b) {
           connect(o, p);
