@@ -18,4 +18,62 @@ namespace sbnn {
 // All sparse kernels compiled in (fastest first, the reference last), nullptr-terminated.
 const BConv2DKernel* const* all_sparse_bconv2d_kernels();
 
+struct BConv2DSelectOptions {
+  // "auto": the fastest of the best dense kernel and the sparse candidates, timed on the
+  //         real shape and filter (never slower than dense beyond timing noise: a sparse
+  //         kernel must beat dense by `min_gain`);
+  // "dense": select_bconv2d_kernel(shape, nullptr);
+  // "sparse": the first supported sparse kernel (fastest family on this CPU);
+  // any other string: a kernel name (dense or sparse) or a dense ISA name, as
+  //         select_bconv2d_kernel(shape, force) understands it.
+  const char* policy = "auto";
+  // Timing budget per layer for "auto", in ms of CPU time (candidates are prepared and
+  // run on random input bits of the shape with batch 1). 0: decide by the cost model
+  // only (no timing).
+  double budget_ms = 10.0;
+  // How the caller will split rows into run() calls (0: all rows in one call); timing
+  // uses the same split.
+  int rows_per_call = 0;
+  // Required relative gain of a sparse kernel over dense (0.05 = 5% faster).
+  double min_gain = 0.05;
+  // Reuse decisions for the same shape and filter (process-wide, thread-safe cache).
+  bool use_cache = true;
+};
+
+struct BConv2DCandidate {
+  const BConv2DKernel* kernel = nullptr;
+  double ms = 0;          // median time per run of the whole shape (all batch*out_h rows),
+                          // measured with batch 1 and scaled by batch; 0 when not timed
+  double prepare_ms = 0;  // one-time prepare cost (0 when not timed)
+  bool measured = false;
+};
+
+struct BConv2DSelection {
+  const BConv2DKernel* kernel = nullptr;  // the choice
+  void* prepared = nullptr;               // kernel->prepare(shape, filter) (may be null for
+                                          // kernels without prepare); owned by the
+                                          // selection: release_bconv2d_selection()
+  double chosen_ms = 0;                   // time of the choice (measured or estimated)
+  double dense_ms = 0;                    // time of the best dense kernel
+  const char* reason = "";                // "timed", "cached", "model", "forced", "policy"
+  int num_candidates = 0;
+  BConv2DCandidate candidates[8];
+  // Filter statistics (for reports): connections = minority weights per channel summed,
+  // density = connections / dense weights, K0/K1 = shares of (output, input channel)
+  // kernels with no / one connection.
+  double density = 0;
+  double k0_share = 0, k1_share = 0;
+  int64_t connections = 0;
+};
+
+// Chooses a kernel for one layer and prepares it. Returns false (and a null kernel)
+// when no kernel matches the policy or supports the shape, or prepare fails.
+// Thread-safe. Cost: with "auto", up to about budget_ms of CPU time the first time a
+// (shape, filter) is seen; cached afterwards.
+bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
+                    const BConv2DSelectOptions& options, BConv2DSelection* selection);
+
+// Releases selection->prepared (with the chosen kernel's release) and clears it.
+void release_bconv2d_selection(BConv2DSelection* selection);
+
 }  // namespace sbnn

@@ -60,14 +60,19 @@ CpuFeatures detect() {
     const bool avx512bw = (ebx >> 30) & 1;
     const bool avx512vl = (ebx >> 31) & 1;
     const bool vpopcntdq = (ecx >> 14) & 1;
+    const bool vbmi = (ecx >> 1) & 1;
+    const bool gfni = (ecx >> 8) & 1;
+    const bool vnni = (ecx >> 11) & 1;
     f.x86_avx2 = avx && avx2 && ymm_state && f.x86_popcnt;
     f.x86_avx512bw = f.x86_avx2 && avx512f && avx512bw && avx512vl && zmm_state;
     f.x86_avx512_vpopcnt = f.x86_avx512bw && vpopcntdq;
+    f.x86_avx512_vbmi_vnni_gfni = f.x86_avx512_vpopcnt && vbmi && vnni && gfni;
   }
   if (isa_disabled("popcnt")) f.x86_popcnt = false;
   if (isa_disabled("avx2") || !f.x86_popcnt) f.x86_avx2 = false;
   if (isa_disabled("avx512") || !f.x86_avx2) f.x86_avx512bw = false;
   if (isa_disabled("avx512vpopcnt") || !f.x86_avx512bw) f.x86_avx512_vpopcnt = false;
+  if (isa_disabled("avx512icl") || !f.x86_avx512_vpopcnt) f.x86_avx512_vbmi_vnni_gfni = false;
 #endif
 #if defined(__aarch64__)
 #if defined(__linux__)

@@ -1,7 +1,22 @@
 // bconv2d_sparse_bitplane_512__avx512: the bit-plane carry-save sparse kernel on 512-bit
 // vectors (512 output pixels per register), see sparse_bitplane.h.
-// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq.
+//
+// Per block of 16 output channels:
+//   1. carry-save counting: for each connection one unaligned 64-byte load from the
+//      transposed input Y; 8 inputs are reduced by 7 full adders (2 VPTERNLOG each) into
+//      ones/twos/fours, the weight-8 carries ripple into higher planes;
+//   2. planes -> count bytes: a byte-interleave network (24 VPUNPCK) puts the 8 plane
+//      bytes of 8 pixels into one qword, VGF2P8AFFINEQB transposes each 8x8 bit block
+//      (one count byte per pixel);
+//   3. a 4-level VPERMT2B network transposes 16 channels x 64 pixels of count bytes into
+//      pixel-major order, VPMOVZXBD widens 16 channels of one pixel, and one VPDPWSSD
+//      (VNNI) computes base + 4u*C - 2u*B(p) from the pair (C, B(p)) before the store.
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vbmi
+// -mavx512vnni -mgfni; requires CpuFeatures::x86_avx512_vbmi_vnni_gfni.
+// GCC 12 warns about the deliberately undefined registers inside some intrinsics.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+
 
 #include "bconv2d_kernels.h"
 #include "cpu_features.h"
@@ -13,11 +28,773 @@ namespace {
 
 constexpr int kKindAvx512 = 14;
 constexpr size_t kYBudget = 48 * 1024;
+constexpr int kMaxPlanes = 16;  // counts < 65536 on the fast conversion path
+constexpr int kSuper = 4;       // 16-channel blocks written together (64 channels)
 
-struct Avx512Impl : BitplanePortable<8> {};
+// ----------------------------------------------------------------------------------
+// Constant tables, computed once.
+struct Tables {
+  // Step 2 output: byte i of qword q of register r holds the count of pixel
+  // 8 * kq[r][q] + i of the vector.
+  uint8_t kq[8][8];
+  // Step 3: vpermt2b indices per level (1..4) and half (0, 1).
+  __m512i perm[4][2];
+  // Input transposition: after the byte-interleave of u = log2(R/8) stages, element e of
+  // register m holds channel scramble[u][m * (512 / R) + e] of the 64-channel chunk.
+  uint8_t scramble[4][64];
+  // Square transposes of N x N elements (N = 16 dwords, 32 words, 8 qwords): per
+  // butterfly step (bit b = N/2 .. 1) two vpermt2 index vectors.
+  __m512i tr32[4][2], tr16[5][2], tr64[3][2];
+  // Byte transpose of 8 qwords (row reversal for VGF2P8AFFINEQB): out qword k byte i =
+  // in qword (7 - i) byte k.
+  __m512i bytes8x8;
+  Tables() {
+    // Simulate the interleave network on byte indices.
+    alignas(64) uint8_t in[8][64];
+    for (int b = 0; b < 8; ++b)
+      for (int k = 0; k < 64; ++k) in[b][k] = static_cast<uint8_t>(k);
+    __m512i p[8], out[8];
+    for (int b = 0; b < 8; ++b) p[b] = _mm512_load_si512(in[b]);
+    interleave(p, out);
+    for (int r = 0; r < 8; ++r) {
+      alignas(64) uint8_t o[64];
+      _mm512_store_si512(o, out[r]);
+      for (int q = 0; q < 8; ++q) kq[r][q] = o[8 * q];
+    }
+    for (int l = 1; l <= 4; ++l)
+      for (int h = 0; h < 2; ++h) {
+        alignas(64) uint8_t idx[64];
+        const int nch = 1 << l, half = nch / 2, npos = 64 >> l;
+        for (int pos = 0; pos < npos; ++pos)
+          for (int ch = 0; ch < nch; ++ch) {
+            const int src_pos = h * npos + pos;
+            int v = src_pos * half + (ch % half);
+            if (ch >= half) v += 64;
+            idx[pos * nch + ch] = static_cast<uint8_t>(v);
+          }
+        perm[l - 1][h] = _mm512_load_si512(idx);
+      }
+    // Input-side interleave scramble, simulated on channel ids.
+    for (int u = 1; u <= 3; ++u) {
+      __m512i z[8], o[8];
+      for (int xb = 0; xb < 8; ++xb) {
+        alignas(64) uint8_t ids[64];
+        for (int c = 0; c < 64; ++c) ids[c] = static_cast<uint8_t>(c);
+        z[xb] = _mm512_load_si512(ids);
+      }
+      interleave_rows(u, z, o);
+      const int esz = 1 << u, per = 64 / esz;  // bytes per element, elements per register
+      for (int m = 0; m < esz; ++m) {
+        alignas(64) uint8_t b[64];
+        _mm512_store_si512(b, o[m]);
+        for (int e = 0; e < per; ++e) scramble[u][m * per + e] = b[e * esz];
+      }
+    }
+    auto butterfly = [](int N, int b, int h, int width, __m512i* out) {
+      alignas(64) uint8_t idx[64];
+      for (int e = 0; e < N; ++e) {
+        const bool eb = (e & b) != 0;
+        int v;
+        if (h == 0) v = !eb ? e : N + (e ^ b);
+        else v = eb ? N + e : (e ^ b);
+        for (int k = 0; k < width; ++k) {
+          // index vectors are per element; widths 2/4/8 use epi16/32/64 permutes
+          if (width == 2) reinterpret_cast<uint16_t*>(idx)[e] = static_cast<uint16_t>(v);
+          if (width == 4) reinterpret_cast<uint32_t*>(idx)[e] = static_cast<uint32_t>(v);
+          if (width == 8) reinterpret_cast<uint64_t*>(idx)[e] = static_cast<uint64_t>(v);
+        }
+      }
+      *out = _mm512_load_si512(idx);
+    };
+    for (int st = 0; st < 4; ++st)
+      for (int h = 0; h < 2; ++h) butterfly(16, 8 >> st, h, 4, &tr32[st][h]);
+    for (int st = 0; st < 5; ++st)
+      for (int h = 0; h < 2; ++h) butterfly(32, 16 >> st, h, 2, &tr16[st][h]);
+    for (int st = 0; st < 3; ++st)
+      for (int h = 0; h < 2; ++h) butterfly(8, 4 >> st, h, 8, &tr64[st][h]);
+    alignas(64) uint8_t bt[64];
+    for (int k = 0; k < 8; ++k)
+      for (int i = 0; i < 8; ++i) bt[8 * k + i] = static_cast<uint8_t>(8 * (7 - i) + k);
+    bytes8x8 = _mm512_load_si512(bt);
+  }
+
+  // Input side: 2^u registers z[xb] (byte c = channel c of 8 pixels xb*8..) -> 2^u
+  // registers of (R/8)-byte elements (bytes xb = 0 .. R/8-1 of one channel).
+  static void interleave_rows(int u, const __m512i* z, __m512i* o) {
+    if (u == 1) {
+      o[0] = _mm512_unpacklo_epi8(z[0], z[1]);
+      o[1] = _mm512_unpackhi_epi8(z[0], z[1]);
+      return;
+    }
+    __m512i a[8];
+    const int n = 1 << u;
+    for (int i = 0; i < n; i += 2) {
+      a[i] = _mm512_unpacklo_epi8(z[i], z[i + 1]);
+      a[i + 1] = _mm512_unpackhi_epi8(z[i], z[i + 1]);
+    }
+    __m512i b[8];
+    // stage 2: words; pair (a[i], a[i+2]) within groups of 4
+    for (int g = 0; g < n; g += 4)
+      for (int i = 0; i < 2; ++i) {
+        b[g + 2 * i] = _mm512_unpacklo_epi16(a[g + i], a[g + i + 2]);
+        b[g + 2 * i + 1] = _mm512_unpackhi_epi16(a[g + i], a[g + i + 2]);
+      }
+    if (u == 2) {
+      for (int i = 0; i < 4; ++i) o[i] = b[i];
+      return;
+    }
+    // stage 3: dwords; pair (b[i], b[i+4])
+    for (int i = 0; i < 4; ++i) {
+      o[2 * i] = _mm512_unpacklo_epi32(b[i], b[i + 4]);
+      o[2 * i + 1] = _mm512_unpackhi_epi32(b[i], b[i + 4]);
+    }
+  }
+
+  // Byte-interleave network: out[r] qwords = [p[0][k] .. p[7][k]] for k = kq[r][q].
+  static void interleave(const __m512i p[8], __m512i out[8]) {
+    const __m512i a0 = _mm512_unpacklo_epi8(p[0], p[1]), a1 = _mm512_unpackhi_epi8(p[0], p[1]);
+    const __m512i a2 = _mm512_unpacklo_epi8(p[2], p[3]), a3 = _mm512_unpackhi_epi8(p[2], p[3]);
+    const __m512i a4 = _mm512_unpacklo_epi8(p[4], p[5]), a5 = _mm512_unpackhi_epi8(p[4], p[5]);
+    const __m512i a6 = _mm512_unpacklo_epi8(p[6], p[7]), a7 = _mm512_unpackhi_epi8(p[6], p[7]);
+    const __m512i b0 = _mm512_unpacklo_epi16(a0, a2), b1 = _mm512_unpackhi_epi16(a0, a2);
+    const __m512i b2 = _mm512_unpacklo_epi16(a1, a3), b3 = _mm512_unpackhi_epi16(a1, a3);
+    const __m512i b4 = _mm512_unpacklo_epi16(a4, a6), b5 = _mm512_unpackhi_epi16(a4, a6);
+    const __m512i b6 = _mm512_unpacklo_epi16(a5, a7), b7 = _mm512_unpackhi_epi16(a5, a7);
+    out[0] = _mm512_unpacklo_epi32(b0, b4);
+    out[1] = _mm512_unpackhi_epi32(b0, b4);
+    out[2] = _mm512_unpacklo_epi32(b1, b5);
+    out[3] = _mm512_unpackhi_epi32(b1, b5);
+    out[4] = _mm512_unpacklo_epi32(b2, b6);
+    out[5] = _mm512_unpackhi_epi32(b2, b6);
+    out[6] = _mm512_unpacklo_epi32(b3, b7);
+    out[7] = _mm512_unpackhi_epi32(b3, b7);
+  }
+};
+
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+// Counts of 512 pixels from 8 bit planes (weights 1 .. 128): out[r] byte 8q + i is the
+// count of pixel 8 * kq[r][q] + i.
+inline void planes_to_counts(const __m512i* planes, __m512i out[8]) {
+  // Reversed plane order makes VGF2P8AFFINEQB an exact transpose (see docs).
+  const __m512i rev[8] = {planes[7], planes[6], planes[5], planes[4],
+                          planes[3], planes[2], planes[1], planes[0]};
+  Tables::interleave(rev, out);
+  const __m512i unit = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ull));
+  for (int r = 0; r < 8; ++r) out[r] = _mm512_gf2p8affine_epi64_epi8(unit, out[r], 0);
+}
+
+// 16 x 64 bytes [channel][position] (in[j] = channel j) -> [position/4][position%4][channel]
+// (out + 64 * k holds positions 4k .. 4k+3, 16 channel bytes each).
+inline void transpose16x64(const __m512i* in, uint8_t* out) {
+  const Tables& t = tables();
+  __m512i a[16], b[16];
+  // Level l: input reg index pb * (16 >> l) + cg, output (2 pb + h) * (8 >> l) + cg.
+#define SBNN_LEVEL(L, X, Y)                                                      \
+  for (int pb = 0; pb < (1 << L); ++pb)                                          \
+    for (int cg = 0; cg < (8 >> L); ++cg) {                                      \
+      const __m512i u = X[pb * (16 >> L) + 2 * cg], w = X[pb * (16 >> L) + 2 * cg + 1]; \
+      Y[(2 * pb) * (8 >> L) + cg] = _mm512_permutex2var_epi8(u, t.perm[L][0], w);   \
+      Y[(2 * pb + 1) * (8 >> L) + cg] = _mm512_permutex2var_epi8(u, t.perm[L][1], w); \
+    }
+  SBNN_LEVEL(0, in, a)
+  SBNN_LEVEL(1, a, b)
+  SBNN_LEVEL(2, b, a)
+  SBNN_LEVEL(3, a, b)
+#undef SBNN_LEVEL
+  for (int i = 0; i < 16; ++i) _mm512_store_si512(out + 64 * i, b[i]);
+}
+
+// The same, storing in pixel order: chunk r's positions 8q .. 8q+7 are pixels
+// 8 * kq[r][q] .. + 7 of the vector, so out + 16 * pixel holds that pixel's 16 bytes.
+inline void transpose16x64_pixels(const __m512i* in, uint8_t* out, const uint8_t* kq_r) {
+  const Tables& t = tables();
+  __m512i a[16], b[16];
+#define SBNN_LEVEL(L, X, Y)                                                      \
+  for (int pb = 0; pb < (1 << L); ++pb)                                          \
+    for (int cg = 0; cg < (8 >> L); ++cg) {                                      \
+      const __m512i u = X[pb * (16 >> L) + 2 * cg], w = X[pb * (16 >> L) + 2 * cg + 1]; \
+      Y[(2 * pb) * (8 >> L) + cg] = _mm512_permutex2var_epi8(u, t.perm[L][0], w);   \
+      Y[(2 * pb + 1) * (8 >> L) + cg] = _mm512_permutex2var_epi8(u, t.perm[L][1], w); \
+    }
+  SBNN_LEVEL(0, in, a)
+  SBNN_LEVEL(1, a, b)
+  SBNN_LEVEL(2, b, a)
+  SBNN_LEVEL(3, a, b)
+#undef SBNN_LEVEL
+  for (int i = 0; i < 16; ++i)
+    _mm512_store_si512(out + 16 * (8 * kq_r[i >> 1] + 4 * (i & 1)), b[i]);
+}
+
+#define SBNN_MAJ(a, b, c) _mm512_ternarylogic_epi64((a), (b), (c), 0xE8)
+#define SBNN_XOR3(a, b, c) _mm512_ternarylogic_epi64((a), (b), (c), 0x96)
+
+// Harley-Seal counting of n inputs; the input i is the 64 bytes at y + off[i].
+// planes[0..np) receive the bit-sliced counts, np = max(3, bit_length(n)).
+template <int NP>
+inline void count_planes(const uint8_t* y, const uint32_t* off, int n, __m512i* planes) {
+  __m512i ones = _mm512_setzero_si512(), twos = ones, fours = ones;
+  __m512i hi[NP > 3 ? NP - 3 : 1];
+  for (int k = 0; k < NP - 3; ++k) hi[k] = _mm512_setzero_si512();
+  auto ld = [&](int i) { return _mm512_loadu_si512(y + off[i]); };
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512i x0 = ld(i), x1 = ld(i + 1), x2 = ld(i + 2), x3 = ld(i + 3);
+    const __m512i x4 = ld(i + 4), x5 = ld(i + 5), x6 = ld(i + 6), x7 = ld(i + 7);
+    __m512i ta = SBNN_MAJ(ones, x0, x1);
+    ones = SBNN_XOR3(ones, x0, x1);
+    __m512i tb = SBNN_MAJ(ones, x2, x3);
+    ones = SBNN_XOR3(ones, x2, x3);
+    const __m512i fa = SBNN_MAJ(twos, ta, tb);
+    twos = SBNN_XOR3(twos, ta, tb);
+    ta = SBNN_MAJ(ones, x4, x5);
+    ones = SBNN_XOR3(ones, x4, x5);
+    tb = SBNN_MAJ(ones, x6, x7);
+    ones = SBNN_XOR3(ones, x6, x7);
+    const __m512i fb = SBNN_MAJ(twos, ta, tb);
+    twos = SBNN_XOR3(twos, ta, tb);
+    __m512i e = SBNN_MAJ(fours, fa, fb);
+    fours = SBNN_XOR3(fours, fa, fb);
+    for (int k = 0; k < NP - 3; ++k) {
+      const __m512i c = _mm512_and_si512(hi[k], e);
+      hi[k] = _mm512_xor_si512(hi[k], e);
+      e = c;
+    }
+  }
+  // Tail: pairs, then one.
+  for (; i + 2 <= n; i += 2) {
+    const __m512i x0 = ld(i), x1 = ld(i + 1);
+    __m512i c = SBNN_MAJ(ones, x0, x1);
+    ones = SBNN_XOR3(ones, x0, x1);
+    __m512i t = _mm512_and_si512(twos, c);
+    twos = _mm512_xor_si512(twos, c);
+    c = _mm512_and_si512(fours, t);
+    fours = _mm512_xor_si512(fours, t);
+    for (int k = 0; k < NP - 3; ++k) {
+      t = _mm512_and_si512(hi[k], c);
+      hi[k] = _mm512_xor_si512(hi[k], c);
+      c = t;
+    }
+  }
+  if (i < n) {
+    __m512i c = ld(i);
+    __m512i t = _mm512_and_si512(ones, c);
+    ones = _mm512_xor_si512(ones, c);
+    c = _mm512_and_si512(twos, t);
+    twos = _mm512_xor_si512(twos, t);
+    t = _mm512_and_si512(fours, c);
+    fours = _mm512_xor_si512(fours, c);
+    for (int k = 0; k < NP - 3; ++k) {
+      c = _mm512_and_si512(hi[k], t);
+      hi[k] = _mm512_xor_si512(hi[k], t);
+      t = c;
+    }
+  }
+  planes[0] = ones;
+  planes[1] = twos;
+  planes[2] = fours;
+  for (int k = 0; k < NP - 3; ++k) planes[3 + k] = hi[k];
+}
+
+typedef void (*CountFn)(const uint8_t*, const uint32_t*, int, __m512i*);
+const CountFn kCount[] = {
+    &count_planes<3>,  &count_planes<4>,  &count_planes<5>,  &count_planes<6>,
+    &count_planes<7>,  &count_planes<8>,  &count_planes<9>,  &count_planes<10>,
+    &count_planes<11>, &count_planes<12>, &count_planes<13>, &count_planes<14>,
+    &count_planes<15>, &count_planes<16>};
+static_assert(sizeof(kCount) / sizeof(kCount[0]) == kMaxPlanes - 2, "one per plane count");
+
+// Square transpose of N x N elements of E bytes held in N registers (N = 64 / E).
+template <int E>
+inline void transpose_square(__m512i* x) {
+  const Tables& t = tables();
+  constexpr int N = 64 / E;
+  constexpr int steps = E == 2 ? 5 : E == 4 ? 4 : 3;
+  for (int st = 0; st < steps; ++st) {
+    const int b = N >> (st + 1);
+    const __m512i* idx = E == 2 ? t.tr16[st] : E == 4 ? t.tr32[st] : t.tr64[st];
+    for (int r0 = 0; r0 < N; ++r0) {
+      if (r0 & b) continue;
+      const __m512i a = x[r0], c = x[r0 | b];
+      if (E == 2) {
+        x[r0] = _mm512_permutex2var_epi16(a, idx[0], c);
+        x[r0 | b] = _mm512_permutex2var_epi16(a, idx[1], c);
+      } else if (E == 4) {
+        x[r0] = _mm512_permutex2var_epi32(a, idx[0], c);
+        x[r0 | b] = _mm512_permutex2var_epi32(a, idx[1], c);
+      } else {
+        x[r0] = _mm512_permutex2var_epi64(a, idx[0], c);
+        x[r0 | b] = _mm512_permutex2var_epi64(a, idx[1], c);
+      }
+    }
+  }
+}
+
+template <int E>
+inline __m512i shift_elements(__m512i v, int q) {
+  const __m128i n = _mm_cvtsi32_si128(q >= 0 ? q : -q);
+  if (E == 2) return q >= 0 ? _mm512_srl_epi16(v, n) : _mm512_sll_epi16(v, n);
+  if (E == 4) return q >= 0 ? _mm512_srl_epi32(v, n) : _mm512_sll_epi32(v, n);
+  return q >= 0 ? _mm512_srl_epi64(v, n) : _mm512_sll_epi64(v, n);
+}
+
+template <int E>
+inline void mask_store_rows(uint8_t* dst, uint64_t rowmask, __m512i v) {
+  if (E == 2) _mm512_mask_storeu_epi16(dst, static_cast<__mmask32>(rowmask), v);
+  else if (E == 4) _mm512_mask_storeu_epi32(dst, static_cast<__mmask16>(rowmask), v);
+  else _mm512_mask_storeu_epi64(dst, static_cast<__mmask8>(rowmask), v);
+}
+
+// H row (see h_row) with 16 output columns per step.
+inline void h_row_avx512(const BandCtx& x, int32_t* h) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int ow = s.out_w;
+  for (int ox = 0; ox < ow; ox += 16) {
+    const __mmask16 m = ow - ox >= 16 ? static_cast<__mmask16>(0xffff)
+                                      : static_cast<__mmask16>((1u << (ow - ox)) - 1u);
+    __m512i acc = _mm512_setzero_si512();
+    for (int fx = 0; fx < s.filter_w; ++fx)
+      acc = _mm512_add_epi32(
+          acc, _mm512_maskz_loadu_epi32(m, x.pc + p.phx[fx] * x.pc_stride + x.pc_margin + p.qx[fx] + ox));
+    _mm512_mask_storeu_epi32(h + ox, m, acc);
+  }
+}
+
+// Bytes of the row buffer RC of the fast Y build: [sw][rows_cap][chunks][R/8] registers.
+inline size_t rc_bytes(const BitplanePlan& p, int cg) {
+  if (p.R != 16 && p.R != 32 && p.R != 64) return 0;
+  const int N = 512 / p.R;
+  const size_t rows_cap = static_cast<size_t>(p.rows_pp + N - 1) / N * N;
+  return static_cast<size_t>(p.sw) * rows_cap * ((cg + 63) / 64) * (p.R / 8) * 64;
+}
+
+// Output of one run of pixels [x0, x1) of one stored row (one border class) for NB
+// blocks of 16 channels: dot = base + 4u * C - 2u * B(p), one VPDPWSSD per 16 outputs.
+struct EmitArgs {
+  const uint8_t* tr;        // count bytes of pixel ox of the row at tr + 16 * ox (block k:
+                            // + k * 512 * 16, high bytes: + kSuper * 512 * 16)
+  const int32_t* bb;        // B(p) << 16 of pixel ox of the row at bb[ox]
+  int32_t* dst;             // dot of pixel ox, channel s0 at dst + ox * O
+  const int32_t* base_row;  // base of class (vc, hc) at base_row + hc * O
+  int O, x0, x1, hc;
+  const __m512i* W;
+  const __mmask16* mask;
+};
+typedef void (*EmitFn)(const EmitArgs&);
+
+template <int NB, bool TWO>
+void emit_run(const EmitArgs& e) {
+  __m512i base[NB], W[NB];
+  __mmask16 mask[NB];
+  const int32_t* b = e.base_row + static_cast<size_t>(e.hc) * e.O;
+  for (int k = 0; k < NB; ++k) {
+    mask[k] = e.mask[k];
+    base[k] = _mm512_maskz_loadu_epi32(mask[k], b + 16 * k);
+    W[k] = e.W[k];
+  }
+  const bool full = NB == 1 ? mask[0] == 0xffff : mask[NB - 1] == 0xffff;
+  int32_t* __restrict dst = e.dst + static_cast<size_t>(e.x0) * e.O;
+  const uint8_t* __restrict tr = e.tr + 16 * e.x0;
+  const int32_t* __restrict bb = e.bb + e.x0;
+  for (int ox = e.x0; ox < e.x1; ++ox, dst += e.O, tr += 16, ++bb) {
+    const __m512i bc = _mm512_set1_epi32(*bb);
+    for (int k = 0; k < NB; ++k) {
+      const uint8_t* t = tr + static_cast<size_t>(k) * 512 * 16;
+      __m512i cnt = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
+      if (TWO)
+        cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(
+                                                         reinterpret_cast<const __m128i*>(t + kSuper * 512 * 16))),
+                                                     8));
+      const __m512i d = _mm512_dpwssd_epi32(base[k], _mm512_or_si512(cnt, bc), W[k]);
+      if (full) _mm512_storeu_si512(dst + 16 * k, d);
+      else _mm512_mask_storeu_epi32(dst + 16 * k, mask[k], d);
+    }
+  }
+}
+
+struct Avx512Impl : BitplanePortable<8> {
+  static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f) {
+    const size_t lq = (static_cast<size_t>(p.nb) * p.R + 63) / 64;
+    const size_t nv = (lq + 7) / 8;
+    const size_t planes = kSuper * 16 * nv * kMaxPlanes * 64;  // [kSuper][16][nv][planes] ZMM
+    const size_t bb = sizeof(int32_t) * (nv * 512 + 64);
+    const size_t tr = static_cast<size_t>(2 * kSuper) * 512 * 16;  // count bytes, pixel order
+    const size_t mine = std::max(planes + bb + tr + 64, rc_bytes(p, f.cg) + 64);
+    return std::max(mine, BitplanePortable<8>::work_bytes(p, f));
+  }
+
+  static void build_band(BandCtx& x) {
+    const BConv2DShape& s = *x.s;
+    const BitplanePlan& p = *x.p;
+    const int cg = x.f->cg;
+    const int nxp = (s.in_w + p.sw - 1) / p.sw;
+    const bool fast = (s.groups == 1 || cg % 32 == 0) && (p.R == 16 || p.R == 32 || p.R == 64) &&
+                      nxp <= p.R;
+    if (!fast) {
+      BitplanePortable<8>::build_band(x);
+      return;
+    }
+    if (p.R == 16) build_band_fast<2>(x);
+    else if (p.R == 32) build_band_fast<4>(x);
+    else build_band_fast<8>(x);
+    band_bits(x);
+  }
+
+  // E = bytes per stored row (R / 8): rows are E-byte elements, N = 64 / E per register.
+  template <int E>
+  static void build_band_fast(BandCtx& x) {
+    const BConv2DShape& s = *x.s;
+    const BitplanePlan& p = *x.p;
+    const Tables& tab = tables();
+    constexpr int N = 64 / E, U = E == 2 ? 1 : E == 4 ? 2 : 3;
+    const int cg = x.f->cg, fw = s.filter_words, sw = p.sw;
+    const int nch = (cg + 63) / 64;                 // 64-channel chunks
+    const int gbytes = fw * 4;                      // bytes of the group per pixel
+    const size_t pstride = static_cast<size_t>(s.in_words) * 4;  // bytes per pixel
+    const int rows = x.nbr + p.qmax - p.qmin;
+    const int rows_cap = (p.rows_pp + N - 1) / N * N;
+    __m512i* RC = reinterpret_cast<__m512i*>(x.work);
+    auto rc = [&](int phi, int jj, int ch) {
+      return RC + ((static_cast<size_t>(phi) * rows_cap + jj) * nch + ch) * E;
+    };
+    const __m512i unit = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ull));
+    // Chunk masks: the group's real channels.
+    auto chunk_mask = [&](int ch) {
+      const int bits = std::min(64, cg - 64 * ch);
+      return bits >= 64 ? ~0ull : ((1ull << bits) - 1);
+    };
+    bool phi_used[64] = {};
+    for (int fx = 0; fx < s.filter_w; ++fx) phi_used[p.phx[fx]] = true;
+    const uint64_t outmask1 = s.out_w >= 64 ? ~0ull : ((1ull << s.out_w) - 1);
+    const __m512i outmask = E == 2   ? _mm512_set1_epi16(static_cast<short>(outmask1))
+                            : E == 4 ? _mm512_set1_epi32(static_cast<int>(outmask1))
+                                     : _mm512_set1_epi64(static_cast<long long>(outmask1));
+    const bool need_mask = s.out_w < 8 * E;
+    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+
+    for (int ph = 0; ph < p.sh; ++ph) {
+      if (!phase_used(p, s.filter_h, s.filter_w, ph)) continue;
+      // (a) transpose the band's input rows of this phase into RC.
+      for (int jj = 0; jj < rows; ++jj) {
+        const int j = x.oy0 + p.qmin + jj;
+        const long iy = static_cast<long>(j) * p.sh + ph;
+        int32_t* h = x.H + (static_cast<size_t>(ph) * p.rows_pp + jj) * s.out_w;
+        if (iy < 0 || iy >= s.in_h) {
+          for (int phi = 0; phi < sw; ++phi)
+            if (phi_used[phi])
+              for (int ch = 0; ch < nch; ++ch)
+                for (int m = 0; m < E; ++m) rc(phi, jj, ch)[m] = _mm512_setzero_si512();
+          for (int ox = 0; ox < s.out_w; ++ox) h[ox] = 0;
+          continue;
+        }
+        const uint8_t* row = reinterpret_cast<const uint8_t*>(x.input) +
+                             (x.b * s.in_h + iy) * static_cast<size_t>(s.in_w) * pstride +
+                             static_cast<size_t>(x.g) * gbytes;
+        for (int phi = 0; phi < sw && phi < s.in_w; ++phi) {
+          const int n_px = (s.in_w - phi + sw - 1) / sw;
+          const uint8_t* base = row + static_cast<size_t>(phi) * pstride;
+          const size_t step = pstride * sw;
+          __m512i pcv[8];
+          for (int xb = 0; xb < E; ++xb) pcv[xb] = _mm512_setzero_si512();
+          for (int ch = 0; ch < nch; ++ch) {
+            const __m512i cm = _mm512_set1_epi64(static_cast<long long>(chunk_mask(ch)));
+            const bool full8 = 8 * ch + 8 <= gbytes;
+            __m512i z[8];
+            for (int xb = 0; xb < E; ++xb) {
+              const int j0 = 8 * xb;
+              const int nv = std::max(0, std::min(8, n_px - j0));
+              const __mmask8 lm = static_cast<__mmask8>((1u << nv) - 1u);
+              __m512i v;
+              if (nv == 0) {
+                v = _mm512_setzero_si512();
+              } else {
+                const uint8_t* b0 = base + j0 * step + 8 * ch;
+                if (full8 && step == 8) {
+                  v = _mm512_maskz_loadu_epi64(lm, b0);
+                } else {
+                  const __m512i vidx = _mm512_mul_epu32(lane, _mm512_set1_epi64(static_cast<long long>(step)));
+                  if (full8) {
+                    v = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lm, vidx, b0, 1);
+                  } else {
+                    v = _mm512_cvtepu32_epi64(
+                        _mm512_mask_i64gather_epi32(_mm256_setzero_si256(), lm, vidx, b0, 1));
+                  }
+                }
+                v = _mm512_and_si512(v, cm);
+              }
+              pcv[xb] = _mm512_add_epi64(pcv[xb], _mm512_popcnt_epi64(v));
+              z[xb] = _mm512_gf2p8affine_epi64_epi8(unit, _mm512_permutexvar_epi8(tab.bytes8x8, v), 0);
+            }
+            __m512i o[8];
+            Tables::interleave_rows(U, z, o);
+            __m512i* dst = rc(phi, jj, ch);
+            for (int m = 0; m < E; ++m) dst[m] = o[m];
+          }
+          int32_t* pc = x.pc + phi * x.pc_stride + x.pc_margin;
+          for (int xb = 0; xb < E; ++xb) {
+            const int nv = std::max(0, std::min(8, n_px - 8 * xb));
+            if (nv > 0)
+              _mm512_mask_cvtepi64_storeu_epi32(pc + 8 * xb, static_cast<__mmask8>((1u << nv) - 1u), pcv[xb]);
+          }
+        }
+        h_row_avx512(x, h);
+      }
+      // (b) RC [row][channel] -> Y [fx][channel][row], shifted per filter column.
+      const size_t plane_bytes = p.plane_bytes;
+      for (int phi = 0; phi < sw; ++phi) {
+        if (!phi_used[phi]) continue;
+        int nfx = 0, fq[16];
+        size_t fbase[16];
+        for (int fx = 0; fx < s.filter_w && nfx < 16; ++fx)
+          if (p.phx[fx] == phi) {
+            fq[nfx] = p.qx[fx];
+            fbase[nfx++] = static_cast<size_t>(fx) * cg * plane_bytes;
+          }
+        for (int fx = 0, k = 0; fx < s.filter_w; ++fx)  // (more than 16 columns: rare)
+          if (p.phx[fx] == phi && k++ >= 16) {
+            BitplanePortable<8>::build_band(x);
+            return;
+          }
+        for (int ch = 0; ch < nch; ++ch)
+          for (int m = 0; m < E; ++m)
+            for (int jj0 = 0; jj0 < rows; jj0 += N) {
+              __m512i t[N];
+              for (int i = 0; i < N; ++i) t[i] = rc(phi, jj0 + i, ch)[m];
+              transpose_square<E>(t);
+              const int nvalid = std::min(N, rows - jj0);
+              const uint64_t rowmask = nvalid >= 64 ? ~0ull : ((1ull << nvalid) - 1);
+              uint8_t* ybase = x.Y + (static_cast<size_t>(ph) * p.rows_pp + jj0) * p.rb;
+              const uint8_t* scr = tab.scramble[U] + m * N;
+              for (int e = 0; e < N; ++e) {
+                const int c = 64 * ch + scr[e];
+                if (c >= cg) continue;
+                uint8_t* yc = ybase + static_cast<size_t>(c) * plane_bytes;
+                for (int k = 0; k < nfx; ++k) {
+                  __m512i v = fq[k] == 0 ? t[e] : shift_elements<E>(t[e], fq[k]);
+                  if (need_mask) v = _mm512_and_si512(v, outmask);
+                  mask_store_rows<E>(yc + fbase[k], rowmask, v);
+                }
+              }
+            }
+      }
+    }
+  }
+
+  // Count planes of channels [o0, o0 + 16) (absent channels: zero planes) into
+  // PL[j][v][b] (ZMM), j < 16, v < nv, b < round_up(np, 8).
+  static void count_block(const BandCtx& x, int o0, int nch, int G, int nv, int np, __m512i* PL) {
+    const BitplanePlan& p = *x.p;
+    const SparseFilter& f = *x.f;
+    const uint8_t* Y = x.Y;
+    const int npad = 8 * ((np + 7) / 8);
+    if (G == 1) {
+      const CountFn count = kCount[np - 3];
+      for (int j = 0; j < 16; ++j)
+        for (int v = 0; v < nv; ++v) {
+          __m512i* pl = PL + (j * nv + v) * kMaxPlanes;
+          int b = 0;
+          if (j < nch) {
+            const int o = o0 + j;
+            count(Y + static_cast<size_t>(v) * 64, p.off + f.conn_begin[o],
+                  static_cast<int>(f.conn_begin[o + 1] - f.conn_begin[o]), pl);
+            b = np;
+          }
+          for (; b < npad; ++b) pl[b] = _mm512_setzero_si512();
+        }
+      return;
+    }
+    // Two channels per vector: 256-bit halves from two connection lists.
+    const uint8_t* zero = Y + *p.zero_off;
+    for (int j = 0; j < 16; j += 2) {
+      __m512i pl[kMaxPlanes];
+      const int oa = o0 + j, ob = o0 + j + 1;
+      const int na = j < nch ? static_cast<int>(f.conn_begin[oa + 1] - f.conn_begin[oa]) : 0;
+      const int nbn = j + 1 < nch ? static_cast<int>(f.conn_begin[ob + 1] - f.conn_begin[ob]) : 0;
+      const uint32_t* offa = j < nch ? p.off + f.conn_begin[oa] : nullptr;
+      const uint32_t* offb = j + 1 < nch ? p.off + f.conn_begin[ob] : nullptr;
+      count_pair(Y, zero, offa, na, offb, nbn, np, pl);
+      __m512i* pa = PL + (j * nv) * kMaxPlanes;
+      __m512i* pb = PL + ((j + 1) * nv) * kMaxPlanes;
+      for (int b = 0; b < npad; ++b) {
+        const __m512i v = b < np ? pl[b] : _mm512_setzero_si512();
+        pa[b] = v;
+        pb[b] = _mm512_zextsi256_si512(_mm512_extracti64x4_epi64(v, 1));
+      }
+    }
+  }
+
+  static void process_channels(BandCtx& x, int o_begin, int o_end) {
+    const BConv2DShape& s = *x.s;
+    const BitplanePlan& p = *x.p;
+    const SparseFilter& f = *x.f;
+    const int lq = (x.nbr * p.R + 63) / 64;
+    const int np = std::max(3, bit_length(static_cast<unsigned>(f.max_conns)));
+    // Fast path: one or two channels per vector, counts < 65536, B(p) in int16.
+    if (lq < 4 || np > kMaxPlanes || f.kfull > 32767 || p.R > 512) {  // (lq: 64-bit words of the band)
+      BitplanePortable<8>::process_channels(x, o_begin, o_end);
+      return;
+    }
+    const Tables& tab = tables();
+    const int G = lq > 4 ? 1 : 2;  // channels per vector (2: bands of <= 256 bits)
+    const int nv = G == 1 ? (lq + 7) / 8 : 1;
+    const bool two = np > 8;       // counts need two bytes
+    // Work memory: PL [kSuper][16][nv][kMaxPlanes] ZMM, BB, TR [kSuper][2][8][1024] bytes.
+    __m512i* PL = reinterpret_cast<__m512i*>(x.work);
+    int32_t* BB = reinterpret_cast<int32_t*>(PL + kSuper * 16 * nv * kMaxPlanes);
+    uint8_t* TR = reinterpret_cast<uint8_t*>(BB + nv * 512 + 64);
+    // BB[band position] = B(p) << 16 (the high int16 of the VPDPWSSD pair).
+    {
+      const int32_t* __restrict bsrc = x.B;
+      int32_t* __restrict bdst = BB;
+      const int R = p.R, ow = s.out_w, nbr = x.nbr;
+      for (int r = 0; r < nbr; ++r)
+        for (int ox = 0; ox < ow; ++ox) bdst[r * R + ox] = bsrc[r * ow + ox] << 16;
+    }
+    const int logR = __builtin_ctz(static_cast<unsigned>(p.R));
+    const bool pow2 = (p.R & (p.R - 1)) == 0;
+    const int O = s.out_channels;
+    const int ow = s.out_w;
+    // Runs of output columns with one border class.
+    struct Seg {
+      int x0, x1, hc;
+    };
+    Seg seg[64];
+    int nseg = 0;
+    for (int ox = 0; ox < ow;) {
+      int e = ox + 1;
+      while (e < ow && p.hclass[e] == p.hclass[ox]) ++e;
+      if (nseg == 64) {  // (pathological geometry: many classes) use the portable path
+        BitplanePortable<8>::process_channels(x, o_begin, o_end);
+        return;
+      }
+      seg[nseg++] = Seg{ox, e, p.hclass[ox]};
+      ox = e;
+    }
+    static const EmitFn emit[8] = {&emit_run<1, false>, &emit_run<1, true>, &emit_run<2, false>,
+                                   &emit_run<2, true>,  &emit_run<3, false>, &emit_run<3, true>,
+                                   &emit_run<4, false>, &emit_run<4, true>};
+
+    for (int s0 = o_begin; s0 < o_end; s0 += 16 * kSuper) {
+      const int nblk = std::min(kSuper, (o_end - s0 + 15) / 16);
+      __m512i W[kSuper], base_int[kSuper];
+      __mmask16 mask[kSuper];
+      SBNN_PROF_BEGIN(tc);
+      for (int k = 0; k < nblk; ++k) {
+        const int o0 = s0 + 16 * k, nch = std::min(16, o_end - o0);
+        count_block(x, o0, nch, G, nv, np, PL + k * 16 * nv * kMaxPlanes);
+        mask[k] = static_cast<__mmask16>((1u << nch) - 1u);
+        alignas(64) int16_t wv[32];
+        for (int j = 0; j < 16; ++j) {
+          const int32_t u = j < nch ? f.sign[o0 + j] : 0;
+          wv[2 * j] = static_cast<int16_t>(4 * u);
+          wv[2 * j + 1] = static_cast<int16_t>(-2 * u);
+        }
+        W[k] = _mm512_load_si512(wv);
+      }
+      SBNN_PROF_END(tc, 1);
+      SBNN_PROF_BEGIN(tv);
+      const int rows_per_vec = 512 / p.R;
+      for (int v = 0; v < nv; ++v) {
+        // Count bytes in pixel order: TR + ((hi * kSuper + k) * 512 + pixel) * 16.
+        for (int k = 0; k < nblk; ++k) {
+          __m512i CB[16 * 16];  // [hi * 8 + r][j]
+          for (int j = 0; j < 16; ++j) {
+            const __m512i* pl = PL + ((k * 16 + j) * nv + v) * kMaxPlanes;
+            __m512i c[8];
+            planes_to_counts(pl, c);
+            for (int r = 0; r < 8; ++r) CB[r * 16 + j] = c[r];
+            if (two) {
+              planes_to_counts(pl + 8, c);
+              for (int r = 0; r < 8; ++r) CB[(8 + r) * 16 + j] = c[r];
+            }
+          }
+          for (int r = 0; r < 8; ++r) {
+            transpose16x64_pixels(CB + r * 16, TR + static_cast<size_t>(k) * 512 * 16, tab.kq[r]);
+            if (two)
+              transpose16x64_pixels(CB + (8 + r) * 16, TR + static_cast<size_t>(kSuper + k) * 512 * 16,
+                                    tab.kq[r]);
+          }
+        }
+        const int r0 = v * rows_per_vec, r1 = std::min(x.nbr, r0 + rows_per_vec);
+        for (int row = r0; row < r1; ++row) {
+          const int oy = x.oy0 + row;
+          EmitArgs e;
+          e.tr = TR + static_cast<size_t>((row - r0) * p.R) * 16;
+          e.bb = BB + row * p.R;
+          e.dst = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(ow)) * O + s0;
+          e.base_row = p.base + static_cast<size_t>(p.vclass[oy]) * p.nhc * O + s0;
+          e.O = O;
+          e.W = W;
+          e.mask = mask;
+          for (int sg = 0; sg < nseg; ++sg) {
+            e.x0 = seg[sg].x0;
+            e.x1 = seg[sg].x1;
+            e.hc = seg[sg].hc;
+            emit[(nblk - 1) * 2 + (two ? 1 : 0)](e);
+          }
+        }
+      }
+      SBNN_PROF_END(tv, 2);
+    }
+  }
+
+  // Two connection lists counted in the two 256-bit halves of one vector.
+  static void count_pair(const uint8_t* y, const uint8_t* zero, const uint32_t* offa, int na,
+                         const uint32_t* offb, int nb, int np, __m512i* planes) {
+    const int n = std::max(na, nb);
+    __m512i acc[kMaxPlanes];
+    for (int k = 0; k < np; ++k) acc[k] = _mm512_setzero_si512();
+    auto ld = [&](int i) {
+      const uint8_t* a = i < na ? y + offa[i] : zero;
+      const uint8_t* b = i < nb ? y + offb[i] : zero;
+      return _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+    };
+    __m512i& ones = acc[0];
+    __m512i& twos = acc[1];
+    __m512i& fours = acc[2];
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m512i x0 = ld(i), x1 = ld(i + 1), x2 = ld(i + 2), x3 = ld(i + 3);
+      const __m512i x4 = ld(i + 4), x5 = ld(i + 5), x6 = ld(i + 6), x7 = ld(i + 7);
+      __m512i ta = SBNN_MAJ(ones, x0, x1);
+      ones = SBNN_XOR3(ones, x0, x1);
+      __m512i tb = SBNN_MAJ(ones, x2, x3);
+      ones = SBNN_XOR3(ones, x2, x3);
+      const __m512i fa = SBNN_MAJ(twos, ta, tb);
+      twos = SBNN_XOR3(twos, ta, tb);
+      ta = SBNN_MAJ(ones, x4, x5);
+      ones = SBNN_XOR3(ones, x4, x5);
+      tb = SBNN_MAJ(ones, x6, x7);
+      ones = SBNN_XOR3(ones, x6, x7);
+      const __m512i fb = SBNN_MAJ(twos, ta, tb);
+      twos = SBNN_XOR3(twos, ta, tb);
+      __m512i e = SBNN_MAJ(fours, fa, fb);
+      fours = SBNN_XOR3(fours, fa, fb);
+      for (int k = 3; k < np; ++k) {
+        const __m512i c = _mm512_and_si512(acc[k], e);
+        acc[k] = _mm512_xor_si512(acc[k], e);
+        e = c;
+      }
+    }
+    for (; i < n; ++i) {
+      __m512i c = ld(i);
+      for (int k = 0; k < np; ++k) {
+        const __m512i t = _mm512_and_si512(acc[k], c);
+        acc[k] = _mm512_xor_si512(acc[k], c);
+        c = t;
+      }
+    }
+    for (int k = 0; k < np; ++k) planes[k] = acc[k];
+  }
+};
 
 bool supported(const BConv2DShape& s) {
-  return cpu_features().x86_avx512_vpopcnt && shape_is_valid(s);
+  return cpu_features().x86_avx512_vbmi_vnni_gfni && shape_is_valid(s);
 }
 
 void* prepare(const BConv2DShape& s, const int32_t* filter) {

@@ -19,6 +19,35 @@
 #include "sparse_bitplane.h"
 #include "sparse_format.h"
 
+// -DSBNN_SPARSE_PROFILE=1 accumulates per-stage cycle counts (x86-64 only, for tuning).
+#if defined(SBNN_SPARSE_PROFILE) && SBNN_SPARSE_PROFILE && defined(__x86_64__)
+#include <x86intrin.h>
+#include <cstdio>
+namespace sbnn {
+namespace internal {
+struct StageProfile {
+  unsigned long long t[8] = {};
+  const char* name[8] = {"build", "count", "convert", "other", "cv:bytes", "cv:transp", "", ""};
+  ~StageProfile() {
+    unsigned long long tot = 0;
+    for (auto v : t) tot += v;
+    for (int i = 0; i < 8; ++i)
+      if (t[i]) std::fprintf(stderr, "sbnn sparse profile: %-8s %5.1f%%\n", name[i], 100.0 * t[i] / tot);
+  }
+};
+inline StageProfile& stage_profile() {
+  static StageProfile p;
+  return p;
+}
+}  // namespace internal
+}  // namespace sbnn
+#define SBNN_PROF_BEGIN(var) const unsigned long long var = __rdtsc()
+#define SBNN_PROF_END(var, i) (::sbnn::internal::stage_profile().t[i] += __rdtsc() - var)
+#else
+#define SBNN_PROF_BEGIN(var) (void)0
+#define SBNN_PROF_END(var, i) (void)0
+#endif
+
 namespace sbnn {
 namespace internal {
 namespace {
@@ -52,7 +81,9 @@ struct BandCtx {
   int oy0, nbr;           // band rows [oy0, oy0 + nbr)
   uint8_t* Y;             // transposed input of the band (p->y_bytes)
   uint64_t* T;            // one transposed input row: [cg8][sw][tq]
-  int32_t* pc;            // [in_w] popcount of the group's bits of each pixel of a row
+  int32_t* pc;            // [sw][pc_stride] popcount of the group's bits of pixel
+                          // ix = j*sw + phi at pc[phi * pc_stride + pc_margin + j], 0 outside
+  int pc_stride, pc_margin;
   int32_t* H;             // [sh * rows_pp][out_w] row sums of pc over the filter columns
   int32_t* B;             // [nbr][out_w] input bits set in each window
   uint64_t* work;         // kernel scratch (planes, counts), work_bytes long
@@ -109,21 +140,19 @@ inline void transpose_row_portable(BandCtx& x, int iy) {
     const uint32_t* px = row + static_cast<size_t>(ix) * s.in_words;
     int32_t c = 0;
     for (int j = 0; j < fw; ++j) c += __builtin_popcount(group_word_at(s, cg, x.g, px, j));
-    x.pc[ix] = c;
+    x.pc[(ix % sw) * x.pc_stride + x.pc_margin + ix / sw] = c;
   }
 }
 
-// H row: for each output column, the sum of pc over the inside filter columns.
-inline void h_row(const BandCtx& x, int32_t* h) {
+// H row: for each output column, the sum of pc over the inside filter columns (the
+// zero margins of pc stand for the outside ones).
+inline void h_row(const BandCtx& x, int32_t* __restrict h) {
   const BConv2DShape& s = *x.s;
-  for (int ox = 0; ox < s.out_w; ++ox) {
-    int32_t sum = 0;
-    const int ix0 = ox * s.stride_w - s.pad_left;
-    for (int fx = 0; fx < s.filter_w; ++fx) {
-      const int ix = ix0 + fx * s.dilation_w;
-      if (ix >= 0 && ix < s.in_w) sum += x.pc[ix];
-    }
-    h[ox] = sum;
+  const BitplanePlan& p = *x.p;
+  for (int ox = 0; ox < s.out_w; ++ox) h[ox] = 0;
+  for (int fx = 0; fx < s.filter_w; ++fx) {
+    const int32_t* __restrict pc = x.pc + p.phx[fx] * x.pc_stride + x.pc_margin + p.qx[fx];
+    for (int ox = 0; ox < s.out_w; ++ox) h[ox] += pc[ox];
   }
 }
 
@@ -424,7 +453,16 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
     const BitplanePlan& p = *plan;
     const int cg8 = (f.cg + 7) & ~7;
     const size_t t_bytes = sizeof(uint64_t) * cg8 * p.sw * p.tq;
-    const size_t pc_bytes = sizeof(int32_t) * (s.in_w + 16);
+    // pc: per phase, a margin of max(-qx) zeros, the pixels, zeros up to out_w + max(qx).
+    int qxmin = 0, qxmax = 0;
+    for (int fx = 0; fx < s.filter_w; ++fx) {
+      qxmin = std::min(qxmin, p.qx[fx]);
+      qxmax = std::max(qxmax, p.qx[fx]);
+    }
+    const int pc_margin = (-qxmin + 15) / 16 * 16;
+    const int nxp = (s.in_w + p.sw - 1) / p.sw;
+    const int pc_stride = (pc_margin + std::max(nxp, s.out_w + qxmax) + 16 + 15) / 16 * 16;
+    const size_t pc_bytes = sizeof(int32_t) * static_cast<size_t>(pc_stride) * p.sw;
     const size_t h_bytes = sizeof(int32_t) * (static_cast<size_t>(p.sh) * p.rows_pp * s.out_w + 16);
     const size_t b_bytes = sizeof(int32_t) * (static_cast<size_t>(p.nb) * s.out_w + 16);
     const size_t w_bytes = Impl::work_bytes(p, f);
@@ -446,6 +484,9 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
       x.B = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.H) + up(h_bytes));
       x.work = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(x.B) + up(b_bytes));
       x.work_bytes = w_bytes;
+      x.pc_stride = pc_stride;
+      x.pc_margin = pc_margin;
+      std::memset(x.pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
       // The zero region after the blocks (for padded connection lists).
       std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
       int r = row_begin;
@@ -455,7 +496,9 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
         x.nbr = std::min({p.nb, s.out_h - x.oy0, row_end - r});
         for (int g = 0; g < s.groups; ++g) {
           x.g = g;
+          SBNN_PROF_BEGIN(t0);
           Impl::build_band(x);
+          SBNN_PROF_END(t0, 0);
           Impl::process_channels(x, g * f.og, (g + 1) * f.og);
         }
         r += x.nbr;

@@ -1,6 +1,16 @@
 // The sparse kernel table and the dense/sparse selection (bconv2d_select.h).
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <vector>
+
 #include "bconv2d_kernels.h"
+#include "bconv2d_pack.h"
 #include "bconv2d_select.h"
+#include "sparse_format.h"
 
 namespace sbnn {
 namespace {
@@ -10,8 +20,219 @@ const BConv2DKernel* const kSparseKernels[] = {
     SBNN_SPARSE_BCONV2D_KERNELS(SBNN_KERNEL_ADDRESS) nullptr};
 #undef SBNN_KERNEL_ADDRESS
 
+double cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+struct CacheEntry {
+  BConv2DShape shape;
+  uint64_t filter_hash;
+  int rows_per_call;
+  const BConv2DKernel* kernel;
+  double chosen_ms, dense_ms;
+  int num_candidates;
+  BConv2DCandidate candidates[8];
+};
+
+std::mutex g_cache_mutex;
+std::vector<CacheEntry>& cache() {
+  static std::vector<CacheEntry>* c = new std::vector<CacheEntry>();
+  return *c;
+}
+constexpr size_t kCacheMax = 512;
+
+bool is_sparse(const BConv2DKernel* k) {
+  for (const BConv2DKernel* const* s = kSparseKernels; *s; ++s)
+    if (*s == k) return true;
+  return false;
+}
+
+// The sparse kernels worth timing on this CPU: the first supported kernel of each
+// family (the part of the name before "__"), never the reference.
+std::vector<const BConv2DKernel*> sparse_candidates(const BConv2DShape& s) {
+  std::vector<const BConv2DKernel*> out;
+  std::vector<std::string> families;
+  for (const BConv2DKernel* const* k = kSparseKernels; *k; ++k) {
+    if (std::strstr((*k)->name, "__reference") != nullptr || !(*k)->supported(s)) continue;
+    const char* sep = std::strstr((*k)->name, "__");
+    std::string fam((*k)->name, sep ? static_cast<size_t>(sep - (*k)->name) : std::strlen((*k)->name));
+    // Strip the vector width ("bconv2d_sparse_bitplane_512" -> "bconv2d_sparse_bitplane").
+    const size_t us = fam.find_last_of('_');
+    if (us != std::string::npos && us + 1 < fam.size() &&
+        fam.find_first_not_of("0123456789x", us + 1) == std::string::npos)
+      fam.resize(us);
+    if (std::find(families.begin(), families.end(), fam) != families.end()) continue;
+    families.push_back(fam);
+    out.push_back(*k);
+  }
+  return out;
+}
+
+// Times candidates interleaved (one run of each per round) on batch-1 random input.
+void time_candidates(const BConv2DShape& shape, const int32_t* filter,
+                     const std::vector<const BConv2DKernel*>& ks, double budget_ms,
+                     int rows_per_call, std::vector<BConv2DCandidate>* out) {
+  BConv2DShape s = shape;
+  s.batch = 1;
+  std::mt19937 rng(0x5b17);
+  std::vector<uint32_t> input(static_cast<size_t>(s.in_h) * s.in_w * s.in_words);
+  for (auto& v : input) v = rng();
+  std::vector<int32_t> dot(static_cast<size_t>(s.out_h) * s.out_w * s.out_channels);
+  const int32_t* in = reinterpret_cast<const int32_t*>(input.data());
+  std::vector<void*> prep(ks.size(), nullptr);
+  std::vector<std::vector<double>> t(ks.size());
+  out->assign(ks.size(), BConv2DCandidate());
+  const int rows = s.out_h, step = rows_per_call > 0 ? rows_per_call : rows;
+  auto run = [&](size_t i) {
+    for (int r = 0; r < rows; r += step)
+      ks[i]->run(s, prep[i], in, filter, dot.data(), r, std::min(rows, r + step));
+  };
+  const double start = cpu_ms();
+  for (size_t i = 0; i < ks.size(); ++i) {
+    (*out)[i].kernel = ks[i];
+    const double p0 = cpu_ms();
+    if (ks[i]->prepare) prep[i] = ks[i]->prepare(s, filter);
+    (*out)[i].prepare_ms = cpu_ms() - p0;
+    run(i);  // warm-up
+  }
+  for (int round = 0; round < 200; ++round) {
+    for (size_t i = 0; i < ks.size(); ++i) {
+      const double t0 = cpu_ms();
+      run(i);
+      t[i].push_back(cpu_ms() - t0);
+    }
+    if (round >= 2 && cpu_ms() - start > budget_ms) break;
+  }
+  for (size_t i = 0; i < ks.size(); ++i) {
+    (*out)[i].ms = median(t[i]) * shape.batch;
+    (*out)[i].measured = true;
+    if (ks[i]->release) ks[i]->release(prep[i]);
+  }
+}
+
 }  // namespace
 
 const BConv2DKernel* const* all_sparse_bconv2d_kernels() { return kSparseKernels; }
+
+bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
+                    const BConv2DSelectOptions& opt, BConv2DSelection* sel) {
+  *sel = BConv2DSelection();
+  if (filter == nullptr || !internal::shape_is_valid(shape)) return false;
+  const internal::SparsityStats st = internal::sparsity_stats(shape, filter);
+  sel->density = st.density;
+  sel->k0_share = st.k0_share;
+  sel->k1_share = st.k1_share;
+  sel->connections = st.conns;
+  const char* policy = opt.policy ? opt.policy : "auto";
+  const BConv2DKernel* dense = select_bconv2d_kernel(shape, nullptr);
+  const BConv2DKernel* chosen = nullptr;
+
+  if (std::strcmp(policy, "dense") == 0) {
+    chosen = dense;
+    sel->reason = "policy";
+  } else if (std::strcmp(policy, "sparse") == 0) {
+    const auto c = sparse_candidates(shape);
+    chosen = c.empty() ? nullptr : c[0];
+    sel->reason = "policy";
+  } else if (std::strcmp(policy, "auto") != 0) {
+    chosen = select_bconv2d_kernel(shape, policy);
+    sel->reason = "forced";
+  } else if (dense != nullptr) {
+    const size_t fbytes = sizeof(int32_t) * static_cast<size_t>(shape.out_channels) *
+                          shape.filter_h * shape.filter_w * shape.filter_words;
+    const uint64_t h = fnv1a(filter, fbytes);
+    if (opt.use_cache) {
+      std::lock_guard<std::mutex> lock(g_cache_mutex);
+      for (const CacheEntry& e : cache())
+        if (e.filter_hash == h && e.rows_per_call == opt.rows_per_call &&
+            std::memcmp(&e.shape, &shape, sizeof shape) == 0) {
+          chosen = e.kernel;
+          sel->chosen_ms = e.chosen_ms;
+          sel->dense_ms = e.dense_ms;
+          sel->num_candidates = e.num_candidates;
+          std::copy(e.candidates, e.candidates + e.num_candidates, sel->candidates);
+          sel->reason = "cached";
+          break;
+        }
+    }
+    if (chosen == nullptr) {
+      std::vector<const BConv2DKernel*> ks = {dense};
+      // The cost model: the sparse kernels' work is proportional to the connections;
+      // above this density they cannot beat the dense kernels (measured, see
+      // docs/sparse_kernels.md), so they are not even timed.
+      constexpr double kMaxSparseDensity = 0.25;
+      if (st.density <= kMaxSparseDensity && opt.budget_ms > 0) {
+        const auto c = sparse_candidates(shape);
+        ks.insert(ks.end(), c.begin(), c.end());
+      }
+      std::vector<BConv2DCandidate> cands;
+      if (ks.size() > 1) {
+        time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call, &cands);
+        sel->reason = "timed";
+      } else {
+        cands.resize(1);
+        cands[0].kernel = dense;
+        sel->reason = "model";
+      }
+      size_t best = 0;
+      for (size_t i = 1; i < cands.size(); ++i)
+        if (cands[i].ms < cands[best].ms * (1.0 - opt.min_gain) &&
+            (best == 0 || cands[i].ms < cands[best].ms))
+          best = i;
+      chosen = cands[best].kernel;
+      sel->chosen_ms = cands[best].ms;
+      sel->dense_ms = cands[0].ms;
+      sel->num_candidates = static_cast<int>(std::min<size_t>(cands.size(), 8));
+      std::copy(cands.begin(), cands.begin() + sel->num_candidates, sel->candidates);
+      if (opt.use_cache) {
+        std::lock_guard<std::mutex> lock(g_cache_mutex);
+        if (cache().size() >= kCacheMax) cache().erase(cache().begin());
+        CacheEntry e;
+        e.shape = shape;
+        e.filter_hash = h;
+        e.rows_per_call = opt.rows_per_call;
+        e.kernel = chosen;
+        e.chosen_ms = sel->chosen_ms;
+        e.dense_ms = sel->dense_ms;
+        e.num_candidates = sel->num_candidates;
+        std::copy(sel->candidates, sel->candidates + sel->num_candidates, e.candidates);
+        cache().push_back(e);
+      }
+    }
+  }
+  if (chosen == nullptr || !chosen->supported(shape)) return false;
+  sel->kernel = chosen;
+  if (chosen->prepare != nullptr) {
+    sel->prepared = chosen->prepare(shape, filter);
+    if (sel->prepared == nullptr) {
+      sel->kernel = nullptr;
+      return false;
+    }
+  }
+  (void)is_sparse;
+  return true;
+}
+
+void release_bconv2d_selection(BConv2DSelection* sel) {
+  if (sel == nullptr) return;
+  if (sel->prepared != nullptr && sel->kernel != nullptr && sel->kernel->release != nullptr)
+    sel->kernel->release(sel->prepared);
+  sel->prepared = nullptr;
+}
 
 }  // namespace sbnn
