@@ -873,9 +873,9 @@ class RandomSearch(SbnnTuner):
         objective: see :class:`SbnnTuner`.
         max_trials: number of trials.
         seed: oracle seed.
-        hyperparameters, tune_new_entries, allow_new_entries,
-        max_retries_per_trial, max_consecutive_failed_trials: as in
-            ``keras_tuner.RandomSearch``.
+        hyperparameters: as in ``keras_tuner.RandomSearch`` (also
+            ``tune_new_entries``, ``allow_new_entries``, ``max_retries_per_trial``,
+            ``max_consecutive_failed_trials``).
         **kwargs: the options of :class:`SbnnTuner` (``loss``, ``optimizer``,
             ``metrics``, ``ec``, ``gamma``, ``scale_modes``, ``cost``,
             ``latency_fn``, ``directory``, ``project_name``, ...).
@@ -926,8 +926,9 @@ class BayesianOptimization(SbnnTuner):
             number of hyperparameters).
         alpha, beta: GP noise and exploration factor, as in
             ``keras_tuner.BayesianOptimization``.
-        seed, hyperparameters, tune_new_entries, allow_new_entries,
-        max_retries_per_trial, max_consecutive_failed_trials: as in KerasTuner.
+        seed: oracle seed; ``hyperparameters``, ``tune_new_entries``,
+            ``allow_new_entries``, ``max_retries_per_trial`` and
+            ``max_consecutive_failed_trials`` are as in KerasTuner.
         **kwargs: the options of :class:`SbnnTuner`.
     """
 
@@ -980,8 +981,9 @@ class Hyperband(SbnnTuner):
         max_epochs: most epochs any model is trained.
         factor: reduction factor of epochs and models per bracket.
         hyperband_iterations: times to run the full Hyperband algorithm.
-        seed, hyperparameters, tune_new_entries, allow_new_entries,
-        max_retries_per_trial, max_consecutive_failed_trials: as in KerasTuner.
+        seed: oracle seed; ``hyperparameters``, ``tune_new_entries``,
+            ``allow_new_entries``, ``max_retries_per_trial`` and
+            ``max_consecutive_failed_trials`` are as in KerasTuner.
         **kwargs: the options of :class:`SbnnTuner`.
     """
 
