@@ -90,6 +90,8 @@ struct SparsePrepared {
   int kind;                  // which kernel family built it (kernels check it)
   SparseFilter* filter;
   BitplanePlan* plan;        // may be nullptr
+  void* extra = nullptr;     // kernel-specific execution data (e.g. a permute schedule)
+  void (*free_extra)(void*) = nullptr;
 };
 constexpr uint32_t kSparsePreparedMagic = 0x53425052u;  // "SBPR"
 

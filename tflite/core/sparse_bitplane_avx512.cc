@@ -22,6 +22,9 @@
 #include "cpu_features.h"
 #include "sparse_bitplane_driver.h"
 
+#include <new>
+#include <vector>
+
 namespace sbnn {
 namespace internal {
 namespace {
@@ -48,6 +51,8 @@ struct Tables {
   // Byte transpose of 8 qwords (row reversal for VGF2P8AFFINEQB): out qword k byte i =
   // in qword (7 - i) byte k.
   __m512i bytes8x8;
+  // Plain 8x8 byte transpose of the 8 qwords: out byte 8i + q = in byte 8q + i.
+  __m512i bytes8x8t;
   Tables() {
     // Simulate the interleave network on byte indices.
     alignas(64) uint8_t in[8][64];
@@ -116,6 +121,9 @@ struct Tables {
     for (int k = 0; k < 8; ++k)
       for (int i = 0; i < 8; ++i) bt[8 * k + i] = static_cast<uint8_t>(8 * (7 - i) + k);
     bytes8x8 = _mm512_load_si512(bt);
+    for (int i = 0; i < 8; ++i)
+      for (int q = 0; q < 8; ++q) bt[8 * i + q] = static_cast<uint8_t>(8 * q + i);
+    bytes8x8t = _mm512_load_si512(bt);
   }
 
   // Input side: 2^u registers z[xb] (byte c = channel c of 8 pixels xb*8..) -> 2^u
@@ -232,14 +240,13 @@ inline void transpose16x64_pixels(const __m512i* in, uint8_t* out, const uint8_t
 #define SBNN_MAJ(a, b, c) _mm512_ternarylogic_epi64((a), (b), (c), 0xE8)
 #define SBNN_XOR3(a, b, c) _mm512_ternarylogic_epi64((a), (b), (c), 0x96)
 
-// Harley-Seal counting of n inputs; the input i is the 64 bytes at y + off[i].
-// planes[0..np) receive the bit-sliced counts, np = max(3, bit_length(n)).
-template <int NP>
-inline void count_planes(const uint8_t* y, const uint32_t* off, int n, __m512i* planes) {
+// Harley-Seal counting of n inputs ld(0) .. ld(n-1) into bit-sliced planes[0..NP):
+// 8 inputs cost 7 full adders (2 VPTERNLOG each), the weight-8 carries ripple upwards.
+template <int NP, class Load>
+__attribute__((always_inline)) inline void hs_count(int n, Load&& ld, __m512i* planes) {
   __m512i ones = _mm512_setzero_si512(), twos = ones, fours = ones;
   __m512i hi[NP > 3 ? NP - 3 : 1];
   for (int k = 0; k < NP - 3; ++k) hi[k] = _mm512_setzero_si512();
-  auto ld = [&](int i) { return _mm512_loadu_si512(y + off[i]); };
   int i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m512i x0 = ld(i), x1 = ld(i + 1), x2 = ld(i + 2), x3 = ld(i + 3);
@@ -298,6 +305,59 @@ inline void count_planes(const uint8_t* y, const uint32_t* off, int n, __m512i* 
   planes[2] = fours;
   for (int k = 0; k < NP - 3; ++k) planes[3 + k] = hi[k];
 }
+
+// Direct strategy: the input i is the 64 bytes at y + off[i].
+template <int NP>
+void count_planes(const uint8_t* y, const uint32_t* off, int n, __m512i* planes) {
+  hs_count<NP>(
+      n, [&](int i) __attribute__((always_inline)) { return _mm512_loadu_si512(y + off[i]); }, planes);
+}
+
+// Permute strategy: input i selects, for each of 64 lanes (bytes), entry idx[i][lane] of
+// the 128-byte table at base + cell_off[cell[i]] (lanes off in mask[i] read 0).
+template <int NP>
+void count_permute(const uint8_t* base, const uint32_t* toff, const uint64_t* mask,
+                   const uint8_t* idx, int n, __m512i* planes) {
+  hs_count<NP>(
+      n,
+      [&](int i) __attribute__((always_inline)) {
+        const uint8_t* t = base + toff[i];
+        return _mm512_maskz_permutex2var_epi8(static_cast<__mmask64>(mask[i]), _mm512_loadu_si512(t),
+                                              _mm512_load_si512(idx + 64 * static_cast<size_t>(i)),
+                                              _mm512_loadu_si512(t + 64));
+      },
+      planes);
+}
+// Two channels per vector (bands of <= 256 bits): input i = channel a's connection i in
+// the low half, channel b's in the high half (zeros once a list is exhausted).
+template <int NP>
+void count_pair(const uint8_t* y, const uint8_t* zero, const uint32_t* offa, int na,
+                const uint32_t* offb, int nb, __m512i* planes) {
+  hs_count<NP>(
+      std::max(na, nb),
+      [&](int i) __attribute__((always_inline)) {
+        const uint8_t* a = i < na ? y + offa[i] : zero;
+        const uint8_t* b = i < nb ? y + offb[i] : zero;
+        return _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+      },
+      planes);
+}
+typedef void (*PairFn)(const uint8_t*, const uint8_t*, const uint32_t*, int, const uint32_t*, int,
+                       __m512i*);
+const PairFn kPair[] = {&count_pair<3>,  &count_pair<4>,  &count_pair<5>,  &count_pair<6>,
+                        &count_pair<7>,  &count_pair<8>,  &count_pair<9>,  &count_pair<10>,
+                        &count_pair<11>, &count_pair<12>, &count_pair<13>, &count_pair<14>,
+                        &count_pair<15>, &count_pair<16>};
+
+typedef void (*PermuteFn)(const uint8_t*, const uint32_t*, const uint64_t*, const uint8_t*, int,
+                          __m512i*);
+const PermuteFn kPermute[] = {
+    &count_permute<3>,  &count_permute<4>,  &count_permute<5>,  &count_permute<6>,
+    &count_permute<7>,  &count_permute<8>,  &count_permute<9>,  &count_permute<10>,
+    &count_permute<11>, &count_permute<12>, &count_permute<13>, &count_permute<14>,
+    &count_permute<15>, &count_permute<16>};
 
 typedef void (*CountFn)(const uint8_t*, const uint32_t*, int, __m512i*);
 const CountFn kCount[] = {
@@ -372,6 +432,132 @@ inline size_t rc_bytes(const BitplanePlan& p, int cg) {
   return static_cast<size_t>(p.sw) * rows_cap * ((cg + 63) / 64) * (p.R / 8) * 64;
 }
 
+// ----------------------------------------------------------------------------------
+// Permute strategy for narrow outputs (out_w <= 8: one stored row = one byte).
+//
+// A register holds 64 lanes = 64 output channels, one byte each = the 8 pixels of one
+// output row. The transposed input YT[phase][fx][row][channel] (bytes) is used directly
+// as 128-entry VPERMI2B tables (128 consecutive channels of one filter tap's input row),
+// and a prepare-time schedule lists, for each (tap, 128-channel chunk) cell, steps that
+// pick for every lane the channel of its next connection in that cell (masked lanes
+// read 0). Steps per cell = the largest connection count of a lane in it.
+struct PermSchedule {
+  uint32_t magic;       // kPermMagic
+  int groups, og, cg, taps, nchunk, nlg;  // nlg: lane groups of 64 channels per group
+  uint32_t* first;      // [groups * nlg + 1] steps of lane group (g, L)
+  uint32_t* cell;       // [steps] t * nchunk + ch
+  uint64_t* mask;       // [steps] lanes with a connection
+  uint8_t* idx;         // [steps][64] channel within the chunk, 64-byte aligned
+  size_t steps;
+};
+constexpr uint32_t kPermMagic = 0x53425053u;  // "SBPS"
+
+// Lane of output channel slot s (0..63) of a lane group: the conversion puts the count
+// of lane kq[s / 8][s % 8] at byte s of a pixel's register (channel order).
+inline int lane_of_slot(int slot) { return tables().kq[slot / 8][slot % 8]; }
+
+void free_perm_schedule(void* p) { std::free(p); }
+
+PermSchedule* build_perm_schedule(const BConv2DShape& s, const SparseFilter& f) {
+  const int cg = f.cg, og = f.og, taps = f.taps, G = s.groups;
+  const int nchunk = (cg + 127) / 128, nlg = (og + 63) / 64;
+  const int ncell = taps * nchunk;
+  // Pass 1: steps per (g, L) = sum over cells of the largest lane count.
+  std::vector<uint32_t> first(static_cast<size_t>(G) * nlg + 1, 0);
+  std::vector<int> cnt(static_cast<size_t>(ncell) * 64);
+  auto fill_counts = [&](int g, int L) {
+    std::fill(cnt.begin(), cnt.end(), 0);
+    for (int slot = 0; slot < 64; ++slot) {
+      const int ol = 64 * L + slot;
+      if (ol >= og) break;
+      const int o = g * og + ol, lane = lane_of_slot(slot);
+      for (uint32_t i = f.conn_begin[o]; i < f.conn_begin[o + 1]; ++i) {
+        const int c = static_cast<int>(f.conns[i] / taps), t = static_cast<int>(f.conns[i] % taps);
+        ++cnt[(static_cast<size_t>(t) * nchunk + c / 128) * 64 + lane];
+      }
+    }
+  };
+  size_t total = 0;
+  for (int g = 0; g < G; ++g)
+    for (int L = 0; L < nlg; ++L) {
+      fill_counts(g, L);
+      for (int cl = 0; cl < ncell; ++cl) {
+        int mx = 0;
+        for (int l = 0; l < 64; ++l) mx = std::max(mx, cnt[static_cast<size_t>(cl) * 64 + l]);
+        total += mx;
+      }
+      first[static_cast<size_t>(g) * nlg + L + 1] = static_cast<uint32_t>(total);
+    }
+  if (total >= (size_t{1} << 31)) return nullptr;
+  const size_t head = 64 * ((sizeof(PermSchedule) + 63) / 64);
+  const size_t b_idx = 64 * total;
+  const size_t b_mask = 8 * total;
+  const size_t b_cell = 4 * total + 8;
+  const size_t b_first = 4 * first.size() + 8;
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 64, head + b_idx + b_mask + b_cell + b_first + 64) != 0 || !mem) return nullptr;
+  auto* ps = new (mem) PermSchedule();
+  char* m = static_cast<char*>(mem) + head;
+  ps->idx = reinterpret_cast<uint8_t*>(m), m += b_idx;
+  ps->mask = reinterpret_cast<uint64_t*>(m), m += b_mask;
+  ps->cell = reinterpret_cast<uint32_t*>(m), m += b_cell;
+  ps->first = reinterpret_cast<uint32_t*>(m);
+  ps->magic = kPermMagic;
+  ps->groups = G, ps->og = og, ps->cg = cg, ps->taps = taps, ps->nchunk = nchunk, ps->nlg = nlg;
+  ps->steps = total;
+  std::copy(first.begin(), first.end(), ps->first);
+  // Pass 2: the steps.
+  std::vector<std::vector<uint8_t>> lists(static_cast<size_t>(ncell) * 64);
+  for (int g = 0; g < G; ++g)
+    for (int L = 0; L < nlg; ++L) {
+      for (auto& l : lists) l.clear();
+      for (int slot = 0; slot < 64; ++slot) {
+        const int ol = 64 * L + slot;
+        if (ol >= og) break;
+        const int o = g * og + ol, lane = lane_of_slot(slot);
+        for (uint32_t i = f.conn_begin[o]; i < f.conn_begin[o + 1]; ++i) {
+          const int c = static_cast<int>(f.conns[i] / taps), t = static_cast<int>(f.conns[i] % taps);
+          lists[(static_cast<size_t>(t) * nchunk + c / 128) * 64 + lane].push_back(static_cast<uint8_t>(c % 128));
+        }
+      }
+      size_t st = ps->first[static_cast<size_t>(g) * nlg + L];
+      for (int cl = 0; cl < ncell; ++cl) {
+        size_t mx = 0;
+        for (int l = 0; l < 64; ++l) mx = std::max(mx, lists[static_cast<size_t>(cl) * 64 + l].size());
+        for (size_t k = 0; k < mx; ++k, ++st) {
+          uint64_t mk = 0;
+          uint8_t* ix = ps->idx + 64 * st;
+          for (int l = 0; l < 64; ++l) {
+            const auto& li = lists[static_cast<size_t>(cl) * 64 + l];
+            ix[l] = k < li.size() ? li[k] : 0;
+            if (k < li.size()) mk |= uint64_t{1} << l;
+          }
+          ps->mask[st] = mk;
+          ps->cell[st] = static_cast<uint32_t>(cl);
+        }
+      }
+    }
+  return ps;
+}
+
+// YT geometry of a plan (row stride cgs bytes: channels, padded so that a 128-byte
+// table read from any chunk start stays inside the row).
+inline size_t yt_cgs(int cg) { return static_cast<size_t>((cg + 63) / 64 * 64 + 64); }
+inline size_t yt_bytes(const BitplanePlan& p, const BConv2DShape& s, int cg) {
+  return static_cast<size_t>(p.sh) * s.filter_w * p.rows_pp * yt_cgs(cg) + 128;
+}
+
+// The byte-wise linear map of VGF2P8AFFINEQB that shifts a stored row (8 bits) for a
+// filter column: out bit ox = in bit (ox + q) for 0 <= ox < out_w, else 0.
+inline __m512i row_shift_matrix(int q, int out_w) {
+  uint64_t a = 0;
+  for (int ox = 0; ox < 8; ++ox) {
+    const int src = ox + q;
+    if (ox < out_w && src >= 0 && src < 8) a |= (uint64_t{1} << src) << (8 * (7 - ox));
+  }
+  return _mm512_set1_epi64(static_cast<long long>(a));
+}
+
 // Output of one run of pixels [x0, x1) of one stored row (one border class) for NB
 // blocks of 16 channels: dot = base + 4u * C - 2u * B(p), one VPDPWSSD per 16 outputs.
 struct EmitArgs {
@@ -383,48 +569,78 @@ struct EmitArgs {
   int O, x0, x1, hc;
   const __m512i* W;
   const __mmask16* mask;
+  bool g2;                  // two channels per vector: block k at unit k/2, half k%2
 };
 typedef void (*EmitFn)(const EmitArgs&);
 
-template <int NB, bool TWO>
+template <int NB, bool TWO, bool G2>
 void emit_run(const EmitArgs& e) {
   __m512i base[NB], W[NB];
   __mmask16 mask[NB];
-  const int32_t* b = e.base_row + static_cast<size_t>(e.hc) * e.O;
+  const int O = e.O;
+  const int32_t* b = e.base_row + static_cast<size_t>(e.hc) * O;
   for (int k = 0; k < NB; ++k) {
     mask[k] = e.mask[k];
     base[k] = _mm512_maskz_loadu_epi32(mask[k], b + 16 * k);
     W[k] = e.W[k];
   }
-  const bool full = NB == 1 ? mask[0] == 0xffff : mask[NB - 1] == 0xffff;
-  int32_t* __restrict dst = e.dst + static_cast<size_t>(e.x0) * e.O;
+  const bool full = mask[NB - 1] == 0xffff;  // (only the last block can be partial)
+  int32_t* __restrict dst = e.dst + static_cast<size_t>(e.x0) * O;
   const uint8_t* __restrict tr = e.tr + 16 * e.x0;
   const int32_t* __restrict bb = e.bb + e.x0;
-  for (int ox = e.x0; ox < e.x1; ++ox, dst += e.O, tr += 16, ++bb) {
-    const __m512i bc = _mm512_set1_epi32(*bb);
-    for (int k = 0; k < NB; ++k) {
-      const uint8_t* t = tr + static_cast<size_t>(k) * 512 * 16;
-      __m512i cnt = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
-      if (TWO)
-        cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(
-                                                         reinterpret_cast<const __m128i*>(t + kSuper * 512 * 16))),
-                                                     8));
-      const __m512i d = _mm512_dpwssd_epi32(base[k], _mm512_or_si512(cnt, bc), W[k]);
-      if (full) _mm512_storeu_si512(dst + 16 * k, d);
-      else _mm512_mask_storeu_epi32(dst + 16 * k, mask[k], d);
+  const int n = e.x1 - e.x0;
+  constexpr size_t kUnit = 512 * 16, kHalf = 256 * 16, kHi = kSuper * 512 * 16;
+  for (int i = 0; i < n; ++i, dst += O, tr += 16) {
+    const __m512i bc = _mm512_set1_epi32(bb[i]);
+#define SBNN_EMIT(k)                                                                          \
+    if ((k) < NB) {                                                                           \
+      const uint8_t* t = tr + (G2 ? ((k) >> 1) * kUnit + ((k) & 1) * kHalf : (k) * kUnit);    \
+      __m512i cnt = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(t))); \
+      if (TWO)                                                                                \
+        cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(     \
+                                                         reinterpret_cast<const __m128i*>(t + kHi))), \
+                                                     8));                                     \
+      const __m512i d = _mm512_dpwssd_epi32(base[(k) < NB ? (k) : 0], _mm512_or_si512(cnt, bc), \
+                                            W[(k) < NB ? (k) : 0]);                           \
+      if ((k) < NB - 1 || full) _mm512_storeu_si512(dst + 16 * (k), d);                      \
+      else _mm512_mask_storeu_epi32(dst + 16 * (k), mask[NB - 1], d);                         \
     }
+    SBNN_EMIT(0)
+    SBNN_EMIT(1)
+    SBNN_EMIT(2)
+    SBNN_EMIT(3)
+#undef SBNN_EMIT
   }
 }
 
 struct Avx512Impl : BitplanePortable<8> {
-  static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f) {
+  static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f, const SparsePrepared* sp) {
     const size_t lq = (static_cast<size_t>(p.nb) * p.R + 63) / 64;
     const size_t nv = (lq + 7) / 8;
     const size_t planes = kSuper * 16 * nv * kMaxPlanes * 64;  // [kSuper][16][nv][planes] ZMM
     const size_t bb = sizeof(int32_t) * (nv * 512 + 64);
     const size_t tr = static_cast<size_t>(2 * kSuper) * 512 * 16;  // count bytes, pixel order
-    const size_t mine = std::max(planes + bb + tr + 64, rc_bytes(p, f.cg) + 64);
-    return std::max(mine, BitplanePortable<8>::work_bytes(p, f));
+    size_t mine = std::max(planes + bb + tr + 64, rc_bytes(p, f.cg) + 64);
+    if (p.R == 8) {
+      // YT, then cell offsets and per-step table offsets of the largest group.
+      size_t steps = 0;
+      const auto* ps = static_cast<const PermSchedule*>(sp ? sp->extra : nullptr);
+      if (ps != nullptr && ps->magic == kPermMagic)
+        for (int g = 0; g < ps->groups; ++g)
+          steps = std::max<size_t>(steps, ps->first[static_cast<size_t>(g + 1) * ps->nlg] -
+                                              ps->first[static_cast<size_t>(g) * ps->nlg]);
+      const size_t cells = static_cast<size_t>(f.taps) * ((f.cg + 127) / 128);
+      mine = std::max(mine, (yt_bytes(p, p.shape, f.cg) + 63) / 64 * 64 + 4 * (cells + 16 + steps) + 64);
+    }
+    return std::max(mine, BitplanePortable<8>::work_bytes(p, f, sp));
+  }
+
+  static const PermSchedule* schedule(const BandCtx& x) {
+    const auto* ps = static_cast<const PermSchedule*>(x.sp->extra);
+    if (ps == nullptr || ps->magic != kPermMagic || ps->groups != x.s->groups || ps->og != x.f->og ||
+        ps->cg != x.f->cg || ps->taps != x.f->taps)
+      return nullptr;
+    return ps;
   }
 
   static void build_band(BandCtx& x) {
@@ -432,6 +648,14 @@ struct Avx512Impl : BitplanePortable<8> {
     const BitplanePlan& p = *x.p;
     const int cg = x.f->cg;
     const int nxp = (s.in_w + p.sw - 1) / p.sw;
+    x.mode = 0;
+    if (p.R == 8 && nxp <= 8 && (s.groups == 1 || cg % 32 == 0) && schedule(x) != nullptr &&
+        x.f->kfull <= 32767 && bit_length(static_cast<unsigned>(x.f->max_conns)) <= kMaxPlanes) {
+      x.mode = 1;
+      build_yt(x);
+      band_bits(x);
+      return;
+    }
     const bool fast = (s.groups == 1 || cg % 32 == 0) && (p.R == 16 || p.R == 32 || p.R == 64) &&
                       nxp <= p.R;
     if (!fast) {
@@ -442,6 +666,161 @@ struct Avx512Impl : BitplanePortable<8> {
     else if (p.R == 32) build_band_fast<4>(x);
     else build_band_fast<8>(x);
     band_bits(x);
+  }
+
+  // Permute strategy: YT[(ph * kw + fx) * rows_pp + jj][cgs] bytes (row bits per channel,
+  // shifted for column fx), in the work buffer.
+  static void build_yt(BandCtx& x) {
+    const BConv2DShape& s = *x.s;
+    const BitplanePlan& p = *x.p;
+    const Tables& tab = tables();
+    const int cg = x.f->cg, fw = s.filter_words, sw = p.sw, kw = s.filter_w;
+    const int nch = (cg + 63) / 64, gbytes = fw * 4;
+    const size_t pstride = static_cast<size_t>(s.in_words) * 4, cgs = yt_cgs(cg);
+    const int rows = x.nbr + p.qmax - p.qmin;
+    uint8_t* YT = reinterpret_cast<uint8_t*>(x.work);
+    const __m512i unit = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ull));
+    __m512i shm[16];
+    for (int fx = 0; fx < kw && fx < 16; ++fx) shm[fx] = row_shift_matrix(p.qx[fx], s.out_w);
+    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    for (int ph = 0; ph < p.sh; ++ph) {
+      if (!phase_used(p, s.filter_h, kw, ph)) continue;
+      for (int jj = 0; jj < rows; ++jj) {
+        const long iy = static_cast<long>(x.oy0 + p.qmin + jj) * p.sh + ph;
+        int32_t* h = x.H + (static_cast<size_t>(ph) * p.rows_pp + jj) * s.out_w;
+        auto yrow = [&](int fx) { return YT + ((static_cast<size_t>(ph) * kw + fx) * p.rows_pp + jj) * cgs; };
+        if (iy < 0 || iy >= s.in_h) {
+          for (int fx = 0; fx < kw; ++fx)
+            for (int ch = 0; ch < nch; ++ch) _mm512_storeu_si512(yrow(fx) + 64 * ch, _mm512_setzero_si512());
+          for (int ox = 0; ox < s.out_w; ++ox) h[ox] = 0;
+          continue;
+        }
+        const uint8_t* row = reinterpret_cast<const uint8_t*>(x.input) +
+                             (x.b * s.in_h + iy) * static_cast<size_t>(s.in_w) * pstride +
+                             static_cast<size_t>(x.g) * gbytes;
+        for (int phi = 0; phi < sw && phi < s.in_w; ++phi) {
+          const int n_px = std::min(8, (s.in_w - phi + sw - 1) / sw);
+          const __mmask8 lm = static_cast<__mmask8>((1u << n_px) - 1u);
+          const uint8_t* base = row + static_cast<size_t>(phi) * pstride;
+          const size_t step = pstride * sw;
+          const __m512i vidx = _mm512_mul_epu32(lane, _mm512_set1_epi64(static_cast<long long>(step)));
+          __m512i pcv = _mm512_setzero_si512();
+          for (int ch = 0; ch < nch; ++ch) {
+            const int bits = std::min(64, cg - 64 * ch);
+            const __m512i cm = _mm512_set1_epi64(static_cast<long long>(bits >= 64 ? ~0ull : ((1ull << bits) - 1)));
+            const uint8_t* b0 = base + 8 * ch;
+            __m512i v;
+            if (8 * ch + 8 <= gbytes) {
+              v = step == 8 ? _mm512_maskz_loadu_epi64(lm, b0)
+                            : _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lm, vidx, b0, 1);
+            } else {
+              v = _mm512_cvtepu32_epi64(_mm512_mask_i64gather_epi32(_mm256_setzero_si256(), lm, vidx, b0, 1));
+            }
+            v = _mm512_and_si512(v, cm);
+            pcv = _mm512_add_epi64(pcv, _mm512_popcnt_epi64(v));
+            const __m512i z = _mm512_gf2p8affine_epi64_epi8(unit, _mm512_permutexvar_epi8(tab.bytes8x8, v), 0);
+            for (int fx = 0; fx < kw; ++fx)
+              if (p.phx[fx] == phi)
+                _mm512_storeu_si512(yrow(fx) + 64 * ch, _mm512_gf2p8affine_epi64_epi8(z, shm[fx], 0));
+          }
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(x.pc + phi * x.pc_stride + x.pc_margin),
+                              _mm512_cvtepi64_epi32(pcv));
+        }
+        h_row_avx512(x, h);
+      }
+    }
+  }
+
+  static void process_permute(BandCtx& x, int o_begin) {
+    const BConv2DShape& s = *x.s;
+    const BitplanePlan& p = *x.p;
+    const SparseFilter& f = *x.f;
+    const PermSchedule& ps = *schedule(x);
+    const Tables& tab = tables();
+    const int kw = s.filter_w, O = s.out_channels, og = f.og;
+    const size_t cgs = yt_cgs(f.cg);
+    const uint8_t* YT = reinterpret_cast<const uint8_t*>(x.work);
+    const int ncell = ps.taps * ps.nchunk;
+    uint32_t* cell_off = reinterpret_cast<uint32_t*>(x.work) + (yt_bytes(p, s, f.cg) + 63) / 64 * 16;
+    for (int t = 0; t < ps.taps; ++t) {
+      const int ph = p.tap_row[t] / p.rows_pp, jq = p.tap_row[t] % p.rows_pp;
+      for (int ch = 0; ch < ps.nchunk; ++ch)
+        cell_off[t * ps.nchunk + ch] =
+            static_cast<uint32_t>(((static_cast<size_t>(ph) * kw + p.tap_fx[t]) * p.rows_pp + jq) * cgs + 128 * ch);
+    }
+    // Table offset of every step of this group (cells repeat across the band's rows).
+    uint32_t* toff = cell_off + ncell + 16;
+    {
+      const size_t g0 = static_cast<size_t>(x.g) * ps.nlg;
+      const uint32_t s0 = ps.first[g0], s1 = ps.first[g0 + ps.nlg];
+      for (uint32_t i = s0; i < s1; ++i) toff[i - s0] = cell_off[ps.cell[i]];
+    }
+    const int np = std::max(3, bit_length(static_cast<unsigned>(f.max_conns)));
+    const PermuteFn count = kPermute[np - 3];
+    const bool two = np > 8;
+    for (int L = 0; L < ps.nlg; ++L) {
+      const size_t gl = static_cast<size_t>(x.g) * ps.nlg + L;
+      const uint32_t st0 = ps.first[gl], nst = ps.first[gl + 1] - st0;
+      const int o_l = o_begin + 64 * L;  // first output channel of the lane group
+      const int nvalid = std::min(64, og - 64 * L);
+      const int nblk = (nvalid + 15) / 16;
+      __m512i W[4];
+      __mmask16 mask[4];
+      for (int j = 0; j < nblk; ++j) {
+        const int nch = std::min(16, nvalid - 16 * j);
+        mask[j] = static_cast<__mmask16>((1u << nch) - 1u);
+        alignas(64) int16_t wv[32];
+        for (int e = 0; e < 16; ++e) {
+          const int32_t u = e < nch ? f.sign[o_l + 16 * j + e] : 0;
+          wv[2 * e] = static_cast<int16_t>(4 * u);
+          wv[2 * e + 1] = static_cast<int16_t>(-2 * u);
+        }
+        W[j] = _mm512_load_si512(wv);
+      }
+      for (int r = 0; r < x.nbr; ++r) {
+        __m512i planes[kMaxPlanes];
+        count(YT + static_cast<size_t>(r) * cgs, toff + (st0 - ps.first[static_cast<size_t>(x.g) * ps.nlg]),
+              ps.mask + st0, ps.idx + 64 * static_cast<size_t>(st0), static_cast<int>(nst), planes);
+        for (int b = np; b < 8 * ((np + 7) / 8); ++b) planes[b] = _mm512_setzero_si512();
+        __m512i lo[8], hi[8];
+        pixels_of_lanes(planes, lo, tab);
+        if (two) pixels_of_lanes(planes + 8, hi, tab);
+        const int oy = x.oy0 + r;
+        const int32_t* base_row = p.base + static_cast<size_t>(p.vclass[oy]) * p.nhc * O + o_l;
+        int32_t* drow = x.dot + (x.b * s.out_h + oy) * static_cast<size_t>(s.out_w) * O + o_l;
+        const int32_t* brow = x.B + static_cast<size_t>(r) * s.out_w;
+        for (int ox = 0; ox < s.out_w; ++ox) {
+          const __m512i bc = _mm512_set1_epi32(brow[ox] << 16);
+          const int32_t* bp = base_row + static_cast<size_t>(p.hclass[ox]) * O;
+          int32_t* d = drow + static_cast<size_t>(ox) * O;
+          for (int j = 0; j < nblk; ++j) {
+            __m512i cnt = _mm512_cvtepu8_epi32(extract128(lo[ox], j));
+            if (two) cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(extract128(hi[ox], j)), 8));
+            const __m512i base = _mm512_maskz_loadu_epi32(mask[j], bp + 16 * j);
+            _mm512_mask_storeu_epi32(d + 16 * j, mask[j],
+                                     _mm512_dpwssd_epi32(base, _mm512_or_si512(cnt, bc), W[j]));
+          }
+        }
+      }
+    }
+  }
+
+  static __m128i extract128(__m512i v, int j) {
+    switch (j) {
+      case 0: return _mm512_castsi512_si128(v);
+      case 1: return _mm512_extracti32x4_epi32(v, 1);
+      case 2: return _mm512_extracti32x4_epi32(v, 2);
+      default: return _mm512_extracti32x4_epi32(v, 3);
+    }
+  }
+
+  // 8 count planes of 64 lanes x 8 pixels -> out[i] = the 64 channel bytes (slot order)
+  // of pixel i.
+  static void pixels_of_lanes(const __m512i* planes, __m512i out[8], const Tables& tab) {
+    __m512i c[8];
+    planes_to_counts(planes, c);
+    for (int r = 0; r < 8; ++r) out[r] = _mm512_permutexvar_epi8(tab.bytes8x8t, c[r]);
+    transpose_square<8>(out);
   }
 
   // E = bytes per stored row (R / 8): rows are E-byte elements, N = 64 / E per register.
@@ -478,6 +857,7 @@ struct Avx512Impl : BitplanePortable<8> {
 
     for (int ph = 0; ph < p.sh; ++ph) {
       if (!phase_used(p, s.filter_h, s.filter_w, ph)) continue;
+      SBNN_PROF_BEGIN(ta);
       // (a) transpose the band's input rows of this phase into RC.
       for (int jj = 0; jj < rows; ++jj) {
         const int j = x.oy0 + p.qmin + jj;
@@ -534,15 +914,16 @@ struct Avx512Impl : BitplanePortable<8> {
             __m512i* dst = rc(phi, jj, ch);
             for (int m = 0; m < E; ++m) dst[m] = o[m];
           }
+          // (VPMOVQD to memory is slow on some cores: narrow in registers, then store;
+          // lanes past the row are zero and the pc row has room for R entries.)
           int32_t* pc = x.pc + phi * x.pc_stride + x.pc_margin;
-          for (int xb = 0; xb < E; ++xb) {
-            const int nv = std::max(0, std::min(8, n_px - 8 * xb));
-            if (nv > 0)
-              _mm512_mask_cvtepi64_storeu_epi32(pc + 8 * xb, static_cast<__mmask8>((1u << nv) - 1u), pcv[xb]);
-          }
+          for (int xb = 0; xb < E; ++xb)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + 8 * xb), _mm512_cvtepi64_epi32(pcv[xb]));
         }
         h_row_avx512(x, h);
       }
+      SBNN_PROF_END(ta, 6);
+      SBNN_PROF_BEGIN(tb);
       // (b) RC [row][channel] -> Y [fx][channel][row], shifted per filter column.
       const size_t plane_bytes = p.plane_bytes;
       for (int phi = 0; phi < sw; ++phi) {
@@ -581,6 +962,7 @@ struct Avx512Impl : BitplanePortable<8> {
               }
             }
       }
+      SBNN_PROF_END(tb, 7);
     }
   }
 
@@ -607,27 +989,27 @@ struct Avx512Impl : BitplanePortable<8> {
         }
       return;
     }
-    // Two channels per vector: 256-bit halves from two connection lists.
+    // Two channels per vector: vector j holds channels o0 + j (low 256 bits) and
+    // o0 + 16 + j (high), so that the 16 vectors of a unit cover 32 channels.
     const uint8_t* zero = Y + *p.zero_off;
-    for (int j = 0; j < 16; j += 2) {
-      __m512i pl[kMaxPlanes];
-      const int oa = o0 + j, ob = o0 + j + 1;
-      const int na = j < nch ? static_cast<int>(f.conn_begin[oa + 1] - f.conn_begin[oa]) : 0;
-      const int nbn = j + 1 < nch ? static_cast<int>(f.conn_begin[ob + 1] - f.conn_begin[ob]) : 0;
-      const uint32_t* offa = j < nch ? p.off + f.conn_begin[oa] : nullptr;
-      const uint32_t* offb = j + 1 < nch ? p.off + f.conn_begin[ob] : nullptr;
-      count_pair(Y, zero, offa, na, offb, nbn, np, pl);
-      __m512i* pa = PL + (j * nv) * kMaxPlanes;
-      __m512i* pb = PL + ((j + 1) * nv) * kMaxPlanes;
-      for (int b = 0; b < npad; ++b) {
-        const __m512i v = b < np ? pl[b] : _mm512_setzero_si512();
-        pa[b] = v;
-        pb[b] = _mm512_zextsi256_si512(_mm512_extracti64x4_epi64(v, 1));
-      }
+    const PairFn count = kPair[np - 3];
+    for (int j = 0; j < 16; ++j) {
+      __m512i* pl = PL + (j * nv) * kMaxPlanes;
+      const int oa = o0 + j, ob = o0 + 16 + j;
+      const bool ha = j < nch, hb = 16 + j < nch;
+      const int na = ha ? static_cast<int>(f.conn_begin[oa + 1] - f.conn_begin[oa]) : 0;
+      const int nbn = hb ? static_cast<int>(f.conn_begin[ob + 1] - f.conn_begin[ob]) : 0;
+      count(Y, zero, ha ? p.off + f.conn_begin[oa] : nullptr, na, hb ? p.off + f.conn_begin[ob] : nullptr,
+            nbn, pl);
+      for (int b = np; b < npad; ++b) pl[b] = _mm512_setzero_si512();
     }
   }
 
   static void process_channels(BandCtx& x, int o_begin, int o_end) {
+    if (x.mode == 1) {
+      process_permute(x, o_begin);
+      return;
+    }
     const BConv2DShape& s = *x.s;
     const BitplanePlan& p = *x.p;
     const SparseFilter& f = *x.f;
@@ -674,18 +1056,29 @@ struct Avx512Impl : BitplanePortable<8> {
       seg[nseg++] = Seg{ox, e, p.hclass[ox]};
       ox = e;
     }
-    static const EmitFn emit[8] = {&emit_run<1, false>, &emit_run<1, true>, &emit_run<2, false>,
-                                   &emit_run<2, true>,  &emit_run<3, false>, &emit_run<3, true>,
-                                   &emit_run<4, false>, &emit_run<4, true>};
+    static const EmitFn emit[16] = {
+        &emit_run<1, false, false>, &emit_run<1, true, false>, &emit_run<2, false, false>,
+        &emit_run<2, true, false>,  &emit_run<3, false, false>, &emit_run<3, true, false>,
+        &emit_run<4, false, false>, &emit_run<4, true, false>,  &emit_run<1, false, true>,
+        &emit_run<1, true, true>,   &emit_run<2, false, true>,  &emit_run<2, true, true>,
+        &emit_run<3, false, true>,  &emit_run<3, true, true>,   &emit_run<4, false, true>,
+        &emit_run<4, true, true>};
 
+    // A unit = 16 vectors = 16 * G channels; a super-block = 64 channels (kSuper blocks
+    // of 16) = kSuper / G units.
+    const int unit_ch = 16 * G;
     for (int s0 = o_begin; s0 < o_end; s0 += 16 * kSuper) {
       const int nblk = std::min(kSuper, (o_end - s0 + 15) / 16);
+      const int nunit = (nblk * 16 + unit_ch - 1) / unit_ch;
       __m512i W[kSuper], base_int[kSuper];
       __mmask16 mask[kSuper];
       SBNN_PROF_BEGIN(tc);
+      for (int u = 0; u < nunit; ++u) {
+        const int o0 = s0 + unit_ch * u;
+        count_block(x, o0, std::min(unit_ch, o_end - o0), G, nv, np, PL + u * 16 * nv * kMaxPlanes);
+      }
       for (int k = 0; k < nblk; ++k) {
         const int o0 = s0 + 16 * k, nch = std::min(16, o_end - o0);
-        count_block(x, o0, nch, G, nv, np, PL + k * 16 * nv * kMaxPlanes);
         mask[k] = static_cast<__mmask16>((1u << nch) - 1u);
         alignas(64) int16_t wv[32];
         for (int j = 0; j < 16; ++j) {
@@ -699,8 +1092,8 @@ struct Avx512Impl : BitplanePortable<8> {
       SBNN_PROF_BEGIN(tv);
       const int rows_per_vec = 512 / p.R;
       for (int v = 0; v < nv; ++v) {
-        // Count bytes in pixel order: TR + ((hi * kSuper + k) * 512 + pixel) * 16.
-        for (int k = 0; k < nblk; ++k) {
+        // Count bytes in pixel order: TR + ((hi * kSuper + u) * 512 + position) * 16.
+        for (int k = 0; k < nunit; ++k) {
           __m512i CB[16 * 16];  // [hi * 8 + r][j]
           for (int j = 0; j < 16; ++j) {
             const __m512i* pl = PL + ((k * 16 + j) * nv + v) * kMaxPlanes;
@@ -730,66 +1123,17 @@ struct Avx512Impl : BitplanePortable<8> {
           e.O = O;
           e.W = W;
           e.mask = mask;
+          e.g2 = G == 2;
           for (int sg = 0; sg < nseg; ++sg) {
             e.x0 = seg[sg].x0;
             e.x1 = seg[sg].x1;
             e.hc = seg[sg].hc;
-            emit[(nblk - 1) * 2 + (two ? 1 : 0)](e);
+            emit[(G == 2 ? 8 : 0) + (nblk - 1) * 2 + (two ? 1 : 0)](e);
           }
         }
       }
       SBNN_PROF_END(tv, 2);
     }
-  }
-
-  // Two connection lists counted in the two 256-bit halves of one vector.
-  static void count_pair(const uint8_t* y, const uint8_t* zero, const uint32_t* offa, int na,
-                         const uint32_t* offb, int nb, int np, __m512i* planes) {
-    const int n = std::max(na, nb);
-    __m512i acc[kMaxPlanes];
-    for (int k = 0; k < np; ++k) acc[k] = _mm512_setzero_si512();
-    auto ld = [&](int i) {
-      const uint8_t* a = i < na ? y + offa[i] : zero;
-      const uint8_t* b = i < nb ? y + offb[i] : zero;
-      return _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
-    };
-    __m512i& ones = acc[0];
-    __m512i& twos = acc[1];
-    __m512i& fours = acc[2];
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-      const __m512i x0 = ld(i), x1 = ld(i + 1), x2 = ld(i + 2), x3 = ld(i + 3);
-      const __m512i x4 = ld(i + 4), x5 = ld(i + 5), x6 = ld(i + 6), x7 = ld(i + 7);
-      __m512i ta = SBNN_MAJ(ones, x0, x1);
-      ones = SBNN_XOR3(ones, x0, x1);
-      __m512i tb = SBNN_MAJ(ones, x2, x3);
-      ones = SBNN_XOR3(ones, x2, x3);
-      const __m512i fa = SBNN_MAJ(twos, ta, tb);
-      twos = SBNN_XOR3(twos, ta, tb);
-      ta = SBNN_MAJ(ones, x4, x5);
-      ones = SBNN_XOR3(ones, x4, x5);
-      tb = SBNN_MAJ(ones, x6, x7);
-      ones = SBNN_XOR3(ones, x6, x7);
-      const __m512i fb = SBNN_MAJ(twos, ta, tb);
-      twos = SBNN_XOR3(twos, ta, tb);
-      __m512i e = SBNN_MAJ(fours, fa, fb);
-      fours = SBNN_XOR3(fours, fa, fb);
-      for (int k = 3; k < np; ++k) {
-        const __m512i c = _mm512_and_si512(acc[k], e);
-        acc[k] = _mm512_xor_si512(acc[k], e);
-        e = c;
-      }
-    }
-    for (; i < n; ++i) {
-      __m512i c = ld(i);
-      for (int k = 0; k < np; ++k) {
-        const __m512i t = _mm512_and_si512(acc[k], c);
-        acc[k] = _mm512_xor_si512(acc[k], c);
-        c = t;
-      }
-    }
-    for (int k = 0; k < np; ++k) planes[k] = acc[k];
   }
 };
 
@@ -798,7 +1142,14 @@ bool supported(const BConv2DShape& s) {
 }
 
 void* prepare(const BConv2DShape& s, const int32_t* filter) {
-  return make_sparse_prepared(s, filter, kKindAvx512, Avx512Impl::kNW * 8, kYBudget, true);
+  SparsePrepared* sp = make_sparse_prepared(s, filter, kKindAvx512, Avx512Impl::kNW * 8, kYBudget, true);
+  if (sp != nullptr && sp->plan != nullptr && sp->plan->R == 8) {
+    // Narrow outputs: the permute strategy's schedule (without it, run falls back to the
+    // direct strategy).
+    sp->extra = build_perm_schedule(s, *sp->filter);
+    sp->free_extra = &free_perm_schedule;
+  }
+  return sp;
 }
 
 void run(const BConv2DShape& s, const void* prepared, const int32_t* input,

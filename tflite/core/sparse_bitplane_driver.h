@@ -27,7 +27,7 @@ namespace sbnn {
 namespace internal {
 struct StageProfile {
   unsigned long long t[8] = {};
-  const char* name[8] = {"build", "count", "convert", "other", "cv:bytes", "cv:transp", "", ""};
+  const char* name[8] = {"build", "count", "convert", "other", "cv:bytes", "cv:transp", "b:rows", "b:transp"};
   ~StageProfile() {
     unsigned long long tot = 0;
     for (auto v : t) tot += v;
@@ -71,6 +71,8 @@ inline uint64_t read_bits(const uint64_t* t, long pos, int n) {
 
 // Everything the stages of one band share.
 struct BandCtx {
+  const SparsePrepared* sp;  // the prepared object (kernel-specific data in sp->extra)
+  int mode = 0;              // set by Impl::build_band for its process_channels
   const BConv2DShape* s;
   const SparseFilter* f;
   const BitplanePlan* p;
@@ -357,7 +359,7 @@ struct BitplanePortable {
     });
   }
 
-  static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f) {
+  static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f, const SparsePrepared*) {
     return portable_work_bytes<NW>(p, f.max_conns);
   }
 
@@ -461,17 +463,18 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
     }
     const int pc_margin = (-qxmin + 15) / 16 * 16;
     const int nxp = (s.in_w + p.sw - 1) / p.sw;
-    const int pc_stride = (pc_margin + std::max(nxp, s.out_w + qxmax) + 16 + 15) / 16 * 16;
+    const int pc_stride = (pc_margin + std::max({nxp, s.out_w + qxmax, p.R}) + 16 + 15) / 16 * 16;
     const size_t pc_bytes = sizeof(int32_t) * static_cast<size_t>(pc_stride) * p.sw;
     const size_t h_bytes = sizeof(int32_t) * (static_cast<size_t>(p.sh) * p.rows_pp * s.out_w + 16);
     const size_t b_bytes = sizeof(int32_t) * (static_cast<size_t>(p.nb) * s.out_w + 16);
-    const size_t w_bytes = Impl::work_bytes(p, f);
+    const size_t w_bytes = Impl::work_bytes(p, f, sp);
     auto up = [](size_t v) { return (v + 63) / 64 * 64; };
     const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
                          up(w_bytes);
     uint8_t* mem = static_cast<uint8_t*>(sparse_scratch(total));
     if (mem != nullptr) {
       BandCtx x;
+      x.sp = sp;
       x.s = &s;
       x.f = &f;
       x.p = &p;

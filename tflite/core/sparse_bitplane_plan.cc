@@ -258,6 +258,7 @@ SparsePrepared* make_sparse_prepared(const BConv2DShape& s, const int32_t* filte
 void release_sparse_prepared(void* p) {
   if (p == nullptr) return;
   auto* sp = static_cast<SparsePrepared*>(p);
+  if (sp->extra != nullptr && sp->free_extra != nullptr) sp->free_extra(sp->extra);
   release_bitplane_plan(sp->plan);
   release_sparse_filter(sp->filter);
   sp->~SparsePrepared();
