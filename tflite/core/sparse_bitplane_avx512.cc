@@ -541,19 +541,33 @@ PermSchedule* build_perm_schedule(const BConv2DShape& s, const SparseFilter& f) 
 }
 
 // YT geometry of a plan (row stride cgs bytes: channels, padded so that a 128-byte
-// table read from any chunk start stays inside the row).
+// table read from any chunk start stays inside the row). Work layout of the permute
+// strategy: YT, Z ([sw][rows_pp + 8][cgs]), cell offsets, step offsets.
 inline size_t yt_cgs(int cg) { return static_cast<size_t>((cg + 63) / 64 * 64 + 64); }
 inline size_t yt_bytes(const BitplanePlan& p, const BConv2DShape& s, int cg) {
   return static_cast<size_t>(p.sh) * s.filter_w * p.rows_pp * yt_cgs(cg) + 128;
 }
+inline size_t perm_work_offset(const BitplanePlan& p, const BConv2DShape& s, int cg) {
+  return (yt_bytes(p, s, cg) + 63) / 64 * 64 +
+         (static_cast<size_t>(p.sw) * (p.rows_pp + 8) * yt_cgs(cg) + 63) / 64 * 64;
+}
 
-// The byte-wise linear map of VGF2P8AFFINEQB that shifts a stored row (8 bits) for a
-// filter column: out bit ox = in bit (ox + q) for 0 <= ox < out_w, else 0.
-inline __m512i row_shift_matrix(int q, int out_w) {
+// Rows per byte lane of the permute strategy: k = 8 / Rp output rows of Rp bits
+// (Rp = the smallest power of two >= out_w), so 4x4 maps put 2 rows in a byte.
+inline int perm_row_bits(int out_w) {
+  int rp = 1;
+  while (rp < out_w) rp *= 2;
+  return rp;
+}
+
+// The byte-wise linear map of VGF2P8AFFINEQB that takes an input row (8 bits, pixel j
+// of the phase row at bit j) to row slot m of a packed byte for a filter column with
+// offset q: out bit m * Rp + ox = in bit (ox + q) for 0 <= ox < out_w, else 0.
+inline __m512i row_shift_matrix(int q, int out_w, int rp, int m) {
   uint64_t a = 0;
-  for (int ox = 0; ox < 8; ++ox) {
-    const int src = ox + q;
-    if (ox < out_w && src >= 0 && src < 8) a |= (uint64_t{1} << src) << (8 * (7 - ox));
+  for (int ox = 0; ox < rp && ox < out_w; ++ox) {
+    const int src = ox + q, dst = m * rp + ox;
+    if (src >= 0 && src < 8) a |= (uint64_t{1} << src) << (8 * (7 - dst));
   }
   return _mm512_set1_epi64(static_cast<long long>(a));
 }
@@ -630,7 +644,7 @@ struct Avx512Impl : BitplanePortable<8> {
           steps = std::max<size_t>(steps, ps->first[static_cast<size_t>(g + 1) * ps->nlg] -
                                               ps->first[static_cast<size_t>(g) * ps->nlg]);
       const size_t cells = static_cast<size_t>(f.taps) * ((f.cg + 127) / 128);
-      mine = std::max(mine, (yt_bytes(p, p.shape, f.cg) + 63) / 64 * 64 + 4 * (cells + 16 + steps) + 64);
+      mine = std::max(mine, perm_work_offset(p, p.shape, f.cg) + 4 * (cells + 16 + steps) + 64);
     }
     return std::max(mine, BitplanePortable<8>::work_bytes(p, f, sp));
   }
@@ -668,8 +682,9 @@ struct Avx512Impl : BitplanePortable<8> {
     band_bits(x);
   }
 
-  // Permute strategy: YT[(ph * kw + fx) * rows_pp + jj][cgs] bytes (row bits per channel,
-  // shifted for column fx), in the work buffer.
+  // Permute strategy: YT[(ph * kw + fx) * rows_pp + jj][cgs] bytes = output rows jj ..
+  // jj + k - 1 (k rows of Rp bits per byte) for column fx, in the work buffer; Z (the
+  // transposed input rows of one phase, before the column shift) follows it.
   static void build_yt(BandCtx& x) {
     const BConv2DShape& s = *x.s;
     const BitplanePlan& p = *x.p;
@@ -678,21 +693,28 @@ struct Avx512Impl : BitplanePortable<8> {
     const int nch = (cg + 63) / 64, gbytes = fw * 4;
     const size_t pstride = static_cast<size_t>(s.in_words) * 4, cgs = yt_cgs(cg);
     const int rows = x.nbr + p.qmax - p.qmin;
+    const int rp = perm_row_bits(s.out_w), k = 8 / rp;
     uint8_t* YT = reinterpret_cast<uint8_t*>(x.work);
+    uint8_t* Z = YT + (yt_bytes(p, s, cg) + 63) / 64 * 64;  // [sw][rows + k][cgs]
+    const size_t zrows = static_cast<size_t>(rows + k);
     const __m512i unit = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ull));
-    __m512i shm[16];
-    for (int fx = 0; fx < kw && fx < 16; ++fx) shm[fx] = row_shift_matrix(p.qx[fx], s.out_w);
     const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    bool phi_used[64] = {};
+    for (int fx = 0; fx < kw; ++fx) phi_used[p.phx[fx]] = true;
     for (int ph = 0; ph < p.sh; ++ph) {
       if (!phase_used(p, s.filter_h, kw, ph)) continue;
-      for (int jj = 0; jj < rows; ++jj) {
+      // (a) input rows -> Z[phi][jj] (bit j = pixel j*sw + phi of row jj, per channel).
+      for (int jj = 0; jj < rows + k - 1; ++jj) {
         const long iy = static_cast<long>(x.oy0 + p.qmin + jj) * p.sh + ph;
-        int32_t* h = x.H + (static_cast<size_t>(ph) * p.rows_pp + jj) * s.out_w;
-        auto yrow = [&](int fx) { return YT + ((static_cast<size_t>(ph) * kw + fx) * p.rows_pp + jj) * cgs; };
-        if (iy < 0 || iy >= s.in_h) {
-          for (int fx = 0; fx < kw; ++fx)
-            for (int ch = 0; ch < nch; ++ch) _mm512_storeu_si512(yrow(fx) + 64 * ch, _mm512_setzero_si512());
-          for (int ox = 0; ox < s.out_w; ++ox) h[ox] = 0;
+        const bool inside = jj < rows && iy >= 0 && iy < s.in_h;
+        int32_t* h = jj < rows ? x.H + (static_cast<size_t>(ph) * p.rows_pp + jj) * s.out_w : nullptr;
+        if (!inside) {
+          for (int phi = 0; phi < sw; ++phi)
+            if (phi_used[phi])
+              for (int ch = 0; ch < nch; ++ch)
+                _mm512_storeu_si512(Z + (phi * zrows + jj) * cgs + 64 * ch, _mm512_setzero_si512());
+          if (h)
+            for (int ox = 0; ox < s.out_w; ++ox) h[ox] = 0;
           continue;
         }
         const uint8_t* row = reinterpret_cast<const uint8_t*>(x.input) +
@@ -718,15 +740,28 @@ struct Avx512Impl : BitplanePortable<8> {
             }
             v = _mm512_and_si512(v, cm);
             pcv = _mm512_add_epi64(pcv, _mm512_popcnt_epi64(v));
-            const __m512i z = _mm512_gf2p8affine_epi64_epi8(unit, _mm512_permutexvar_epi8(tab.bytes8x8, v), 0);
-            for (int fx = 0; fx < kw; ++fx)
-              if (p.phx[fx] == phi)
-                _mm512_storeu_si512(yrow(fx) + 64 * ch, _mm512_gf2p8affine_epi64_epi8(z, shm[fx], 0));
+            _mm512_storeu_si512(Z + (phi * zrows + jj) * cgs + 64 * ch,
+                                _mm512_gf2p8affine_epi64_epi8(unit, _mm512_permutexvar_epi8(tab.bytes8x8, v), 0));
           }
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(x.pc + phi * x.pc_stride + x.pc_margin),
                               _mm512_cvtepi64_epi32(pcv));
         }
         h_row_avx512(x, h);
+      }
+      // (b) YT[fx][jj] = the k output rows jj .. jj+k-1 of column fx.
+      for (int fx = 0; fx < kw; ++fx) {
+        __m512i m[8];
+        for (int r = 0; r < k; ++r) m[r] = row_shift_matrix(p.qx[fx], s.out_w, rp, r);
+        const uint8_t* zb = Z + static_cast<size_t>(p.phx[fx]) * zrows * cgs;
+        uint8_t* yb = YT + (static_cast<size_t>(ph) * kw + fx) * p.rows_pp * cgs;
+        for (int jj = 0; jj < rows; ++jj)
+          for (int ch = 0; ch < nch; ++ch) {
+            __m512i acc = _mm512_gf2p8affine_epi64_epi8(_mm512_loadu_si512(zb + jj * cgs + 64 * ch), m[0], 0);
+            for (int r = 1; r < k; ++r)
+              acc = _mm512_or_si512(
+                  acc, _mm512_gf2p8affine_epi64_epi8(_mm512_loadu_si512(zb + (jj + r) * cgs + 64 * ch), m[r], 0));
+            _mm512_storeu_si512(yb + jj * cgs + 64 * ch, acc);
+          }
       }
     }
   }
@@ -741,7 +776,7 @@ struct Avx512Impl : BitplanePortable<8> {
     const size_t cgs = yt_cgs(f.cg);
     const uint8_t* YT = reinterpret_cast<const uint8_t*>(x.work);
     const int ncell = ps.taps * ps.nchunk;
-    uint32_t* cell_off = reinterpret_cast<uint32_t*>(x.work) + (yt_bytes(p, s, f.cg) + 63) / 64 * 16;
+    uint32_t* cell_off = reinterpret_cast<uint32_t*>(reinterpret_cast<uint8_t*>(x.work) + perm_work_offset(p, s, f.cg));
     for (int t = 0; t < ps.taps; ++t) {
       const int ph = p.tap_row[t] / p.rows_pp, jq = p.tap_row[t] % p.rows_pp;
       for (int ch = 0; ch < ps.nchunk; ++ch)
@@ -758,6 +793,7 @@ struct Avx512Impl : BitplanePortable<8> {
     const int np = std::max(3, bit_length(static_cast<unsigned>(f.max_conns)));
     const PermuteFn count = kPermute[np - 3];
     const bool two = np > 8;
+    const int rp = perm_row_bits(s.out_w), krows = 8 / rp;
     for (int L = 0; L < ps.nlg; ++L) {
       const size_t gl = static_cast<size_t>(x.g) * ps.nlg + L;
       const uint32_t st0 = ps.first[gl], nst = ps.first[gl + 1] - st0;
@@ -777,25 +813,25 @@ struct Avx512Impl : BitplanePortable<8> {
         }
         W[j] = _mm512_load_si512(wv);
       }
-      for (int r = 0; r < x.nbr; ++r) {
+      for (int r0 = 0; r0 < x.nbr; r0 += krows) {
         __m512i planes[kMaxPlanes];
-        count(YT + static_cast<size_t>(r) * cgs, toff + (st0 - ps.first[static_cast<size_t>(x.g) * ps.nlg]),
+        count(YT + static_cast<size_t>(r0) * cgs, toff + (st0 - ps.first[static_cast<size_t>(x.g) * ps.nlg]),
               ps.mask + st0, ps.idx + 64 * static_cast<size_t>(st0), static_cast<int>(nst), planes);
         for (int b = np; b < 8 * ((np + 7) / 8); ++b) planes[b] = _mm512_setzero_si512();
         __m512i lo[8], hi[8];
         pixels_of_lanes(planes, lo, tab);
         if (two) pixels_of_lanes(planes + 8, hi, tab);
-        const int oy = x.oy0 + r;
-        const int32_t* base_row = p.base + static_cast<size_t>(p.vclass[oy]) * p.nhc * O + o_l;
-        int32_t* drow = x.dot + (x.b * s.out_h + oy) * static_cast<size_t>(s.out_w) * O + o_l;
-        const int32_t* brow = x.B + static_cast<size_t>(r) * s.out_w;
-        for (int ox = 0; ox < s.out_w; ++ox) {
-          const __m512i bc = _mm512_set1_epi32(brow[ox] << 16);
-          const int32_t* bp = base_row + static_cast<size_t>(p.hclass[ox]) * O;
-          int32_t* d = drow + static_cast<size_t>(ox) * O;
+        for (int bit = 0; bit < 8; ++bit) {
+          const int r = r0 + bit / rp, ox = bit % rp;
+          if (r >= x.nbr || ox >= s.out_w) continue;
+          const int oy = x.oy0 + r;
+          const int32_t* bp =
+              p.base + (static_cast<size_t>(p.vclass[oy]) * p.nhc + p.hclass[ox]) * O + o_l;
+          int32_t* d = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(s.out_w) + ox) * O + o_l;
+          const __m512i bc = _mm512_set1_epi32(x.B[static_cast<size_t>(r) * s.out_w + ox] << 16);
           for (int j = 0; j < nblk; ++j) {
-            __m512i cnt = _mm512_cvtepu8_epi32(extract128(lo[ox], j));
-            if (two) cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(extract128(hi[ox], j)), 8));
+            __m512i cnt = _mm512_cvtepu8_epi32(extract128(lo[bit], j));
+            if (two) cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(extract128(hi[bit], j)), 8));
             const __m512i base = _mm512_maskz_loadu_epi32(mask[j], bp + 16 * j);
             _mm512_mask_storeu_epi32(d + 16 * j, mask[j],
                                      _mm512_dpwssd_epi32(base, _mm512_or_si512(cnt, bc), W[j]));
@@ -1036,8 +1072,6 @@ struct Avx512Impl : BitplanePortable<8> {
       for (int r = 0; r < nbr; ++r)
         for (int ox = 0; ox < ow; ++ox) bdst[r * R + ox] = bsrc[r * ow + ox] << 16;
     }
-    const int logR = __builtin_ctz(static_cast<unsigned>(p.R));
-    const bool pow2 = (p.R & (p.R - 1)) == 0;
     const int O = s.out_channels;
     const int ow = s.out_w;
     // Runs of output columns with one border class.
@@ -1070,7 +1104,7 @@ struct Avx512Impl : BitplanePortable<8> {
     for (int s0 = o_begin; s0 < o_end; s0 += 16 * kSuper) {
       const int nblk = std::min(kSuper, (o_end - s0 + 15) / 16);
       const int nunit = (nblk * 16 + unit_ch - 1) / unit_ch;
-      __m512i W[kSuper], base_int[kSuper];
+      __m512i W[kSuper];
       __mmask16 mask[kSuper];
       SBNN_PROF_BEGIN(tc);
       for (int u = 0; u < nunit; ++u) {
