@@ -14,8 +14,8 @@ demo: setup          ## the main job: BNN vs SBNN on Fashion-MNIST
 test: setup          ## default test run (< 20 min on 2 cores)
 	$(PY) -m pytest -m "not slow" -q
 
-test-slow: setup     ## the slow tests only
-	$(PY) -m pytest -m slow -q
+test-slow: setup     ## the slow tests only (no slow test selected is not a failure)
+	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
 test-all: setup      ## what CI runs
 	$(PY) -m pytest -q
