@@ -44,6 +44,7 @@
 #define SBNN_SPARSE_BCONV2D_KERNELS(X) \
   SBNN_SPARSE_BCONV2D_ISA_KERNELS(X)   \
   X(sparse_bitplane_scalar)            \
+  X(sparse_k01_scalar)                 \
   X(sparse_reference)
 
 namespace sbnn {

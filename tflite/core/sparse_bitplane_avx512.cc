@@ -15,6 +15,7 @@
 // -mavx512vnni -mgfni; requires CpuFeatures::x86_avx512_vbmi_vnni_gfni.
 // GCC 12 warns about the deliberately undefined registers inside some intrinsics.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 
@@ -305,6 +306,87 @@ __attribute__((always_inline)) inline void hs_count(int n, Load&& ld, __m512i* p
   planes[2] = fours;
   for (int k = 0; k < NP - 3; ++k) planes[3 + k] = hi[k];
 }
+
+// Two independent Harley-Seal chains over the same n inputs (two vectors of a band):
+// ld(i, &a, &b) yields input i of both; twice the instruction-level parallelism.
+template <int NP, class Load>
+__attribute__((always_inline)) inline void hs_count2(int n, Load&& ld, __m512i* pa, __m512i* pb) {
+  __m512i o0 = _mm512_setzero_si512(), t0 = o0, f0 = o0, o1 = o0, t1 = o0, f1 = o0;
+  __m512i h0[NP > 3 ? NP - 3 : 1], h1[NP > 3 ? NP - 3 : 1];
+  for (int k = 0; k < NP - 3; ++k) h0[k] = h1[k] = _mm512_setzero_si512();
+  int i = 0;
+#define SBNN_CSA8(ones, twos, fours, hi, x)                         \
+  {                                                                 \
+    __m512i ta = SBNN_MAJ(ones, x[0], x[1]);                        \
+    ones = SBNN_XOR3(ones, x[0], x[1]);                             \
+    __m512i tb = SBNN_MAJ(ones, x[2], x[3]);                        \
+    ones = SBNN_XOR3(ones, x[2], x[3]);                             \
+    const __m512i fa = SBNN_MAJ(twos, ta, tb);                      \
+    twos = SBNN_XOR3(twos, ta, tb);                                 \
+    ta = SBNN_MAJ(ones, x[4], x[5]);                                \
+    ones = SBNN_XOR3(ones, x[4], x[5]);                             \
+    tb = SBNN_MAJ(ones, x[6], x[7]);                                \
+    ones = SBNN_XOR3(ones, x[6], x[7]);                             \
+    const __m512i fb = SBNN_MAJ(twos, ta, tb);                      \
+    twos = SBNN_XOR3(twos, ta, tb);                                 \
+    __m512i e = SBNN_MAJ(fours, fa, fb);                            \
+    fours = SBNN_XOR3(fours, fa, fb);                               \
+    for (int k = 0; k < NP - 3; ++k) {                              \
+      const __m512i c = _mm512_and_si512(hi[k], e);                 \
+      hi[k] = _mm512_xor_si512(hi[k], e);                           \
+      e = c;                                                        \
+    }                                                               \
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m512i xa[8], xb[8];
+    for (int k = 0; k < 8; ++k) ld(i + k, &xa[k], &xb[k]);
+    SBNN_CSA8(o0, t0, f0, h0, xa)
+    SBNN_CSA8(o1, t1, f1, h1, xb)
+  }
+#undef SBNN_CSA8
+  // Tail: one input at a time into both chains (ripple through all planes).
+  for (; i < n; ++i) {
+    __m512i a, b;
+    ld(i, &a, &b);
+    __m512i* pl0[3] = {&o0, &t0, &f0};
+    __m512i* pl1[3] = {&o1, &t1, &f1};
+    for (int k = 0; k < 3; ++k) {
+      const __m512i ca = _mm512_and_si512(*pl0[k], a), cb = _mm512_and_si512(*pl1[k], b);
+      *pl0[k] = _mm512_xor_si512(*pl0[k], a);
+      *pl1[k] = _mm512_xor_si512(*pl1[k], b);
+      a = ca;
+      b = cb;
+    }
+    for (int k = 0; k < NP - 3; ++k) {
+      const __m512i ca = _mm512_and_si512(h0[k], a), cb = _mm512_and_si512(h1[k], b);
+      h0[k] = _mm512_xor_si512(h0[k], a);
+      h1[k] = _mm512_xor_si512(h1[k], b);
+      a = ca;
+      b = cb;
+    }
+  }
+  pa[0] = o0, pa[1] = t0, pa[2] = f0;
+  pb[0] = o1, pb[1] = t1, pb[2] = f1;
+  for (int k = 0; k < NP - 3; ++k) pa[3 + k] = h0[k], pb[3 + k] = h1[k];
+}
+
+// Direct strategy, two vectors of the band at once (y and y + 64).
+template <int NP>
+void count_planes2(const uint8_t* y, const uint32_t* off, int n, __m512i* pa, __m512i* pb) {
+  hs_count2<NP>(
+      n,
+      [&](int i, __m512i* a, __m512i* b) __attribute__((always_inline)) {
+        *a = _mm512_loadu_si512(y + off[i]);
+        *b = _mm512_loadu_si512(y + off[i] + 64);
+      },
+      pa, pb);
+}
+typedef void (*Count2Fn)(const uint8_t*, const uint32_t*, int, __m512i*, __m512i*);
+const Count2Fn kCount2[] = {
+    &count_planes2<3>,  &count_planes2<4>,  &count_planes2<5>,  &count_planes2<6>,
+    &count_planes2<7>,  &count_planes2<8>,  &count_planes2<9>,  &count_planes2<10>,
+    &count_planes2<11>, &count_planes2<12>, &count_planes2<13>, &count_planes2<14>,
+    &count_planes2<15>, &count_planes2<16>};
 
 // Direct strategy: the input i is the 64 bytes at y + off[i].
 template <int NP>
@@ -1009,6 +1091,21 @@ struct Avx512Impl : BitplanePortable<8> {
     const SparseFilter& f = *x.f;
     const uint8_t* Y = x.Y;
     const int npad = 8 * ((np + 7) / 8);
+    if (G == 1 && nv == 2) {
+      const Count2Fn count2 = kCount2[np - 3];
+      for (int j = 0; j < 16; ++j) {
+        __m512i* pa = PL + (j * nv) * kMaxPlanes;
+        __m512i* pb = pa + kMaxPlanes;
+        int b = 0;
+        if (j < nch) {
+          const int o = o0 + j;
+          count2(Y, p.off + f.conn_begin[o], static_cast<int>(f.conn_begin[o + 1] - f.conn_begin[o]), pa, pb);
+          b = np;
+        }
+        for (; b < npad; ++b) pa[b] = pb[b] = _mm512_setzero_si512();
+      }
+      return;
+    }
     if (G == 1) {
       const CountFn count = kCount[np - 3];
       for (int j = 0; j < 16; ++j)

@@ -63,12 +63,13 @@ bool is_sparse(const BConv2DKernel* k) {
 }
 
 // The sparse kernels worth timing on this CPU: the first supported kernel of each
-// family (the part of the name before "__"), never the reference.
+// bit-plane family (the part of the name before "__"). The reference and the K0/K1
+// kernel-list variant are never faster (docs/sparse_kernels.md): by name only.
 std::vector<const BConv2DKernel*> sparse_candidates(const BConv2DShape& s) {
   std::vector<const BConv2DKernel*> out;
   std::vector<std::string> families;
   for (const BConv2DKernel* const* k = kSparseKernels; *k; ++k) {
-    if (std::strstr((*k)->name, "__reference") != nullptr || !(*k)->supported(s)) continue;
+    if (std::strstr((*k)->name, "_bitplane_") == nullptr || !(*k)->supported(s)) continue;
     const char* sep = std::strstr((*k)->name, "__");
     std::string fam((*k)->name, sep ? static_cast<size_t>(sep - (*k)->name) : std::strlen((*k)->name));
     // Strip the vector width ("bconv2d_sparse_bitplane_512" -> "bconv2d_sparse_bitplane").
