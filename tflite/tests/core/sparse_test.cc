@@ -5,6 +5,7 @@
 //
 //   sbnn_sparse_tests [--verbose] [--suite NAME] [--kernel SUBSTR]
 #include <chrono>
+#include <random>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -67,6 +68,101 @@ void TestTable() {
   // ...but finds one by name.
   for (const BConv2DKernel* const* k = sbnn::all_sparse_bconv2d_kernels(); *k; ++k)
     if ((*k)->supported(s)) CHECK(sbnn::select_bconv2d_kernel(s, (*k)->name) == *k);
+}
+
+// Packs a tester-like random sparse filter for select_bconv2d tests.
+std::vector<uint32_t> SparseFilterBits(const BConv2DShape& s, double sparsity, uint32_t seed) {
+  sbnn::testing::SparseFilterSpec spec;
+  spec.sparsity = sparsity;
+  std::vector<int8_t> w;
+  std::mt19937 rng(seed);
+  const int taps = s.filter_h * s.filter_w, cg = s.in_channels / s.groups;
+  sbnn::testing::generate_sparse_weights(&w, s.out_channels, taps, cg, spec, &rng);
+  std::vector<uint32_t> bits(static_cast<size_t>(s.out_channels) * taps * s.filter_words, 0);
+  for (int o = 0; o < s.out_channels; ++o)
+    for (int t = 0; t < taps; ++t)
+      for (int c = 0; c < cg; ++c)
+        if (w[(static_cast<size_t>(o) * taps + t) * cg + c] < 0)
+          bits[(static_cast<size_t>(o) * taps + t) * s.filter_words + c / 32] |= 1u << (c % 32);
+  return bits;
+}
+
+bool IsSparse(const BConv2DKernel* k) {
+  for (const BConv2DKernel* const* s = sbnn::all_sparse_bconv2d_kernels(); *s; ++s)
+    if (*s == k) return true;
+  return false;
+}
+
+// select_bconv2d: policies, the auto decision on dense and very sparse filters, the
+// cache, and that the returned prepared object computes the right dot.
+void TestSelect() {
+  const BConv2DShape s = BConvTester().in(32, 32, 64).out_channels(64).kernel(3, 3).shape();
+  const BConv2DKernel* dense = sbnn::select_bconv2d_kernel(s, nullptr);
+  const auto half = SparseFilterBits(s, 0.5, 1);
+  const auto sparse = SparseFilterBits(s, 0.99, 2);
+  const int32_t* fh = reinterpret_cast<const int32_t*>(half.data());
+  const int32_t* fs = reinterpret_cast<const int32_t*>(sparse.data());
+  sbnn::BConv2DSelectOptions opt;
+  sbnn::BConv2DSelection sel;
+
+  opt.policy = "dense";
+  CHECK(sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel == dense);
+  sbnn::release_bconv2d_selection(&sel);
+  CHECK(sel.prepared == nullptr);
+
+  opt.policy = "sparse";
+  CHECK(sbnn::select_bconv2d(s, fh, opt, &sel) && IsSparse(sel.kernel) && sel.prepared != nullptr);
+  sbnn::release_bconv2d_selection(&sel);
+
+  opt.policy = "bconv2d_sparse__reference";
+  CHECK(sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel != nullptr &&
+        std::strcmp(sel.kernel->name, "bconv2d_sparse__reference") == 0);
+  sbnn::release_bconv2d_selection(&sel);
+  opt.policy = "no_such_kernel";
+  CHECK(!sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel == nullptr);
+
+  // auto on a dense (50%) filter: the cost model rules sparse out without timing.
+  opt.policy = "auto";
+  CHECK(sbnn::select_bconv2d(s, fh, opt, &sel) && sel.kernel == dense);
+  CHECK(std::strcmp(sel.reason, "model") == 0 || std::strcmp(sel.reason, "cached") == 0);
+  CHECK(sel.density > 0.45 && sel.density <= 0.5);
+  sbnn::release_bconv2d_selection(&sel);
+
+  // auto on a 99% sparse filter: timed; whatever wins, the choice is never slower than
+  // dense by the measurement, and it is cached.
+  CHECK(sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel != nullptr);
+  CHECK(std::strcmp(sel.reason, "timed") == 0);
+  CHECK(sel.num_candidates >= 1 && sel.candidates[0].kernel == dense);
+  CHECK(sel.chosen_ms <= sel.dense_ms);
+  CHECK(sel.density > 0.005 && sel.density < 0.02);
+  std::printf("select: 32x32x64->64 at 99%%: %s (%s), %.4f ms vs dense %.4f ms, %d candidates\n",
+              sel.kernel->name, sel.reason, sel.chosen_ms, sel.dense_ms, sel.num_candidates);
+  const BConv2DKernel* first = sel.kernel;
+  // The prepared object computes the same dot as the reference.
+  {
+    std::mt19937 rng(3);
+    std::vector<uint32_t> in(static_cast<size_t>(s.in_h) * s.in_w * s.in_words);
+    for (auto& v : in) v = rng();
+    const size_t n = static_cast<size_t>(s.out_h) * s.out_w * s.out_channels;
+    std::vector<int32_t> a(n), b(n);
+    sel.kernel->run(s, sel.prepared, reinterpret_cast<const int32_t*>(in.data()), fs, a.data(), 0, s.out_h);
+    sbnn::select_bconv2d_kernel(s, "reference")->run(s, nullptr, reinterpret_cast<const int32_t*>(in.data()),
+                                                    fs, b.data(), 0, s.out_h);
+    CHECK(a == b);
+  }
+  sbnn::release_bconv2d_selection(&sel);
+  CHECK(sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel == first);
+  CHECK(std::strcmp(sel.reason, "cached") == 0);
+  sbnn::release_bconv2d_selection(&sel);
+  // A zero budget: model only (dense).
+  opt.budget_ms = 0;
+  opt.use_cache = false;
+  CHECK(sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel == dense);
+  sbnn::release_bconv2d_selection(&sel);
+  // Invalid shape.
+  BConv2DShape bad = s;
+  bad.groups = 3;
+  CHECK(!sbnn::select_bconv2d(bad, fs, opt, &sel));
 }
 
 // Every channel count 1..130.
@@ -291,6 +387,7 @@ int main(int argc, char** argv) {
   std::printf("\n");
 
   TestTable();
+  TestSelect();
   TestStats total;
   const auto t0 = std::chrono::steady_clock::now();
   for (const Suite& suite : kSuites) {
