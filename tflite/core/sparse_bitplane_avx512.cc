@@ -410,29 +410,6 @@ void count_permute(const uint8_t* base, const uint32_t* toff, const uint64_t* ma
       },
       planes);
 }
-// Two channels per vector (bands of <= 256 bits): input i = channel a's connection i in
-// the low half, channel b's in the high half (zeros once a list is exhausted).
-template <int NP>
-void count_pair(const uint8_t* y, const uint8_t* zero, const uint32_t* offa, int na,
-                const uint32_t* offb, int nb, __m512i* planes) {
-  hs_count<NP>(
-      std::max(na, nb),
-      [&](int i) __attribute__((always_inline)) {
-        const uint8_t* a = i < na ? y + offa[i] : zero;
-        const uint8_t* b = i < nb ? y + offb[i] : zero;
-        return _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
-      },
-      planes);
-}
-typedef void (*PairFn)(const uint8_t*, const uint8_t*, const uint32_t*, int, const uint32_t*, int,
-                       __m512i*);
-const PairFn kPair[] = {&count_pair<3>,  &count_pair<4>,  &count_pair<5>,  &count_pair<6>,
-                        &count_pair<7>,  &count_pair<8>,  &count_pair<9>,  &count_pair<10>,
-                        &count_pair<11>, &count_pair<12>, &count_pair<13>, &count_pair<14>,
-                        &count_pair<15>, &count_pair<16>};
-
 typedef void (*PermuteFn)(const uint8_t*, const uint32_t*, const uint64_t*, const uint8_t*, int,
                           __m512i*);
 const PermuteFn kPermute[] = {
@@ -657,40 +634,42 @@ inline __m512i row_shift_matrix(int q, int out_w, int rp, int m) {
 // Output of one run of pixels [x0, x1) of one stored row (one border class) for NB
 // blocks of 16 channels: dot = base + 4u * C - 2u * B(p), one VPDPWSSD per 16 outputs.
 struct EmitArgs {
-  const uint8_t* tr;        // count bytes of pixel ox of the row at tr + 16 * ox (block k:
-                            // + k * 512 * 16, high bytes: + kSuper * 512 * 16)
+  const uint8_t* tr;        // count bytes of pixel ox of the row at tr + trk[k] + 16 * ox
+                            // (block k; high bytes: + kSuper * 512 * 16)
+  const size_t* trk;        // [NB] offsets of the blocks
   const int32_t* bb;        // B(p) << 16 of pixel ox of the row at bb[ox]
   int32_t* dst;             // dot of pixel ox, channel s0 at dst + ox * O
   const int32_t* base_row;  // base of class (vc, hc) at base_row + hc * O
   int O, x0, x1, hc;
   const __m512i* W;
   const __mmask16* mask;
-  bool g2;                  // two channels per vector: block k at unit k/2, half k%2
 };
 typedef void (*EmitFn)(const EmitArgs&);
 
-template <int NB, bool TWO, bool G2>
+template <int NB, bool TWO>
 void emit_run(const EmitArgs& e) {
   __m512i base[NB], W[NB];
   __mmask16 mask[NB];
+  size_t trk[NB];
   const int O = e.O;
   const int32_t* b = e.base_row + static_cast<size_t>(e.hc) * O;
   for (int k = 0; k < NB; ++k) {
     mask[k] = e.mask[k];
     base[k] = _mm512_maskz_loadu_epi32(mask[k], b + 16 * k);
     W[k] = e.W[k];
+    trk[k] = e.trk[k];
   }
   const bool full = mask[NB - 1] == 0xffff;  // (only the last block can be partial)
   int32_t* __restrict dst = e.dst + static_cast<size_t>(e.x0) * O;
   const uint8_t* __restrict tr = e.tr + 16 * e.x0;
   const int32_t* __restrict bb = e.bb + e.x0;
   const int n = e.x1 - e.x0;
-  constexpr size_t kUnit = 512 * 16, kHalf = 256 * 16, kHi = kSuper * 512 * 16;
+  constexpr size_t kHi = kSuper * 512 * 16;
   for (int i = 0; i < n; ++i, dst += O, tr += 16) {
     const __m512i bc = _mm512_set1_epi32(bb[i]);
 #define SBNN_EMIT(k)                                                                          \
     if ((k) < NB) {                                                                           \
-      const uint8_t* t = tr + (G2 ? ((k) >> 1) * kUnit + ((k) & 1) * kHalf : (k) * kUnit);    \
+      const uint8_t* t = tr + trk[(k) < NB ? (k) : 0];                                        \
       __m512i cnt = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(t))); \
       if (TWO)                                                                                \
         cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(     \
@@ -708,6 +687,49 @@ void emit_run(const EmitArgs& e) {
 #undef SBNN_EMIT
   }
 }
+
+// G channels per vector (bands of <= 512 / G bits): vector j's segment s holds channel
+// o0 + 16 s + j, so that the 16 vectors of a unit cover 16 G channels in blocks of 16.
+template <int NP, int G>
+void count_segments(const uint8_t* y, const uint8_t* zero, const uint32_t* const* offs, const int* ns,
+                    __m512i* planes) {
+  int n = 0;
+  for (int k = 0; k < G; ++k) n = std::max(n, ns[k]);
+  hs_count<NP>(
+      n,
+      [&](int i) __attribute__((always_inline)) {
+        const uint8_t* q[G];
+        for (int k = 0; k < G; ++k) q[k] = i < ns[k] ? y + offs[k][i] : zero;
+        if (G == 2) {
+          return _mm512_inserti64x4(
+              _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[0]))),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[1 % G])), 1);
+        } else if (G == 4) {
+          __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q[0])));
+          v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q[1 % G])), 1);
+          v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q[2 % G])), 2);
+          return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q[3 % G])), 3);
+        } else {
+          __m128i w[4];
+          for (int k = 0; k < 4; ++k)
+            w[k] = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q[(2 * k) % G])),
+                                      _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q[(2 * k + 1) % G])));
+          __m512i v = _mm512_castsi128_si512(w[0]);
+          v = _mm512_inserti32x4(v, w[1], 1);
+          v = _mm512_inserti32x4(v, w[2], 2);
+          return _mm512_inserti32x4(v, w[3], 3);
+        }
+      },
+      planes);
+}
+typedef void (*SegFn)(const uint8_t*, const uint8_t*, const uint32_t* const*, const int*, __m512i*);
+#define SBNN_SEG_TABLE(G)                                                                        \
+  {&count_segments<3, G>,  &count_segments<4, G>,  &count_segments<5, G>,  &count_segments<6, G>, \
+   &count_segments<7, G>,  &count_segments<8, G>,  &count_segments<9, G>,  &count_segments<10, G>, \
+   &count_segments<11, G>, &count_segments<12, G>, &count_segments<13, G>, &count_segments<14, G>, \
+   &count_segments<15, G>, &count_segments<16, G>}
+const SegFn kSeg[3][kMaxPlanes - 2] = {SBNN_SEG_TABLE(2), SBNN_SEG_TABLE(4), SBNN_SEG_TABLE(8)};
+#undef SBNN_SEG_TABLE
 
 struct Avx512Impl : BitplanePortable<8> {
   static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f, const SparsePrepared* sp) {
@@ -1122,18 +1144,19 @@ struct Avx512Impl : BitplanePortable<8> {
         }
       return;
     }
-    // Two channels per vector: vector j holds channels o0 + j (low 256 bits) and
-    // o0 + 16 + j (high), so that the 16 vectors of a unit cover 32 channels.
+    // G channels per vector: vector j's segment s holds channel o0 + 16 s + j.
     const uint8_t* zero = Y + *p.zero_off;
-    const PairFn count = kPair[np - 3];
+    const SegFn count = kSeg[G == 2 ? 0 : G == 4 ? 1 : 2][np - 3];
     for (int j = 0; j < 16; ++j) {
       __m512i* pl = PL + (j * nv) * kMaxPlanes;
-      const int oa = o0 + j, ob = o0 + 16 + j;
-      const bool ha = j < nch, hb = 16 + j < nch;
-      const int na = ha ? static_cast<int>(f.conn_begin[oa + 1] - f.conn_begin[oa]) : 0;
-      const int nbn = hb ? static_cast<int>(f.conn_begin[ob + 1] - f.conn_begin[ob]) : 0;
-      count(Y, zero, ha ? p.off + f.conn_begin[oa] : nullptr, na, hb ? p.off + f.conn_begin[ob] : nullptr,
-            nbn, pl);
+      const uint32_t* offs[8];
+      int ns[8];
+      for (int sg = 0; sg < G; ++sg) {
+        const int c = 16 * sg + j, o = o0 + c;
+        ns[sg] = c < nch ? static_cast<int>(f.conn_begin[o + 1] - f.conn_begin[o]) : 0;
+        offs[sg] = c < nch ? p.off + f.conn_begin[o] : p.off;
+      }
+      count(Y, zero, offs, ns, pl);
       for (int b = np; b < npad; ++b) pl[b] = _mm512_setzero_si512();
     }
   }
@@ -1149,12 +1172,13 @@ struct Avx512Impl : BitplanePortable<8> {
     const int lq = (x.nbr * p.R + 63) / 64;
     const int np = std::max(3, bit_length(static_cast<unsigned>(f.max_conns)));
     // Fast path: one or two channels per vector, counts < 65536, B(p) in int16.
-    if (lq < 4 || np > kMaxPlanes || f.kfull > 32767 || p.R > 512) {  // (lq: 64-bit words of the band)
+    if (np > kMaxPlanes || f.kfull > 32767 || p.R > 512) {
       BitplanePortable<8>::process_channels(x, o_begin, o_end);
       return;
     }
     const Tables& tab = tables();
-    const int G = lq > 4 ? 1 : 2;  // channels per vector (2: bands of <= 256 bits)
+    // Channels per vector: G segments of 512 / G bits (bands of up to 512 / G bits).
+    const int G = lq > 4 ? 1 : lq > 2 ? 2 : lq > 1 ? 4 : 8;
     const int nv = G == 1 ? (lq + 7) / 8 : 1;
     const bool two = np > 8;       // counts need two bytes
     // Work memory: PL [kSuper][16][nv][kMaxPlanes] ZMM, BB, TR [kSuper][2][8][1024] bytes.
@@ -1187,22 +1211,21 @@ struct Avx512Impl : BitplanePortable<8> {
       seg[nseg++] = Seg{ox, e, p.hclass[ox]};
       ox = e;
     }
-    static const EmitFn emit[16] = {
-        &emit_run<1, false, false>, &emit_run<1, true, false>, &emit_run<2, false, false>,
-        &emit_run<2, true, false>,  &emit_run<3, false, false>, &emit_run<3, true, false>,
-        &emit_run<4, false, false>, &emit_run<4, true, false>,  &emit_run<1, false, true>,
-        &emit_run<1, true, true>,   &emit_run<2, false, true>,  &emit_run<2, true, true>,
-        &emit_run<3, false, true>,  &emit_run<3, true, true>,   &emit_run<4, false, true>,
-        &emit_run<4, true, true>};
+    static const EmitFn emit[8] = {&emit_run<1, false>, &emit_run<1, true>, &emit_run<2, false>,
+                                   &emit_run<2, true>,  &emit_run<3, false>, &emit_run<3, true>,
+                                   &emit_run<4, false>, &emit_run<4, true>};
 
-    // A unit = 16 vectors = 16 * G channels; a super-block = 64 channels (kSuper blocks
-    // of 16) = kSuper / G units.
-    const int unit_ch = 16 * G;
-    for (int s0 = o_begin; s0 < o_end; s0 += 16 * kSuper) {
-      const int nblk = std::min(kSuper, (o_end - s0 + 15) / 16);
+    // A unit = 16 vectors = 16 * G channels; a super-block = max(kSuper, G) blocks of 16
+    // channels = max(kSuper / G, 1) units.
+    const int unit_ch = 16 * G, sb_blocks = std::max(kSuper, G);
+    size_t trk[8];
+    for (int k = 0; k < 8; ++k)
+      trk[k] = static_cast<size_t>(k / G) * 512 * 16 + static_cast<size_t>(k % G) * (512 / G) * 16;
+    for (int s0 = o_begin; s0 < o_end; s0 += 16 * sb_blocks) {
+      const int nblk = std::min(sb_blocks, (o_end - s0 + 15) / 16);
       const int nunit = (nblk * 16 + unit_ch - 1) / unit_ch;
-      __m512i W[kSuper];
-      __mmask16 mask[kSuper];
+      __m512i W[8];
+      __mmask16 mask[8];
       SBNN_PROF_BEGIN(tc);
       for (int u = 0; u < nunit; ++u) {
         const int o0 = s0 + unit_ch * u;
@@ -1246,20 +1269,23 @@ struct Avx512Impl : BitplanePortable<8> {
         const int r0 = v * rows_per_vec, r1 = std::min(x.nbr, r0 + rows_per_vec);
         for (int row = r0; row < r1; ++row) {
           const int oy = x.oy0 + row;
-          EmitArgs e;
-          e.tr = TR + static_cast<size_t>((row - r0) * p.R) * 16;
-          e.bb = BB + row * p.R;
-          e.dst = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(ow)) * O + s0;
-          e.base_row = p.base + static_cast<size_t>(p.vclass[oy]) * p.nhc * O + s0;
-          e.O = O;
-          e.W = W;
-          e.mask = mask;
-          e.g2 = G == 2;
-          for (int sg = 0; sg < nseg; ++sg) {
-            e.x0 = seg[sg].x0;
-            e.x1 = seg[sg].x1;
-            e.hc = seg[sg].hc;
-            emit[(G == 2 ? 8 : 0) + (nblk - 1) * 2 + (two ? 1 : 0)](e);
+          for (int kb = 0; kb < nblk; kb += 4) {  // emit in groups of up to 4 blocks
+            const int nb = std::min(4, nblk - kb);
+            EmitArgs e;
+            e.tr = TR + static_cast<size_t>((row - r0) * p.R) * 16;
+            e.trk = trk + kb;
+            e.bb = BB + row * p.R;
+            e.dst = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(ow)) * O + s0 + 16 * kb;
+            e.base_row = p.base + static_cast<size_t>(p.vclass[oy]) * p.nhc * O + s0 + 16 * kb;
+            e.O = O;
+            e.W = W + kb;
+            e.mask = mask + kb;
+            for (int sg = 0; sg < nseg; ++sg) {
+              e.x0 = seg[sg].x0;
+              e.x1 = seg[sg].x1;
+              e.hc = seg[sg].hc;
+              emit[(nb - 1) * 2 + (two ? 1 : 0)](e);
+            }
           }
         }
       }

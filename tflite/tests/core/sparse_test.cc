@@ -320,6 +320,25 @@ void SuiteRobustness(TestStats* st) {
   }
 }
 
+// Small row ranges (a delegate's row chunks, threads): bands of 1 .. few rows exercise
+// the kernels' narrow-band paths (several channels per vector).
+void SuiteRowSplit(TestStats* st) {
+  struct M {
+    int h, w, c, o, k, s;
+  };
+  const M cases[] = {{16, 16, 128, 40, 3, 1}, {28, 28, 64, 48, 3, 1}, {14, 14, 96, 33, 3, 1},
+                     {56, 56, 32, 16, 3, 1},  {32, 32, 64, 20, 3, 2}, {12, 40, 64, 24, 3, 1}};
+  int n = 0;
+  for (const M& m : cases)
+    for (int threads : {3, 7, 16}) {
+      BConvTester t;
+      t.in(m.h, m.w, m.c).out_channels(m.o).kernel(m.k, m.k).stride(m.s).pad_values(n % 2)
+          .threads(threads).seed(8500 + n);
+      Flavour(t, n++);
+      Run(t, st);
+    }
+}
+
 // Layers of real models at the sparsities that matter, both generators.
 void SuiteModels(TestStats* st) {
   struct M {
@@ -357,7 +376,8 @@ struct Suite {
 const Suite kSuites[] = {
     {"channels", SuiteChannels}, {"out_channels", SuiteOutChannels}, {"grid", SuiteGrid},
     {"threads", SuiteThreads},   {"sparsity", SuiteSparsity},        {"geometry", SuiteGeometry},
-    {"groups", SuiteGroups},     {"robustness", SuiteRobustness},    {"models", SuiteModels},
+    {"groups", SuiteGroups},     {"robustness", SuiteRobustness},    {"rowsplit", SuiteRowSplit},
+    {"models", SuiteModels},
 };
 
 }  // namespace
