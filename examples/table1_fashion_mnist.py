@@ -49,7 +49,9 @@ def main(argv=None) -> int:
     p.add_argument("--val-size", type=int, default=RECIPE["val_size"],
                    help="training images held out for validation (default %(default)s)")
     p.add_argument("--seed", type=int, default=RECIPE["seed"])
-    p.add_argument("--quick", action="store_true", help="2048 train / 512 test images, 1 epoch")
+    p.add_argument("--arch", default="cnn", choices=["cnn", "resnet"],
+                   help="cnn: the demo CNN; resnet: the same with Bi-Real-style shortcuts")
+    p.add_argument("--quick", action="store_true", help="1024 train (128 of them held out) / 256 test images, 1 epoch")
     p.add_argument("--tag", default="", help="suffix of the JSON file name")
     p.add_argument("--out", default=str(ROOT / "docs" / "data"), help="output directory (default docs/data)")
     args = p.parse_args(argv)
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     data = load_fashion_mnist()
     epochs, val_size = args.epochs, args.val_size
     if args.quick:
-        data, epochs, val_size = quick_data(data), 1, 256
+        data, epochs, val_size = quick_data(data), 1, 128
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = machine_info()
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
         _, r = train_variant(
             v, data, epochs=epochs, batch_size=args.batch_size, lr=args.lr, ec=args.ec,
             gamma=args.gamma, latent_clip=args.latent_clip, lambda_threshold=args.lambda_threshold,
-            val_size=val_size, seed=args.seed,
+            val_size=val_size, seed=args.seed, arch=args.arch,
             printer=lambda s: print(s, flush=True),
         )
         r["run_wall_s"] = time.perf_counter() - t0

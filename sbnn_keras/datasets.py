@@ -147,9 +147,9 @@ def write_idx(path, array, compress: bool | None = None) -> Path:
     array = np.asarray(array)
     dtype = array.dtype.newbyteorder("=")
     if dtype not in _IDX_CODES:
-        raise ValueError(f"write_idx: dtype {array.dtype} has no IDX type code.")
+        raise ValueError(f"write_idx: argument `array` has dtype {array.dtype}, which has no IDX type code.")
     if array.ndim == 0 or array.ndim > 255:
-        raise ValueError(f"write_idx: need 1..255 dimensions, got {array.ndim}.")
+        raise ValueError(f"write_idx: argument `array` needs 1..255 dimensions, got {array.ndim}.")
     code = _IDX_CODES[dtype]
     payload = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload += np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
@@ -174,6 +174,8 @@ def find_idx_dir(data_dir=None) -> Path | None:
 
     Looks in ``data_dir``, ``$SBNN_FASHION_MNIST_DIR``, then Debian's location.
     """
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise ValueError(f"find_idx_dir: argument `data_dir` must be a path or None, got {data_dir!r}.")
     candidates = [data_dir, os.environ.get(ENV_VAR), DEBIAN_FASHION_MNIST_DIR]
     for cand in candidates:
         if not cand:
