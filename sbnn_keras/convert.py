@@ -217,7 +217,11 @@ def convert_with_report(
     """Like :func:`convert`, returning ``(tflite_bytes, ConversionReport)``."""
     if not isinstance(model, tf.keras.Model):
         raise ConversionError(f"convert: argument `model` must be a tf.keras.Model, got {model!r}.")
-    if isinstance(float_layers, str) or not hasattr(float_layers, "__iter__"):
+    if (
+        isinstance(float_layers, str)
+        or not hasattr(float_layers, "__iter__")
+        or not all(isinstance(n, str) for n in float_layers)
+    ):
         raise ConversionError(
             f"convert: argument `float_layers` must be a list of layer names, got {float_layers!r}."
         )

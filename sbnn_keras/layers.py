@@ -148,7 +148,13 @@ def _walk(model):
 
 def sbnn_layers(model) -> list:
     """All SBNN layers of a model in model order (deduplicated), including those
-    inside nested models and inside custom layers (e.g. residual blocks)."""
+    inside nested models and inside custom layers (e.g. residual blocks).
+
+    Raises:
+        ValueError: if ``model`` is not a Keras model or layer.
+    """
+    if not isinstance(model, tf.keras.layers.Layer):
+        raise ValueError(f"sbnn_layers: argument `model` must be a Keras model or layer, got {model!r}.")
     seen, found = set(), []
     for layer in _walk(model):
         if is_sbnn_layer(layer) and id(layer) not in seen:
@@ -158,6 +164,13 @@ def sbnn_layers(model) -> list:
 
 
 def latent_kernel(layer) -> tf.Variable:
-    """The float (latent) kernel variable of a larq/SBNN layer."""
-    kernel = layer.kernel
+    """The float (latent) kernel variable of a larq/SBNN layer.
+
+    Raises:
+        ValueError: if ``layer`` has no kernel (not a built conv/dense layer).
+    """
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        shown = f"layer {layer.name!r} ({type(layer).__name__})" if isinstance(layer, tf.keras.layers.Layer) else repr(layer)
+        raise ValueError(f"latent_kernel: argument `layer` has no kernel (a built conv or dense layer), got {shown}.")
     return getattr(kernel, "latent_variable", kernel)

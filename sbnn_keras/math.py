@@ -23,6 +23,8 @@ __all__ = [
 def binarize(w) -> np.ndarray:
     """Return ``sign(w)`` in {-1, +1} with ``sign(0) = +1`` (larq's convention)."""
     w = np.asarray(w)
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"binarize: argument `w` must be numeric, got dtype {w.dtype}.")
     return np.where(w >= 0, 1.0, -1.0).astype(w.dtype if w.dtype.kind == "f" else float)
 
 
@@ -120,9 +122,10 @@ def binary_entropy(p):
         >>> float(binary_entropy(0.5))
         1.0
     """
+    given = p
     p = np.asarray(p, dtype=np.float64)
     if np.any(~((p >= 0) & (p <= 1))):
-        raise ValueError(f"binary_entropy: argument `p` must be in [0, 1], got {p!r}.")
+        raise ValueError(f"binary_entropy: argument `p` must be in [0, 1], got {given!r}.")
     with np.errstate(divide="ignore", invalid="ignore"):
         h = -(p * np.log2(p)) - (1 - p) * np.log2(1 - p)
     h = np.where((p == 0) | (p == 1), 0.0, h)
@@ -146,10 +149,11 @@ def inverse_binary_entropy(h, tol: float = 1e-12):
         >>> round(float(inverse_binary_entropy(binary_entropy(0.05))), 6)
         0.05
     """
+    given = h
     h = np.asarray(h, dtype=np.float64)
     if np.any(~((h >= 0) & (h <= 1))):
         raise ValueError(
-            f"inverse_binary_entropy: argument `h` (bits/weight) must be in [0, 1], got {h!r}."
+            f"inverse_binary_entropy: argument `h` (bits/weight) must be in [0, 1], got {given!r}."
         )
     lo = np.zeros_like(h)
     hi = np.full_like(h, 0.5)

@@ -98,11 +98,22 @@ def plot_hamming_histograms(
 
         plot_hamming_histograms(model, "hamming.png", layers=["quant_conv2d_4"])
     """
+    import tensorflow as tf
+
     from sbnn_keras.report import SparsityReport, sparsity_report
 
     if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
         raise ValueError(
             f"plot_hamming_histograms: argument `columns` must be a positive int, got {columns!r}."
+        )
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not dpi > 0:
+        raise ValueError(f"plot_hamming_histograms: argument `dpi` must be a positive number, got {dpi!r}.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"plot_hamming_histograms: argument `path` must be a file path, got {path!r}.")
+    if not isinstance(report_or_model, (SparsityReport, tf.keras.Model)):
+        raise ValueError(
+            "plot_hamming_histograms: argument `report_or_model` must be a SparsityReport or a "
+            f"Keras model, got {report_or_model!r}."
         )
     report = (
         report_or_model

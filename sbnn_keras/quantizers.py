@@ -17,6 +17,8 @@ String aliases (usable wherever larq accepts a quantizer name):
 
 from __future__ import annotations
 
+import numbers
+
 from sbnn_keras import _compat
 
 _compat.ensure_legacy_keras()
@@ -50,11 +52,18 @@ def _register(cls):
 def _check_clip(clip_value, argument="clip_value"):
     if clip_value is None:
         return None
-    if isinstance(clip_value, bool) or not isinstance(clip_value, (int, float)):
+    if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real):
         raise ValueError(f"`{argument}` must be a positive number or None, got {clip_value!r}.")
     if not np.isfinite(clip_value) or clip_value <= 0:
         raise ValueError(f"`{argument}` must be a positive number or None, got {clip_value!r}.")
     return float(clip_value)
+
+
+def _initializer(value, owner, argument):
+    try:
+        return tf.keras.initializers.get(value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{owner}: argument `{argument}` is not an initializer, got {value!r} ({err}).") from None
 
 
 def _axes(rank: int, per_channel: bool):
@@ -95,6 +104,7 @@ def sbnn_quantize(w: tf.Tensor, tau, phi, clip_value: float | None = 1.0) -> tf.
     (``dw = tau * dy`` where ``|w| <= clip_value``, else 0) and ``tau`` / ``phi``
     through the ordinary product rule (``dtau = sum(dy * wb)``, ``dphi = sum(dy)``).
     """
+    clip_value = _check_clip(clip_value)
     return tau * lq.quantizers.ste_sign(w, clip_value=clip_value) + phi
 
 
@@ -155,8 +165,8 @@ class SbnnQuantizer(lq.quantizers.Quantizer):
         self.scale = scale
         self.per_channel = bool(per_channel)
         self.clip_value = _check_clip(clip_value)
-        self.tau_initializer = tf.keras.initializers.get(tau_initializer)
-        self.phi_initializer = tf.keras.initializers.get(phi_initializer)
+        self.tau_initializer = _initializer(tau_initializer, "SbnnQuantizer", "tau_initializer")
+        self.phi_initializer = _initializer(phi_initializer, "SbnnQuantizer", "phi_initializer")
         super().__init__(**kwargs)
 
     def build(self, input_shape):
@@ -223,6 +233,7 @@ def si_bnn_heaviside(x: tf.Tensor, threshold: tf.Tensor, clip_value: float | Non
     and ``dt = -sum(dy * 1[|x - t| <= c])`` (summed over broadcast axes).
     ``clip_value=None`` passes gradients everywhere (plain STE).
     """
+    clip_value = _check_clip(clip_value)
     x = tf.convert_to_tensor(x)
     threshold = tf.cast(tf.convert_to_tensor(threshold), x.dtype)
 
@@ -285,7 +296,7 @@ class SiBnnQuantizer(lq.quantizers.Quantizer):
             raise ValueError(f"SiBnnQuantizer: `per_channel` must be a bool, got {per_channel!r}.")
         self.per_channel = bool(per_channel)
         self.clip_value = _check_clip(clip_value)
-        self.threshold_initializer = tf.keras.initializers.get(threshold_initializer)
+        self.threshold_initializer = _initializer(threshold_initializer, "SiBnnQuantizer", "threshold_initializer")
         super().__init__(**kwargs)
 
     def build(self, input_shape):

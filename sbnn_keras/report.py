@@ -231,18 +231,34 @@ class SparsityReport:
             total = TotalStats(**data["total"])
             return cls(data["model"], layers, total)
         except (KeyError, TypeError) as err:
+            shown = repr(data)
+            shown = shown if len(shown) <= 200 else shown[:200] + "..."
             raise ValueError(
-                f"SparsityReport.from_dict: not a sparsity report dict ({err})."
+                f"SparsityReport.from_dict: argument `data` is not a sparsity report dict "
+                f"({type(err).__name__}: {err}), got {shown}."
             ) from err
 
     @classmethod
     def from_json(cls, text_or_path: Union[str, os.PathLike]) -> "SparsityReport":
         """Read a report written by :meth:`to_json` (a JSON string or a file path)."""
+        if not isinstance(text_or_path, (str, os.PathLike)):
+            raise ValueError(
+                f"SparsityReport.from_json: argument `text_or_path` must be a JSON string or a "
+                f"path, got {text_or_path!r}."
+            )
         text = os.fspath(text_or_path)
         if not text.lstrip().startswith("{"):
             with open(text, encoding="utf-8") as handle:
                 text = handle.read()
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            shown = text if len(text) <= 80 else text[:80] + "..."
+            raise ValueError(
+                f"SparsityReport.from_json: argument `text_or_path` is not valid JSON ({err}), "
+                f"got {shown!r}."
+            ) from None
+        return cls.from_dict(data)
 
     # ---------------------------------------------------------------- table
     def __str__(self) -> str:

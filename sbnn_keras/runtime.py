@@ -104,6 +104,13 @@ def _c_api() -> ctypes.CDLL:
     lib = _C_LIBS.get(path)
     if lib is None:
         lib = ctypes.CDLL(path)
+        try:
+            lib.sbnn_delegate_kernels
+        except AttributeError as err:
+            raise RuntimeError(
+                f"{path} is not the sbnn delegate library ({err}); unset SBNN_DELEGATE_LIB "
+                "or point it at a build of tflite/ (libsbnn_delegate.so)"
+            ) from None
         lib.sbnn_delegate_kernels.restype = ctypes.c_char_p
         lib.sbnn_delegate_version.restype = ctypes.c_char_p
         lib.sbnn_delegate_tested_runtimes.restype = ctypes.c_char_p
@@ -218,7 +225,9 @@ def load_delegate(
                 f"unknown delegate option {key!r} (known: num_threads, kernel, runtime, "
                 f"{', '.join(_DELEGATE_OPTION_NAMES)})"
             )
-    allow_untested = bool(options.get("allow_untested_runtime", False))
+    allow_untested = options.get("allow_untested_runtime", False)
+    if not isinstance(allow_untested, (bool, np.bool_)):
+        raise ValueError(f"allow_untested_runtime must be True or False, got {allow_untested!r}")
     version = runtime_version(runtime)
     if version not in TESTED_RUNTIMES[runtime] and not allow_untested:
         raise UnsupportedRuntimeError(
@@ -267,6 +276,8 @@ def check_model(content: bytes, runtime: str = "tensorflow") -> None:
         ValueError: the content is not a well-formed model; the message says why.
     """
     _check_runtime_name(runtime)
+    if not isinstance(content, (bytes, bytearray, memoryview)):
+        raise ValueError(f"check_model: argument `content` must be bytes, got {type(content).__name__}")
     if len(content) < 8 or bytes(content[4:8]) != b"TFL3":
         raise ValueError("not a .tflite flatbuffer (no 'TFL3' file identifier at offset 4)")
     if runtime == "tensorflow":
@@ -321,6 +332,8 @@ def check_model(content: bytes, runtime: str = "tensorflow") -> None:
 
 def describe(delegate) -> str:
     """What a delegate claimed: one line per LCE node, with the bconv2d kernel used."""
+    if not callable(getattr(delegate, "_get_native_delegate_pointer", None)):
+        raise ValueError(f"describe: argument `delegate` must come from load_delegate(), got {delegate!r}")
     ptr = delegate._get_native_delegate_pointer()  # pylint: disable=protected-access
     lib = _c_api()
     n = lib.sbnn_delegate_describe(ptr, None, 0)

@@ -184,7 +184,8 @@ def encode_filter(wb: np.ndarray, rice_k: int | None = None) -> bytes:
     if wb.ndim != 4 or wb.size == 0:
         raise ValueError(f"encode_filter: `wb` must be a non-empty 4-D OHWI array, got shape {wb.shape}.")
     if not np.all(np.abs(wb) == 1):
-        raise ValueError("encode_filter: `wb` must contain only -1 and +1.")
+        bad = np.unique(wb[np.abs(wb) != 1])[:5].tolist()
+        raise ValueError(f"encode_filter: `wb` must contain only -1 and +1, got also {bad}.")
     out_channels, fh, fw, channels = (int(d) for d in wb.shape)
     per_channel = fh * fw * channels
     if per_channel >= MAX_WEIGHTS:
@@ -247,7 +248,7 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
         SparseFilterError: on a bad magic/version, sizes that do not add up, positions
             out of range, counts that disagree with the header, or trailing garbage.
     """
-    data = bytes(data)
+    data = _as_bytes(data, "decode_filter")
     if len(data) < HEADER_SIZE:
         raise SparseFilterError(f"SBF1: {len(data)} bytes is shorter than the {HEADER_SIZE}-byte header.")
     magic, version, rice_k, reserved, out_channels, fh, fw, channels, total, payload_bits = HEADER.unpack_from(data)
@@ -322,6 +323,26 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
 
 
 def encoded_bits_per_weight(data: bytes) -> float:
-    """Total encoded bits (header included) divided by the number of weights."""
-    _, _, _, _, o, fh, fw, c, _, _ = HEADER.unpack_from(data)
+    """Total encoded bits (header included) divided by the number of weights.
+
+    Raises:
+        SparseFilterError: ``data`` is shorter than the header, has a bad magic or an
+            empty shape.
+    """
+    data = _as_bytes(data, "encoded_bits_per_weight")
+    if len(data) < HEADER_SIZE:
+        raise SparseFilterError(f"SBF1: {len(data)} bytes is shorter than the {HEADER_SIZE}-byte header.")
+    magic, _, _, _, o, fh, fw, c, _, _ = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise SparseFilterError(f"SBF1: bad magic {magic!r}, expected {MAGIC!r}.")
+    if min(o, fh, fw, c) < 1:
+        raise SparseFilterError(f"SBF1: zero dimension in shape {(o, fh, fw, c)}.")
     return 8 * len(data) / (o * fh * fw * c)
+
+
+def _as_bytes(data, function: str) -> bytes:
+    if isinstance(data, np.ndarray) and data.dtype == np.uint8:
+        return data.tobytes()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"{function}: argument `data` must be bytes, got {type(data).__name__}.")
+    return bytes(data)

@@ -6,6 +6,11 @@
 #include <cstring>
 #include <initializer_list>
 
+#if defined(__linux__)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
 namespace sbnn {
 namespace abi {
 
@@ -62,9 +67,93 @@ bool fail(char* err, size_t err_size, const char* fmt, ...) {
   return false;
 }
 
+// With a layout mismatch, the pointers read from the context are garbage: every
+// pointer is probed before it is dereferenced, and every callback must point into
+// executable memory before it is called, so that the check itself never faults.
+// Readability: write(2) of the bytes into a pipe fails with EFAULT instead of
+// faulting. Executability: /proc/self/maps. Where neither is available (not Linux),
+// only null and tiny or misaligned pointers are refused.
+class Probe {
+ public:
+  Probe() {
+#if defined(__linux__)
+    if (pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) fds_[0] = fds_[1] = -1;
+#endif
+  }
+  ~Probe() {
+#if defined(__linux__)
+    if (fds_[0] >= 0) close(fds_[0]);
+    if (fds_[1] >= 0) close(fds_[1]);
+#endif
+  }
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+
+  bool readable(const void* p, size_t n, size_t align = 1) const {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (a < 4096 || a % align != 0 || n > (size_t{1} << 30) || a + n < a) return false;
+#if defined(__linux__)
+    if (fds_[1] < 0) return true;
+    char sink[4096];
+    for (size_t done = 0; done < n;) {
+      const size_t k = n - done < sizeof(sink) ? n - done : sizeof(sink);
+      const ssize_t w = write(fds_[1], static_cast<const char*>(p) + done, k);
+      if (w <= 0) return false;  // EFAULT: not mapped readable
+      if (read(fds_[0], sink, static_cast<size_t>(w)) != w) return false;
+      done += static_cast<size_t>(w);
+    }
+#endif
+    return true;
+  }
+
+  // True when every pointer lies in an executable mapping (one pass over the maps).
+  bool executable(std::initializer_list<const void*> fns) const {
+    for (const void* fn : fns)
+      if (reinterpret_cast<uintptr_t>(fn) < 4096) return false;
+#if defined(__linux__)
+    std::FILE* maps = std::fopen("/proc/self/maps", "re");
+    if (maps == nullptr) return true;
+    bool ok[8] = {false};
+    const size_t n = fns.size() < 8 ? fns.size() : 8;
+    char line[512];
+    while (std::fgets(line, sizeof(line), maps) != nullptr) {
+      unsigned long lo = 0, hi = 0;
+      char perms[8] = {0};
+      if (std::sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[2] == 'x') {
+        size_t i = 0;
+        for (const void* fn : fns) {
+          const uintptr_t a = reinterpret_cast<uintptr_t>(fn);
+          if (i < n && a >= lo && a < hi) ok[i] = true;
+          ++i;
+        }
+      }
+      // Skip the rest of an over-long line.
+      while (std::strchr(line, '\n') == nullptr && std::fgets(line, sizeof(line), maps) != nullptr) {
+      }
+    }
+    std::fclose(maps);
+    for (size_t i = 0; i < n; ++i)
+      if (!ok[i]) return false;
+#endif
+    return true;
+  }
+
+  // A readable IntArray: its size field, then `size` (at most `max_read`) elements.
+  bool int_array(const IntArray* arr, int max_size, int max_read) const {
+    if (!readable(arr, sizeof(int), alignof(int))) return false;
+    if (arr->size < 0 || arr->size > max_size) return false;
+    const int n = arr->size < max_read ? arr->size : max_read;
+    return readable(arr->data, sizeof(int) * static_cast<size_t>(n));
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
 // A bounded, printable, NUL-terminated string (op names are short ASCII).
-bool plausible_name(const char* s) {
+bool plausible_name(const Probe& probe, const char* s) {
   for (int i = 0; i < 256; ++i) {
+    if (!probe.readable(s + i, 1)) return false;
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == 0) return true;
     if (c < 0x20 || c > 0x7e) return false;
@@ -75,17 +164,29 @@ bool plausible_name(const char* s) {
 }  // namespace
 
 bool abi_check_context(Context* context, char* err, size_t err_size) {
+  const Probe probe;
   if (context == nullptr) return fail(err, err_size, "context is null");
+  if (!probe.readable(context, sizeof(Context), alignof(Context)))
+    return fail(err, err_size, "context is not readable memory");
   if (context->GetExecutionPlan == nullptr || context->ResizeTensor == nullptr ||
       context->ReportError == nullptr || context->GetNodeAndRegistration == nullptr ||
       context->ReplaceNodeSubsetsWithDelegateKernels == nullptr)
     return fail(err, err_size, "a TfLiteContext function pointer we need is null");
+  if (!probe.executable({reinterpret_cast<const void*>(context->GetExecutionPlan),
+                         reinterpret_cast<const void*>(context->ResizeTensor),
+                         reinterpret_cast<const void*>(context->ReportError),
+                         reinterpret_cast<const void*>(context->GetNodeAndRegistration),
+                         reinterpret_cast<const void*>(
+                             context->ReplaceNodeSubsetsWithDelegateKernels)}))
+    return fail(err, err_size, "a TfLiteContext function pointer does not point to code");
   if (context->tensors_size > (size_t{1} << 28))
     return fail(err, err_size, "tensors_size %zu is implausible", context->tensors_size);
   if (context->tensors_size > 0 && context->tensors == nullptr)
     return fail(err, err_size, "tensors is null with tensors_size %zu", context->tensors_size);
 
   const size_t n_check = context->tensors_size < 256 ? context->tensors_size : 256;
+  if (n_check > 0 && !probe.readable(context->tensors, n_check * sizeof(Tensor), alignof(Tensor)))
+    return fail(err, err_size, "the tensor array is not readable memory");
   for (size_t i = 0; i < n_check; ++i) {
     const Tensor& t = context->tensors[i];
     if (static_cast<int>(t.type) < 0 || static_cast<int>(t.type) > kLastKnownType)
@@ -94,8 +195,12 @@ bool abi_check_context(Context* context, char* err, size_t err_size) {
       return fail(err, err_size, "tensor %zu: allocation_type %d out of range", i,
                   static_cast<int>(t.allocation_type));
     if (t.dims == nullptr) continue;
+    if (!probe.readable(t.dims, sizeof(int), alignof(int)))
+      return fail(err, err_size, "tensor %zu: dims is not readable memory", i);
     if (t.dims->size < 0 || t.dims->size > 16)
       return fail(err, err_size, "tensor %zu: rank %d out of range", i, t.dims->size);
+    if (!probe.readable(t.dims->data, sizeof(int) * static_cast<size_t>(t.dims->size)))
+      return fail(err, err_size, "tensor %zu: dims is not readable memory", i);
     uint64_t count = 1;
     bool overflow = false;
     for (int d = 0; d < t.dims->size; ++d) {
@@ -115,8 +220,8 @@ bool abi_check_context(Context* context, char* err, size_t err_size) {
   IntArray* plan = nullptr;
   if (context->GetExecutionPlan(context, &plan) != kOk || plan == nullptr)
     return fail(err, err_size, "GetExecutionPlan failed");
-  if (plan->size < 0 || plan->size > (1 << 24))
-    return fail(err, err_size, "execution plan size %d is implausible", plan->size);
+  if (!probe.int_array(plan, 1 << 24, 64))
+    return fail(err, err_size, "the execution plan is not readable or its size is implausible");
   const int n_nodes = plan->size < 64 ? plan->size : 64;
   for (int k = 0; k < n_nodes; ++k) {
     Node* node = nullptr;
@@ -124,17 +229,21 @@ bool abi_check_context(Context* context, char* err, size_t err_size) {
     if (context->GetNodeAndRegistration(context, plan->data[k], &node, &reg) != kOk ||
         node == nullptr || reg == nullptr)
       return fail(err, err_size, "GetNodeAndRegistration(%d) failed", plan->data[k]);
+    if (!probe.readable(node, sizeof(Node), alignof(Node)) ||
+        !probe.readable(reg, sizeof(Registration), alignof(Registration)))
+      return fail(err, err_size, "node %d: node or registration is not readable memory",
+                  plan->data[k]);
     if (reg->builtin_code < 0 || reg->builtin_code > 4096)
       return fail(err, err_size, "node %d: builtin_code %d is implausible", plan->data[k],
                   reg->builtin_code);
-    if (reg->custom_name != nullptr && !plausible_name(reg->custom_name))
+    if (reg->custom_name != nullptr && !plausible_name(probe, reg->custom_name))
       return fail(err, err_size, "node %d: custom_name is not a short printable string",
                   plan->data[k]);
     for (const IntArray* arr : {node->inputs, node->outputs}) {
       if (arr == nullptr) return fail(err, err_size, "node %d: inputs/outputs null", plan->data[k]);
-      if (arr->size < 0 || arr->size > 4096)
-        return fail(err, err_size, "node %d: %d inputs/outputs is implausible", plan->data[k],
-                    arr->size);
+      if (!probe.int_array(arr, 4096, 4096))
+        return fail(err, err_size, "node %d: inputs/outputs are not readable or implausible",
+                    plan->data[k]);
       for (int j = 0; j < arr->size; ++j) {
         const int idx = arr->data[j];
         if (idx < kOptionalTensor || (idx >= 0 && static_cast<size_t>(idx) >= context->tensors_size))
@@ -145,6 +254,13 @@ bool abi_check_context(Context* context, char* err, size_t err_size) {
       return fail(err, err_size, "node %d: negative custom_initial_data_size", plan->data[k]);
   }
   return true;
+}
+
+bool abi_can_report(Context* context) {
+  const Probe probe;
+  return probe.readable(context, sizeof(Context), alignof(Context)) &&
+         context->ReportError != nullptr &&
+         probe.executable({reinterpret_cast<const void*>(context->ReportError)});
 }
 
 }  // namespace abi

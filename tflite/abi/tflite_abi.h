@@ -231,5 +231,9 @@ const char* abi_self_check();
 // here as garbage. Writes a message to `err` and returns false on failure.
 bool abi_check_context(Context* context, char* err, size_t err_size);
 
+// Whether context->ReportError can be called (readable context, callback in
+// executable memory): after abi_check_context fails, the refusal is reported only then.
+bool abi_can_report(Context* context);
+
 }  // namespace abi
 }  // namespace sbnn

@@ -244,7 +244,7 @@ abi::Registration make_registration(OpKind kind) {
 abi::Status delegate_prepare(abi::Context* ctx, abi::Delegate* delegate) {
   char err[256];
   if (!abi::abi_check_context(ctx, err, sizeof(err))) {
-    if (ctx != nullptr && ctx->ReportError != nullptr)
+    if (abi::abi_can_report(ctx))
       ctx->ReportError(ctx,
                        "sbnn delegate: the runtime's TfLiteContext does not look like the "
                        "declared ABI (%s); refusing to run\n",

@@ -91,7 +91,8 @@ MapReader::MapReader(const void* data, size_t size) {
   width_ = 1 << (root_packed & 3);
   const uint8_t* root = end_ - 2 - root_width;
   uint64_t offset = 0;
-  if (!read_uint(root, static_cast<int>(root_width), &offset) || offset == 0) {
+  // Offset 0 is what flexbuffers writes for an empty map (no value slots).
+  if (!read_uint(root, static_cast<int>(root_width), &offset)) {
     error_ = "flexbuffer map offset is invalid";
     return;
   }
@@ -126,7 +127,7 @@ MapReader::MapReader(const void* data, size_t size) {
   }
   key_width_ = static_cast<int>(keys_width);
   keys_ = back(keys_offset_at, keys_offset);
-  if (keys_ == nullptr || keys_offset == 0) {
+  if (keys_ == nullptr) {  // (0 for an empty map, as flexbuffers writes it)
     error_ = "flexbuffer key vector offset is invalid";
     return;
   }

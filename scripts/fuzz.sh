@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses of the native delegate (tflite/fuzz/, clang with
+# -fsanitize=fuzzer,address,undefined) and runs each for a bounded time.
+#
+#   scripts/fuzz.sh [SECONDS]               # each harness SECONDS (default 60)
+#   scripts/fuzz.sh --sanitizers [SECONDS]  # CI: first the ASan+UBSan build of the delegate
+#                                           # (ctest + Python op tests, tflite/scripts/asan_pytest.sh)
+#   scripts/fuzz.sh --only ops,model 600    # some harnesses only
+#
+# Harnesses: flexbuffer (custom-option reader), sbf1 (SBF1 decoder), ops (structured
+# graphs of every op through a fake TFLite runtime, differential against the reference
+# kernel, the SBF1 path and a naive computation), model (mutated .tflite models through
+# the fake runtime). Each starts from its working corpus build/fuzz/corpus/<h>/ (kept
+# between runs), the seeds tflite/fuzz/corpus/<h>/ and the crash regressions
+# tflite/fuzz/regressions/<h>/. Crashes, leaks, timeouts (> 25 s per input) and
+# out-of-memory (> 2 GB) inputs land in build/fuzz/artifacts/; a crash fails the run.
+# A summary table (executions, coverage, corpus, crashes) goes to stdout and
+# build/fuzz/summary.md. Needs clang + libFuzzer: scripts/install_fuzz_deps.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SANITIZERS=0
+ONLY="flexbuffer,sbf1,ops,model"
+SECONDS_EACH=60
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sanitizers) SANITIZERS=1 ;;
+    --only) ONLY="$2"; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) SECONDS_EACH="$1" ;;
+  esac
+  shift
+done
+BUILD=${FUZZ_BUILD:-build/fuzz}
+JOBS=${JOBS:-2}
+
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/install_fuzz_deps.sh
+fi
+if ! command -v clang++ >/dev/null; then
+  echo "fuzz.sh: clang++ not found; run scripts/install_fuzz_deps.sh (as root)" >&2
+  exit 2
+fi
+
+if [ "$SANITIZERS" = 1 ]; then
+  echo "== ASan + UBSan: native tests and Python op tests (tflite/scripts/asan_pytest.sh)"
+  t0=$(date +%s)
+  bash tflite/scripts/asan_pytest.sh
+  echo "== sanitizers: passed in $(( $(date +%s) - t0 )) s"
+fi
+
+echo "== building the harnesses in $BUILD"
+cmake -S tflite/fuzz -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+if ! cmake --build "$BUILD" -j"$JOBS" >"$BUILD/build.log" 2>&1; then
+  tail -40 "$BUILD/build.log" >&2
+  exit 1
+fi
+mkdir -p "$BUILD/artifacts"
+
+declare -A MAXLEN=([flexbuffer]=4096 [sbf1]=4096 [ops]=512 [model]=65536)
+summary="$BUILD/summary.md"
+{
+  echo "| harness | seconds | executions | exec/s | coverage (edges) | features | corpus | crashes |"
+  echo "|---|---|---|---|---|---|---|---|"
+} >"$summary"
+failed=0
+IFS=, read -r -a harnesses <<<"$ONLY"
+for h in "${harnesses[@]}"; do
+  exe="$BUILD/fuzz_$h"
+  [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe" >&2; exit 2; }
+  work="$BUILD/corpus/$h"
+  mkdir -p "$work"
+  dirs=("$work")
+  for d in "tflite/fuzz/corpus/$h" "tflite/fuzz/regressions/$h"; do
+    [ -d "$d" ] && dirs+=("$d")
+  done
+  log="$BUILD/fuzz_$h.log"
+  before=$(ls "$BUILD/artifacts" | grep -c "^$h-" || true)
+  echo "== fuzz_$h for ${SECONDS_EACH} s (log: $log)"
+  set +e
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1} \
+  UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    "$exe" -max_total_time="$SECONDS_EACH" -timeout=25 -rss_limit_mb=2048 \
+      -max_len="${MAXLEN[$h]}" -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/$h-" \
+      "${dirs[@]}" >"$log" 2>&1
+  rc=$?
+  set -e
+  after=$(ls "$BUILD/artifacts" | grep -c "^$h-" || true)
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | awk '{print $2}' | tail -1)
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  cov=$(echo "$last" | grep -o 'cov: [0-9]*' | awk '{print $2}')
+  ft=$(echo "$last" | grep -o 'ft: [0-9]*' | awk '{print $2}')
+  corp=$(echo "$last" | grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' | awk '{print $2}')
+  crashes=$((after - before))
+  echo "| $h | $SECONDS_EACH | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>"$summary"
+  if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
+    echo "fuzz_$h FAILED (exit $rc, $crashes new artifacts in $BUILD/artifacts/):" >&2
+    grep -E "ERROR|sbnn fuzz|SUMMARY|runtime error" "$log" | head -20 >&2 || true
+    failed=1
+  fi
+done
+echo
+cat "$summary"
+if [ "$failed" != 0 ]; then
+  echo "fuzz.sh: crashes found. Reproduce: $BUILD/fuzz_<h> $BUILD/artifacts/<file>;" \
+       "keep each as tflite/fuzz/regressions/<h>/<name> once fixed (docs/reliability.md)." >&2
+  exit 1
+fi
