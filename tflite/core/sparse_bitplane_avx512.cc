@@ -1116,8 +1116,8 @@ struct Avx512Impl : BitplanePortable<8> {
     if (G == 1 && nv == 2) {
       const Count2Fn count2 = kCount2[np - 3];
       for (int j = 0; j < 16; ++j) {
-        __m512i* pa = PL + (j * nv) * kMaxPlanes;
-        __m512i* pb = pa + kMaxPlanes;
+        __m512i* pa = PL + (j * nv) * npad;
+        __m512i* pb = pa + npad;
         int b = 0;
         if (j < nch) {
           const int o = o0 + j;
@@ -1132,7 +1132,7 @@ struct Avx512Impl : BitplanePortable<8> {
       const CountFn count = kCount[np - 3];
       for (int j = 0; j < 16; ++j)
         for (int v = 0; v < nv; ++v) {
-          __m512i* pl = PL + (j * nv + v) * kMaxPlanes;
+          __m512i* pl = PL + (j * nv + v) * npad;
           int b = 0;
           if (j < nch) {
             const int o = o0 + j;
@@ -1148,7 +1148,7 @@ struct Avx512Impl : BitplanePortable<8> {
     const uint8_t* zero = Y + *p.zero_off;
     const SegFn count = kSeg[G == 2 ? 0 : G == 4 ? 1 : 2][np - 3];
     for (int j = 0; j < 16; ++j) {
-      __m512i* pl = PL + (j * nv) * kMaxPlanes;
+      __m512i* pl = PL + (j * nv) * npad;
       const uint32_t* offs[8];
       int ns[8];
       for (int sg = 0; sg < G; ++sg) {
@@ -1181,6 +1181,7 @@ struct Avx512Impl : BitplanePortable<8> {
     const int G = lq > 4 ? 1 : lq > 2 ? 2 : lq > 1 ? 4 : 8;
     const int nv = G == 1 ? (lq + 7) / 8 : 1;
     const bool two = np > 8;       // counts need two bytes
+    const int npad = 8 * ((np + 7) / 8);  // plane stride of PL (whole bytes of counts)
     // Work memory: PL [kSuper][16][nv][kMaxPlanes] ZMM, BB, TR [kSuper][2][8][1024] bytes.
     __m512i* PL = reinterpret_cast<__m512i*>(x.work);
     int32_t* BB = reinterpret_cast<int32_t*>(PL + kSuper * 16 * nv * kMaxPlanes);
@@ -1229,7 +1230,7 @@ struct Avx512Impl : BitplanePortable<8> {
       SBNN_PROF_BEGIN(tc);
       for (int u = 0; u < nunit; ++u) {
         const int o0 = s0 + unit_ch * u;
-        count_block(x, o0, std::min(unit_ch, o_end - o0), G, nv, np, PL + u * 16 * nv * kMaxPlanes);
+        count_block(x, o0, std::min(unit_ch, o_end - o0), G, nv, np, PL + u * 16 * nv * npad);
       }
       for (int k = 0; k < nblk; ++k) {
         const int o0 = s0 + 16 * k, nch = std::min(16, o_end - o0);
@@ -1250,7 +1251,7 @@ struct Avx512Impl : BitplanePortable<8> {
         for (int k = 0; k < nunit; ++k) {
           __m512i CB[16 * 16];  // [hi * 8 + r][j]
           for (int j = 0; j < 16; ++j) {
-            const __m512i* pl = PL + ((k * 16 + j) * nv + v) * kMaxPlanes;
+            const __m512i* pl = PL + ((k * 16 + j) * nv + v) * npad;
             __m512i c[8];
             planes_to_counts(pl, c);
             for (int r = 0; r < 8; ++r) CB[r * 16 + j] = c[r];
