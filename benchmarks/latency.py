@@ -103,7 +103,9 @@ def machine() -> dict:
     fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
     flags = fields.get("Flags", "")
     commit = sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
-    dirty = sh("git", "-C", str(ROOT), "status", "--porcelain", "--", "tflite", "sbnn_keras", "benchmarks")
+    dirty = sh(
+        "git", "-C", str(ROOT), "status", "--porcelain", "--", "tflite", "sbnn_keras", "benchmarks"
+    )
     lib = runtime.library_path()
     return {
         "cpu": fields.get("Model name", platform.processor()).strip(),
@@ -142,7 +144,10 @@ def cached(name, make, *key_parts) -> bytes:
     data = make()
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    print(f"  converted {name} in {time.perf_counter() - t0:.0f} s ({len(data) / 1e6:.2f} MB)", flush=True)
+    print(
+        f"  converted {name} in {time.perf_counter() - t0:.0f} s ({len(data) / 1e6:.2f} MB)",
+        flush=True,
+    )
     return data
 
 
@@ -181,7 +186,11 @@ class Runner:
             lite = self.interp.interpreter
             self.call = lambda: lite.predict([self.x])
         else:
-            interp = self.interp.interpreter if isinstance(self.interp, runtime.Interpreter) else self.interp
+            interp = (
+                self.interp.interpreter
+                if isinstance(self.interp, runtime.Interpreter)
+                else self.interp
+            )
             if not isinstance(self.interp, runtime.Interpreter):
                 interp.allocate_tensors()
             inp = interp.get_input_details()[0]["index"]
@@ -220,11 +229,15 @@ def make_runners(files, threads, x, lce=True, which=None):
         out["ours"] = lambda: runtime.Interpreter(files["binary"], num_threads=threads)
         if lce:
             for name, kwargs in LCE_CONFIGS.items():
-                out[name] = lambda kw=kwargs: LceInterpreter(files["binary"], num_threads=threads, **kw)
+                out[name] = lambda kw=kwargs: LceInterpreter(
+                    files["binary"], num_threads=threads, **kw
+                )
     for name in ("float", "skeleton"):
         if name in files:
             key = "float_xnnpack" if name == "float" else name
-            out[key] = lambda data=files[name]: tf.lite.Interpreter(model_content=data, num_threads=threads)
+            out[key] = lambda data=files[name]: tf.lite.Interpreter(
+                model_content=data, num_threads=threads
+            )
     for name, data in files.items():
         if name.startswith("ours_"):
             out[name] = lambda data=data: runtime.Interpreter(data, num_threads=threads)
@@ -242,11 +255,16 @@ def measure(runners, rounds, threads, budget_s=20.0, warmup_s=0.3, seed=0):
             r.call()
             n += 1
         r.estimate = (time.perf_counter() - t0) / n
-    reps = {name: int(min(rounds, max(5, budget_s / max(r.estimate, 1e-6)))) for name, r in runners.items()}
+    reps = {
+        name: int(min(rounds, max(5, budget_s / max(r.estimate, 1e-6))))
+        for name, r in runners.items()
+    }
     rng = random.Random(seed)
     pause = 0.03 if threads > 1 else 0.0
     for i in range(rounds):
-        order = [name for name in runners if i * reps[name] // rounds != (i + 1) * reps[name] // rounds]
+        order = [
+            name for name in runners if i * reps[name] // rounds != (i + 1) * reps[name] // rounds
+        ]
         rng.shuffle(order)
         for name in order:
             runners[name].sample()
@@ -261,7 +279,9 @@ def measure(runners, rounds, threads, budget_s=20.0, warmup_s=0.3, seed=0):
 def layer_shapes(stem):
     """Distinct binary 3x3 convs of the model: (in_size, cin, cout, stride) -> count."""
     counts = {}
-    for _, h, _, cin, _, _, cout, _, stride, _ in models.binary_convs(models.resnet18("float", stem)):
+    for _, h, _, cin, _, _, cout, _, stride, _ in models.binary_convs(
+        models.resnet18("float", stem)
+    ):
         counts[(h, cin, cout, stride)] = counts.get((h, cin, cout, stride), 0) + 1
     return counts
 
@@ -336,8 +356,12 @@ def goals(res) -> dict:
         out["binary_branches_ms"] = ours["median_ms"] - res["skeleton"]["median_ms"]
         out["binary_branches_cpu_ms"] = ours["cpu_median_ms"] - res["skeleton"]["cpu_median_ms"]
         out["skeleton_share_of_ours"] = res["skeleton"]["cpu_median_ms"] / ours["cpu_median_ms"]
-    out["goal_3x_lce_met"] = bool(best_lce) and out["vs_lce_fastest_wall"] >= 3 and out["vs_lce_fastest_cpu"] >= 3
-    out["goal_8x_float_met"] = out.get("vs_float_xnnpack_wall", 0) >= 8 and out.get("vs_float_xnnpack_cpu", 0) >= 8
+    out["goal_3x_lce_met"] = (
+        bool(best_lce) and out["vs_lce_fastest_wall"] >= 3 and out["vs_lce_fastest_cpu"] >= 3
+    )
+    out["goal_8x_float_met"] = (
+        out.get("vs_float_xnnpack_wall", 0) >= 8 and out.get("vs_float_xnnpack_cpu", 0) >= 8
+    )
     return out
 
 
@@ -345,20 +369,37 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["cifar", "imagenet"], choices=list(STEMS))
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--rounds", type=int, default=60, help="interleaved rounds per model and thread count")
+    p.add_argument(
+        "--rounds", type=int, default=60, help="interleaved rounds per model and thread count"
+    )
     p.add_argument("--budget", type=float, default=30.0, help="seconds per slow configuration")
-    p.add_argument("--no-layers", dest="layers", action="store_false", help="skip the per-layer profile")
-    p.add_argument("--no-sparse", dest="sparse", action="store_false", help="skip the sparse SBNN run")
+    p.add_argument(
+        "--no-layers", dest="layers", action="store_false", help="skip the per-layer profile"
+    )
+    p.add_argument(
+        "--no-sparse", dest="sparse", action="store_false", help="skip the sparse SBNN run"
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: 5 rounds, small budgets")
     p.add_argument("--json", default=str(ROOT / "docs" / "data" / "latency.json"))
     a = p.parse_args()
     if a.quick:
         a.rounds, a.budget = 5, 1.0
 
-    result = {"machine": machine(), "command": " ".join(["python", "benchmarks/latency.py"] + sys.argv[1:])}
-    result["settings"] = {"rounds": a.rounds, "budget_s": a.budget, "threads": a.threads, "batch": 1}
-    print(f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
-          f"commit {result['machine']['commit']}, load {result['machine']['loadavg_start']}", flush=True)
+    result = {
+        "machine": machine(),
+        "command": " ".join(["python", "benchmarks/latency.py"] + sys.argv[1:]),
+    }
+    result["settings"] = {
+        "rounds": a.rounds,
+        "budget_s": a.budget,
+        "threads": a.threads,
+        "batch": 1,
+    }
+    print(
+        f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+        f"commit {result['machine']['commit']}, load {result['machine']['loadavg_start']}",
+        flush=True,
+    )
     result["popcount_peak"] = popcount_peak()
     print("popcount peak:", json.dumps(result["popcount_peak"]), flush=True)
 
@@ -382,11 +423,19 @@ def main():
             res = measure(runners, a.rounds, threads, budget_s=a.budget)
             g = goals(res)
             if "binary_branches_cpu_ms" in g:
-                g["binary_branches_gbops_cpu"] = 2 * entry["binary_macs"] / (g["binary_branches_cpu_ms"] * 1e-3) / 1e9
+                g["binary_branches_gbops_cpu"] = (
+                    2 * entry["binary_macs"] / (g["binary_branches_cpu_ms"] * 1e-3) / 1e9
+                )
             entry["threads"][threads] = {
                 "results": res,
                 "goals": g,
-                "ours_kernels": sorted({line.split("kernel=")[1] for line in describe.splitlines()[1:] if "kernel=" in line}),
+                "ours_kernels": sorted(
+                    {
+                        line.split("kernel=")[1]
+                        for line in describe.splitlines()[1:]
+                        if "kernel=" in line
+                    }
+                ),
                 "loadavg": [load0, os.getloadavg()],
             }
             print(model_table(res))
@@ -413,7 +462,9 @@ def profile_layers(stem, a) -> list:
         size, cin, cout, stride = shape
         files = layer_files(shape)
         x = np.random.default_rng(1).normal(size=(1, size, size, cin)).astype(np.float32)
-        runners = make_runners(files, 1, x, which=("ours", "lce_bgemm", "lce_indirect", "float_xnnpack"))
+        runners = make_runners(
+            files, 1, x, which=("ours", "lce_bgemm", "lce_indirect", "float_xnnpack")
+        )
         res = measure(runners, max(10, a.rounds // 2), 1, budget_s=a.budget / 3)
         describe = runners["ours"].interp.describe()
         out = (size + stride - 1) // stride
@@ -422,7 +473,9 @@ def profile_layers(stem, a) -> list:
             "layer": f"{size}x{size}x{cin}->{cout}" + ("/2" if stride == 2 else ""),
             "count": count,
             "macs": macs,
-            "kernel": [line.split("kernel=")[1] for line in describe.splitlines() if "kernel=" in line],
+            "kernel": [
+                line.split("kernel=")[1] for line in describe.splitlines() if "kernel=" in line
+            ],
             "results": res,
             "ours_gbops": 2 * macs / (res["ours"]["median_ms"] * 1e-3) / 1e9,
             "ours_gbops_cpu": 2 * macs / (res["ours"]["cpu_median_ms"] * 1e-3) / 1e9,
@@ -440,8 +493,13 @@ def profile_layers(stem, a) -> list:
             f"{r['ours_gbops']:.0f} | {res['lce_bgemm']['median_ms']:.3f} | {res['lce_indirect']['median_ms']:.3f} | "
             f"{res['float_xnnpack']['median_ms']:.3f} |"
         )
-    total = {k: sum(r["count"] * r["results"][k]["median_ms"] for r in rows) for k in rows[0]["results"]}
-    total_cpu = {k: sum(r["count"] * r["results"][k]["cpu_median_ms"] for r in rows) for k in rows[0]["results"]}
+    total = {
+        k: sum(r["count"] * r["results"][k]["median_ms"] for r in rows) for k in rows[0]["results"]
+    }
+    total_cpu = {
+        k: sum(r["count"] * r["results"][k]["cpu_median_ms"] for r in rows)
+        for k in rows[0]["results"]
+    }
     lines.append(
         f"| sum x count | {sum(r['count'] for r in rows)} | {sum(r['count'] * r['macs'] for r in rows) / 1e6:.0f} | "
         f"{total['ours']:.3f} | | {total['lce_bgemm']:.3f} | {total['lce_indirect']:.3f} | {total['float_xnnpack']:.3f} |"
@@ -460,7 +518,9 @@ def sparse_run(a) -> dict:
         reports = {}
 
         def conv(flavor):
-            data, report = sbnn_keras.convert_with_report(build("sbnn", stem, connections=0.05), flavor=flavor)
+            data, report = sbnn_keras.convert_with_report(
+                build("sbnn", stem, connections=0.05), flavor=flavor
+            )
             reports[flavor] = report
             return data
 
@@ -471,14 +531,21 @@ def sparse_run(a) -> dict:
         graph_ops = {k: read_tflite(v).op_counts() for k, v in files.items()}
         storage = filter_storage(files, stem)
         x = np.random.default_rng(0).normal(size=(1, *input_shape(stem))).astype(np.float32)
-        entry = {"file_bytes": {k: len(v) for k, v in files.items()}, "ops": graph_ops, "storage": storage}
+        entry = {
+            "file_bytes": {k: len(v) for k, v in files.items()},
+            "ops": graph_ops,
+            "storage": storage,
+        }
         entry["threads"] = {}
         for threads in a.threads:
             runners = make_runners(files, threads, x)
             describe = {k: r.interp.describe() for k, r in runners.items()}
             res = measure(runners, max(10, a.rounds // 2), threads, budget_s=a.budget / 2)
             entry["threads"][threads] = {"results": res, "describe": describe}
-            print(f"{threads} thread(s):", json.dumps({k: round(v["median_ms"], 3) for k, v in res.items()}))
+            print(
+                f"{threads} thread(s):",
+                json.dumps({k: round(v["median_ms"], 3) for k, v in res.items()}),
+            )
             del runners
         print("sizes:", entry["file_bytes"], "storage:", json.dumps(storage))
         print(entry["threads"][a.threads[0]]["describe"]["ours_sbnn_sparse"])
@@ -495,7 +562,9 @@ def filter_storage(files, stem) -> dict:
         g = read_tflite(data)
         size = {"LceBconv2d": 4, "SbnnBconv2d": 1}
         n = sum(
-            int(np.prod(g.tensor_shapes[op.inputs[1]])) * size[op.name] for op in g.ops if op.name in size
+            int(np.prod(g.tensor_shapes[op.inputs[1]])) * size[op.name]
+            for op in g.ops
+            if op.name in size
         )
         out[name] = {"filter_bytes": n, "bits_per_weight": 8 * n / weights}
     return out

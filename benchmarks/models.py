@@ -38,17 +38,30 @@ STAGES = (64, 128, 256, 512)
 def _conv3x3(kind, filters, strides, name):
     if kind == "binary":
         return lq.layers.QuantConv2D(
-            filters, 3, strides=strides, padding="same", use_bias=False,
-            input_quantizer="ste_sign", kernel_quantizer="ste_sign",
-            kernel_constraint="weight_clip", name=name,
+            filters,
+            3,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign",
+            kernel_constraint="weight_clip",
+            name=name,
         )
     if kind == "sbnn":
         return sbnn_keras.QuantConv2D(
-            filters, 3, strides=strides, padding="same", use_bias=False,
-            kernel_quantizer="sbnn_learned", name=name,
+            filters,
+            3,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            kernel_quantizer="sbnn_learned",
+            name=name,
         )
     if kind == "float":
-        return tf.keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=name)
+        return tf.keras.layers.Conv2D(
+            filters, 3, strides=strides, padding="same", use_bias=False, name=name
+        )
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
@@ -71,7 +84,9 @@ def resnet18(kind="binary", stem="cifar", num_classes=None, name=None) -> tf.ker
         x = tf.keras.layers.Conv2D(64, 3, padding="same", use_bias=False, name="stem_conv")(inp)
         x = tf.keras.layers.BatchNormalization(name="stem_bn")(x)
     else:
-        x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+        x = tf.keras.layers.Conv2D(
+            64, 7, strides=2, padding="same", use_bias=False, name="stem_conv"
+        )(inp)
         x = tf.keras.layers.BatchNormalization(name="stem_bn")(x)
         x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
     for s, filters in enumerate(STAGES, start=1):
@@ -100,7 +115,9 @@ def single_conv(kind, in_size, in_channels, out_channels, strides=1) -> tf.keras
     float input, for per-layer timings."""
     inp = tf.keras.Input((in_size, in_size, in_channels))
     out = _conv3x3(kind, out_channels, strides, "conv")(inp)
-    return tf.keras.Model(inp, out, name=f"conv_{kind}_{in_size}x{in_channels}_{out_channels}_s{strides}")
+    return tf.keras.Model(
+        inp, out, name=f"conv_{kind}_{in_size}x{in_channels}_{out_channels}_s{strides}"
+    )
 
 
 def binary_convs(model) -> list:
@@ -108,7 +125,11 @@ def binary_convs(model) -> list:
     of the 3x3 convs of the body (binary or their float stand-ins)."""
     rows = []
     for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.Conv2D) and layer.kernel_size == (3, 3) and "stem" not in layer.name:
+        if (
+            isinstance(layer, tf.keras.layers.Conv2D)
+            and layer.kernel_size == (3, 3)
+            and "stem" not in layer.name
+        ):
             _, h, w, cin = layer.input_shape
             _, oh, ow, cout = layer.output_shape
             macs = oh * ow * cout * 9 * cin
