@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "core/bconv2d.h"
+#include "core/bconv2d_select.h"
 #include "delegate/bitpack.h"
 // (gcc 12 flags false "may be used uninitialized" positives inside the decoder)
 #pragma GCC diagnostic push
@@ -58,6 +59,8 @@ constexpr int64_t kMaxStrideOrDilation = int64_t{1} << 16;
 constexpr int64_t kMaxK = int64_t{1} << 28;
 // Scratch `dot` values per chunk handed to a kernel (keeps them in cache).
 constexpr int64_t kDotChunkElements = 1 << 14;
+// Largest dot chunk for sparse kernels (they prefer whole images per run() call).
+constexpr int64_t kMaxSparseChunkElements = 1 << 20;
 
 struct Options {
   int channels_in = 0;
@@ -296,6 +299,7 @@ class Bconv2dOp : public Op {
                   force ? " named '" : "", force ? force : "", force ? "'" : "");
     if (kernel != kernel_ || !same_shape(shape, shape_)) release_prepared();
     kernel_ = kernel;
+    selected_ = false;  // "auto" selects again at the next invoke (cached decisions)
     shape_ = shape;
     K_ = static_cast<int32_t>(K);
     if (shared_->record_kernel != nullptr)
@@ -304,6 +308,7 @@ class Bconv2dOp : public Op {
     // Row-chunked scratch for dot: one chunk per task, kDotChunkElements each.
     const int64_t row_elems = int64_t{shape.out_w} * cout;
     rows_per_chunk_ = std::max<int64_t>(1, kDotChunkElements / row_elems);
+    dense_rows_per_chunk_ = rows_per_chunk_;
     transform_ready_ = false;
 
     n_in_ = n_in;
@@ -344,8 +349,37 @@ class Bconv2dOp : public Op {
         sparse_ ? decoded_filter_.data() : static_cast<const int32_t*>(filter->data);
     const bool filter_constant = sparse_ || filter->allocation_type == abi::kMmapRo ||
                                  filter->allocation_type == abi::kPersistentRo;
-    if (kernel_->prepare != nullptr &&
-        (prepared_filter_ == nullptr || !filter_constant || prepared_for_ != filter_data)) {
+    if (shared_->kernel == "auto" && filter_constant) {
+      // "auto": the per-layer choice between the dense and the sparse kernels, timed on
+      // this shape and filter once (core/bconv2d_select.h, decisions cached per shape and
+      // filter); sparse kernels get larger row chunks (they lose 1.1-1.6x on bands of a
+      // few rows, docs/sparse_kernels.md).
+      if (!selected_ || prepared_for_ != filter_data) {
+        release_prepared();
+        const int threads = shared_->pool == nullptr ? 1 : shared_->pool->num_threads();
+        const int64_t rows = int64_t{shape_.batch} * shape_.out_h;
+        const int64_t row_elems = int64_t{shape_.out_w} * shape_.out_channels;
+        const int64_t sparse_rows = std::max<int64_t>(
+            dense_rows_per_chunk_,
+            std::min<int64_t>({int64_t{shape_.out_h}, (rows + threads - 1) / threads,
+                               std::max<int64_t>(1, kMaxSparseChunkElements / row_elems)}));
+        BConv2DSelectOptions so;
+        so.policy = "auto";
+        so.rows_per_call = static_cast<int>(sparse_rows);
+        BConv2DSelection sel;
+        if (!select_bconv2d(shape_, filter_data, so, &sel))
+          return fail(ctx, "no binary conv kernel supports this shape (or prepare failed)");
+        kernel_ = sel.kernel;
+        prepared_filter_ = sel.prepared;  // released with kernel_->release
+        prepared_for_ = filter_data;
+        selected_ = true;
+        const bool sparse = std::strncmp(kernel_->name, "bconv2d_sparse", 14) == 0;
+        rows_per_chunk_ = sparse ? sparse_rows : dense_rows_per_chunk_;
+        if (shared_->record_kernel != nullptr)
+          shared_->record_kernel(shared_->owner, node_index_, kernel_->name);
+      }
+    } else if (kernel_->prepare != nullptr &&
+               (prepared_filter_ == nullptr || !filter_constant || prepared_for_ != filter_data)) {
       release_prepared();
       prepared_filter_ = kernel_->prepare(shape_, filter_data);
       if (prepared_filter_ == nullptr)
@@ -463,6 +497,7 @@ class Bconv2dOp : public Op {
       kernel_->release(prepared_filter_);
     prepared_filter_ = nullptr;
     prepared_for_ = nullptr;
+    selected_ = false;
   }
 
   void compute_transform(const float* mul, const float* bias) {
@@ -549,6 +584,8 @@ class Bconv2dOp : public Op {
   std::vector<float> m_, b_;
   bool transform_ready_ = false;
   int64_t rows_per_chunk_ = 1;
+  int64_t dense_rows_per_chunk_ = 1;  // rows_per_chunk_ of the dense kernels
+  bool selected_ = false;             // "auto" chose kernel_ for prepared_for_
   int64_t n_in_ = 0, n_filter_ = 0, n_out_packed_ = 0;
 };
 
