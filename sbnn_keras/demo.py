@@ -336,6 +336,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="artifacts", help="directory for the report JSON and PNG (default %(default)s/)")
     p.add_argument("--quick", action="store_true", help="tiny subset and 1 epoch: a smoke run in well under a minute")
     p.add_argument("--skip-bnn", action="store_true", help="train only the SBNN")
+    p.add_argument("--no-deploy", action="store_true",
+                   help="skip the .tflite conversion and latency comparison at the end")
     p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files or tfds data")
     return p
 
@@ -353,7 +355,7 @@ def main(argv=None) -> int:
     common = dict(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, val_size=val_size)
     results = {}
     if not args.skip_bnn:
-        _, results["bnn"] = train_variant("bnn", data, **common)
+        bnn_model, results["bnn"] = train_variant("bnn", data, **common)
     model, results["sbnn"] = train_variant(
         "learned", data, ec=args.ec, gamma=args.gamma, lambda_threshold=args.lambda_threshold, **common
     )
@@ -371,6 +373,21 @@ def main(argv=None) -> int:
     results["sparsity_totals"] = written["totals"]
     results["machine"] = info
     results["argv"] = sys.argv[1:] if argv is None else list(argv)
+    if "bnn" in results and not args.no_deploy:
+        from sbnn_keras.deploy_report import deployment_rows, format_rows
+
+        print()
+        print("Deployment on this machine (stock TFLite + the sbnn delegate, 1 thread, batch 1):")
+        x_test, y_test = data[1]
+        rows = deployment_rows(
+            {"BNN": (bnn_model, "lce"), "SBNN": (model, "sparse")},
+            x_test.astype("float32"),
+            y_test,
+            n_eval=256 if args.quick else 2000,
+            runs=10 if args.quick else 100,
+        )
+        print(format_rows(rows))
+        results["deployment"] = rows
     demo_json = out_dir / "demo_results.json"
     demo_json.write_text(json.dumps(results, indent=2, default=float))
     print(f"sparsity report JSON: {written['paths']['report_json']}")
