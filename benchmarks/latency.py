@@ -125,6 +125,36 @@ def machine() -> dict:
     }
 
 
+def build_delegate_at_head() -> Path:
+    """libsbnn_delegate.so built from the committed tflite/ of HEAD (Release, as
+    setup.py builds it), independent of uncommitted edits in the work tree."""
+    commit = sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+    out = CACHE / f"delegate-{commit}"
+    lib = out / "build" / "libsbnn_delegate.so"
+    if lib.is_file():
+        return lib
+    src = out / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "HEAD", "tflite"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    flags = ["-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF"]
+    flags.append("-DSBNN_CORE_BENCH=OFF")
+    print(f"building the delegate of {commit} in {out}", flush=True)
+    subprocess.run(
+        ["cmake", "-S", str(src / "tflite"), "-B", str(out / "build"), *flags],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        ["cmake", "--build", str(out / "build"), "--target", "sbnn_delegate", "-j2"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return lib
+
+
 # ---- conversion (cached) -------------------------------------------------------------------
 
 
@@ -136,8 +166,12 @@ def _key(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+PATHS: dict = {}  # name -> cached file
+
+
 def cached(name, make, *key_parts) -> bytes:
     path = CACHE / f"{name}-{_key(name, *key_parts)}.tflite"
+    PATHS[name] = path
     if path.is_file():
         return path.read_bytes()
     t0 = time.perf_counter()
@@ -227,6 +261,12 @@ def make_runners(files, threads, x, lce=True, which=None):
     out = {}
     if "binary" in files:
         out["ours"] = lambda: runtime.Interpreter(files["binary"], num_threads=threads)
+        if threads > 1:  # threads in our ops only; XNNPACK (float ops) single-threaded
+            out["ours_delegate_mt"] = lambda: tf.lite.Interpreter(
+                model_content=files["binary"],
+                num_threads=1,
+                experimental_delegates=[runtime.load_delegate(num_threads=threads)],
+            )
         if lce:
             for name, kwargs in LCE_CONFIGS.items():
                 out[name] = lambda kw=kwargs: LceInterpreter(
@@ -315,6 +355,7 @@ def popcount_peak() -> dict:
 
 NAMES = {
     "ours": "ours (delegate, auto)",
+    "ours_delegate_mt": "ours, threads in the delegate only (XNNPACK 1 thread)",
     "lce_bgemm": "LCE default (bgemm)",
     "lce_indirect": "LCE indirect bgemm",
     "lce_indirect_xnn": "LCE indirect bgemm + XNNPACK",
@@ -379,16 +420,44 @@ def main():
     p.add_argument(
         "--no-sparse", dest="sparse", action="store_false", help="skip the sparse SBNN run"
     )
+    p.add_argument(
+        "--no-perf", dest="perf", action="store_false", help="skip the perf profile of ours"
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: 5 rounds, small budgets")
+    p.add_argument(
+        "--delegate",
+        default="installed",
+        help="'installed' (sbnn_keras.runtime.library_path()), 'head' (build tflite/ of the "
+        "git HEAD commit into build/latency/delegate-<commit>/), or a path",
+    )
     p.add_argument("--json", default=str(ROOT / "docs" / "data" / "latency.json"))
     a = p.parse_args()
     if a.quick:
         a.rounds, a.budget = 5, 1.0
 
+    # a private copy of the delegate: a rebuild in place (setup.py copies over the
+    # file) must not change or crash the library under test mid-run
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if a.delegate == "head":
+        source = build_delegate_at_head()
+        stale = []
+    else:
+        source = Path(runtime.library_path() if a.delegate == "installed" else a.delegate)
+        stale = [
+            str(f.relative_to(ROOT))
+            for f in (ROOT / "tflite").rglob("*")
+            if f.is_file() and f.stat().st_mtime > source.stat().st_mtime
+        ]
+    private = CACHE / "libsbnn_delegate.so"
+    private.write_bytes(source.read_bytes())
+    os.environ["SBNN_DELEGATE_LIB"] = str(private)
     result = {
         "machine": machine(),
         "command": " ".join(["python", "benchmarks/latency.py"] + sys.argv[1:]),
     }
+    result["machine"]["delegate_copied_from"] = str(source)
+    result["machine"]["delegate_option"] = a.delegate
+    result["machine"]["tflite_sources_newer_than_library"] = stale[:20]
     result["settings"] = {
         "rounds": a.rounds,
         "budget_s": a.budget,
@@ -441,6 +510,11 @@ def main():
             print(model_table(res))
             print("goals:", json.dumps(g), flush=True)
             del runners
+        if a.perf:
+            prof = entry["perf_profile"] = perf_profile(PATHS[f"{stem}-binary"], a)
+            if prof:
+                entry["binary_ops_per_second"] = binary_ops(entry, prof, result["popcount_peak"])
+                print("binary ops/s:", json.dumps(entry["binary_ops_per_second"]), flush=True)
         if a.layers:
             entry["layers"] = profile_layers(stem, a)
         result["models"][stem] = entry
@@ -451,6 +525,52 @@ def main():
         write(result, a.json)
     result["machine"]["loadavg_end"] = os.getloadavg()
     write(result, a.json)
+
+
+def binary_ops(entry, prof, peak) -> dict:
+    """Achieved binary ops per second (2 * binary MACs / s) at 1 thread, three ways:
+    the dot kernel's share of the perf profile (tiles only, and tiles + patch
+    gather), and the whole binary branches (ours - skeleton, CPU time), each also
+    as a share of the measured XOR + POPCNT + ADD peak."""
+    cats = prof["categories"]
+    cpu_ms = prof["cpu_ms_per_invoke"]
+    ops = 2 * entry["binary_macs"]
+    out = {"peak_bops": peak["xor_popcnt_add"]["bops"]}
+    tiles = cats.get("bconv dot: popcount tiles", 0) / 100 * cpu_ms
+    gather = cats.get("bconv patch gather / driver", 0) / 100 * cpu_ms
+    branches = entry["threads"].get(1, {}).get("goals", {}).get("binary_branches_cpu_ms")
+    for name, ms in (
+        ("dot_tiles", tiles),
+        ("dot_tiles_and_gather", tiles + gather),
+        ("binary_branches", branches),
+    ):
+        if ms:
+            out[name] = {
+                "ms": ms,
+                "bops": ops / (ms * 1e-3),
+                "share_of_peak": ops / (ms * 1e-3) / out["peak_bops"],
+            }
+    return out
+
+
+def perf_profile(path, a) -> dict:
+    """benchmarks/perf_profile.py on ours at 1 thread (None if perf is unavailable)."""
+    out = CACHE / "perf_profile.json"
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "perf_profile.py"),
+        str(path),
+        "--json",
+        str(out),
+    ]
+    cmd += ["--seconds", "3" if a.quick else "10"]
+    print(f"\n== perf profile of ours, 1 thread: {path.name} ==", flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print("perf profile failed:", proc.stderr.strip()[-500:])
+        return None
+    print(proc.stdout, flush=True)
+    return json.loads(out.read_text())
 
 
 def profile_layers(stem, a) -> list:
