@@ -79,6 +79,8 @@ from sbnn_keras import runtime  # noqa: E402
 from sbnn_keras.tflite_model import read_tflite  # noqa: E402
 
 CACHE = ROOT / "build" / "latency"
+#: the dense kernel forced in the "..._dense" configurations (None: not on this CPU)
+DENSE_KERNEL = "bconv2d_dot_6x32__avx512vpopcnt"
 STEMS = {"cifar": "cifar", "imagenet": "imagenet"}
 LCE_CONFIGS = {
     "lce_bgemm": {},
@@ -261,6 +263,10 @@ def make_runners(files, threads, x, lce=True, which=None):
     out = {}
     if "binary" in files:
         out["ours"] = lambda: runtime.Interpreter(files["binary"], num_threads=threads)
+        if DENSE_KERNEL:  # the dense kernel forced (no per-layer sparse choice)
+            out["ours_dense"] = lambda: runtime.Interpreter(
+                files["binary"], num_threads=threads, kernel=DENSE_KERNEL
+            )
         if threads > 1:  # threads in our ops only; XNNPACK (float ops) single-threaded
             out["ours_delegate_mt"] = lambda: tf.lite.Interpreter(
                 model_content=files["binary"],
@@ -281,6 +287,10 @@ def make_runners(files, threads, x, lce=True, which=None):
     for name, data in files.items():
         if name.startswith("ours_"):
             out[name] = lambda data=data: runtime.Interpreter(data, num_threads=threads)
+            if DENSE_KERNEL:
+                out[name + "_dense"] = lambda data=data: runtime.Interpreter(
+                    data, num_threads=threads, kernel=DENSE_KERNEL
+                )
     if which:
         out = {k: v for k, v in out.items() if k in which}
     return {name: Runner(name, make, x) for name, make in out.items()}
@@ -355,6 +365,7 @@ def popcount_peak() -> dict:
 
 NAMES = {
     "ours": "ours (delegate, auto)",
+    "ours_dense": "ours, dense kernel forced (6x32 avx512vpopcnt)",
     "ours_delegate_mt": "ours, threads in the delegate only (XNNPACK 1 thread)",
     "lce_bgemm": "LCE default (bgemm)",
     "lce_indirect": "LCE indirect bgemm",
@@ -431,7 +442,11 @@ def main():
         "git HEAD commit into build/latency/delegate-<commit>/), or a path",
     )
     p.add_argument("--json", default=str(ROOT / "docs" / "data" / "latency.json"))
+    p.add_argument("--markdown", metavar="JSON", help="only print the tables of a result JSON")
     a = p.parse_args()
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return
     if a.quick:
         a.rounds, a.budget = 5, 1.0
 
@@ -455,6 +470,9 @@ def main():
         "machine": machine(),
         "command": " ".join(["python", "benchmarks/latency.py"] + sys.argv[1:]),
     }
+    global DENSE_KERNEL
+    if not result["machine"]["avx512_vpopcntdq"]:
+        DENSE_KERNEL = None
     result["machine"]["delegate_copied_from"] = str(source)
     result["machine"]["delegate_option"] = a.delegate
     result["machine"]["tflite_sources_newer_than_library"] = stale[:20]
@@ -487,9 +505,10 @@ def main():
         for threads in a.threads:
             print(f"\n== {stem}, {threads} thread(s) ==", flush=True)
             runners = make_runners(files, threads, x)
-            describe = runners["ours"].interp.describe()
             load0 = os.getloadavg()
             res = measure(runners, a.rounds, threads, budget_s=a.budget)
+            # after the invokes: "auto" chooses per layer at the first invoke
+            describe = runners["ours"].interp.describe()
             g = goals(res)
             if "binary_branches_cpu_ms" in g:
                 g["binary_branches_gbops_cpu"] = (
@@ -498,13 +517,8 @@ def main():
             entry["threads"][threads] = {
                 "results": res,
                 "goals": g,
-                "ours_kernels": sorted(
-                    {
-                        line.split("kernel=")[1]
-                        for line in describe.splitlines()[1:]
-                        if "kernel=" in line
-                    }
-                ),
+                "ours_kernels": kernel_counts(describe),
+                "ours_describe": describe,
                 "loadavg": [load0, os.getloadavg()],
             }
             print(model_table(res))
@@ -525,6 +539,7 @@ def main():
         write(result, a.json)
     result["machine"]["loadavg_end"] = os.getloadavg()
     write(result, a.json)
+    print("\n" + markdown(json.loads(Path(a.json).read_text())))
 
 
 def binary_ops(entry, prof, peak) -> dict:
@@ -583,7 +598,7 @@ def profile_layers(stem, a) -> list:
         files = layer_files(shape)
         x = np.random.default_rng(1).normal(size=(1, size, size, cin)).astype(np.float32)
         runners = make_runners(
-            files, 1, x, which=("ours", "lce_bgemm", "lce_indirect", "float_xnnpack")
+            files, 1, x, which=("ours", "ours_dense", "lce_bgemm", "lce_indirect", "float_xnnpack")
         )
         res = measure(runners, max(10, a.rounds // 2), 1, budget_s=a.budget / 3)
         describe = runners["ours"].interp.describe()
@@ -593,9 +608,7 @@ def profile_layers(stem, a) -> list:
             "layer": f"{size}x{size}x{cin}->{cout}" + ("/2" if stride == 2 else ""),
             "count": count,
             "macs": macs,
-            "kernel": [
-                line.split("kernel=")[1] for line in describe.splitlines() if "kernel=" in line
-            ],
+            "kernel": list(kernel_counts(describe)),
             "results": res,
             "ours_gbops": 2 * macs / (res["ours"]["median_ms"] * 1e-3) / 1e9,
             "ours_gbops_cpu": 2 * macs / (res["ours"]["cpu_median_ms"] * 1e-3) / 1e9,
@@ -659,8 +672,8 @@ def sparse_run(a) -> dict:
         entry["threads"] = {}
         for threads in a.threads:
             runners = make_runners(files, threads, x)
-            describe = {k: r.interp.describe() for k, r in runners.items()}
             res = measure(runners, max(10, a.rounds // 2), threads, budget_s=a.budget / 2)
+            describe = {k: r.interp.describe() for k, r in runners.items()}
             entry["threads"][threads] = {"results": res, "describe": describe}
             print(
                 f"{threads} thread(s):",
@@ -688,6 +701,113 @@ def filter_storage(files, stem) -> dict:
         )
         out[name] = {"filter_bytes": n, "bits_per_weight": 8 * n / weights}
     return out
+
+
+def short_kernel(names) -> str:
+    """'sparse' / 'dense' for a list of kernel names of one layer."""
+    return "/".join(sorted({"sparse" if "sparse" in n else "dense" for n in names})) or "?"
+
+
+def kernel_counts(describe) -> dict:
+    """{kernel name: number of nodes} from a describe() text."""
+    counts = {}
+    for line in describe.splitlines():
+        if "kernel=" in line and not line.startswith("runtime="):
+            name = line.split("kernel=")[1].split()[0]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def markdown(result) -> str:
+    """The Markdown tables of docs/benchmarks.md from a result JSON."""
+    out = []
+    for stem, entry in result.get("models", {}).items():
+        for threads, t in entry["threads"].items():
+            out.append(
+                f"\n**{stem}, {threads} thread(s)** (batch 1; load average {t['loadavg'][0][0]:.1f})\n"
+            )
+            out.append(model_table(t["results"]))
+            g = t["goals"]
+            out.append(
+                f"\nours vs fastest LCE ({g.get('lce_fastest')}): {g.get('vs_lce_fastest_cpu', 0):.2f}x CPU, "
+                f"{g.get('vs_lce_fastest_wall', 0):.2f}x wall; vs float XNNPACK: "
+                f"{g.get('vs_float_xnnpack_cpu', 0):.2f}x CPU, {g.get('vs_float_xnnpack_wall', 0):.2f}x wall; "
+                "kernels: " + ", ".join(f"{k} x{n}" for k, n in t["ours_kernels"].items())
+            )
+        prof = entry.get("perf_profile")
+        if prof:
+            out.append(
+                f"\n**{stem}: perf profile of ours, 1 thread** ({prof['cpu_ms_per_invoke']:.3f} CPU ms per invoke)\n"
+            )
+            out.append("| category | share | CPU ms |\n|---|---:|---:|")
+            for name, pct in sorted(prof["categories"].items(), key=lambda kv: -kv[1]):
+                out.append(f"| {name} | {pct:.1f}% | {pct / 100 * prof['cpu_ms_per_invoke']:.3f} |")
+        bops = entry.get("binary_ops_per_second")
+        if bops:
+            out.append(
+                f"\n**{stem}: binary ops per second** ({entry['binary_macs'] / 1e6:.0f} M binary MACs per image)\n"
+            )
+            out.append("| measured over | ms | TBOPS | share of peak |\n|---|---:|---:|---:|")
+            for name in ("dot_tiles", "dot_tiles_and_gather", "binary_branches"):
+                if name in bops:
+                    b = bops[name]
+                    out.append(
+                        f"| {name} | {b['ms']:.3f} | {b['bops'] / 1e12:.2f} | {100 * b['share_of_peak']:.0f}% |"
+                    )
+        layers = entry.get("layers")
+        if layers:
+            out.append(
+                f"\n**{stem}: one-layer models, 1 thread** (median wall ms; GBOPS = 2 MACs / wall)\n"
+            )
+            out.append(
+                "| layer | count | MMACs | ours (kernel) | ours GBOPS | ours dense | LCE bgemm | "
+                "LCE indirect | float XNNPACK |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            )
+            for r in layers["rows"]:
+                res = r["results"]
+                out.append(
+                    f"| {r['layer']} | {r['count']} | {r['macs'] / 1e6:.0f} | {res['ours']['median_ms']:.3f} "
+                    f"({short_kernel(r['kernel'])}) | {r['ours_gbops']:.0f} | "
+                    f"{res.get('ours_dense', {}).get('median_ms', float('nan')):.3f} | "
+                    f"{res['lce_bgemm']['median_ms']:.3f} | "
+                    f"{res['lce_indirect']['median_ms']:.3f} | {res['float_xnnpack']['median_ms']:.3f} |"
+                )
+            tot, cpu = layers["sum_ms"], layers["sum_cpu_ms"]
+            out.append(
+                f"| sum x count (CPU) | 16 | | {tot['ours']:.2f} ({cpu['ours']:.2f}) | | "
+                f"{tot.get('ours_dense', float('nan')):.2f} ({cpu.get('ours_dense', float('nan')):.2f}) | "
+                f"{tot['lce_bgemm']:.2f} "
+                f"({cpu['lce_bgemm']:.2f}) | {tot['lce_indirect']:.2f} ({cpu['lce_indirect']:.2f}) | "
+                f"{tot['float_xnnpack']:.2f} ({cpu['float_xnnpack']:.2f}) |"
+            )
+    for stem, entry in result.get("sparse", {}).items():
+        st = entry["storage"]
+        out.append(
+            f"\n**{stem}: SBNN layers at 95% sparsity (synthetic), flavors lce and sparse**\n"
+        )
+        out.append(
+            "| file | bytes | binary filter bytes | bits/weight | "
+            + " | ".join(f"{t} thread(s) median ms (CPU)" for t in entry["threads"])
+            + " |"
+        )
+        out.append("|---|---:|---:|---:|" + "---:|" * len(entry["threads"]))
+        for name in entry["file_bytes"]:
+            cells = [
+                f"{entry['threads'][t]['results'][name]['median_ms']:.3f} "
+                f"({entry['threads'][t]['results'][name]['cpu_median_ms']:.3f})"
+                for t in entry["threads"]
+            ]
+            out.append(
+                f"| {name} | {entry['file_bytes'][name]} | {st[name]['filter_bytes']} | "
+                f"{st[name]['bits_per_weight']:.3f} | " + " | ".join(cells) + " |"
+            )
+        first = next(iter(entry["threads"].values()))["describe"]["ours_sbnn_sparse"].splitlines()
+        kernels = kernel_counts("\n".join(first))
+        out.append(
+            f"\n`describe()` of the sparse flavor: {sum('SbnnBconv2d' in line for line in first)} "
+            f"SbnnBconv2d nodes, kernels {kernels}"
+        )
+    return "\n".join(out)
 
 
 def write(result, path):
