@@ -48,10 +48,22 @@ def extra_callbacks(args):
     return []  # approx_sign needs no schedule
 
 
+def parse_args(argv=None):
+    return recipe.parse_args(
+        argv, description=__doc__, pairs=PAIRS, epochs=EPOCHS, default_out=DEFAULT_OUT
+    )
+
+
 def main(argv=None):
-    args = recipe.parse_args(argv, description=__doc__, pairs=PAIRS, epochs=EPOCHS, default_out=DEFAULT_OUT)
-    recipe.run(args, dataset=DATASET, num_classes=NUM_CLASSES, build=build_model,
-               callbacks=extra_callbacks, pairs=PAIRS)
+    args = parse_args(argv)
+    recipe.run(
+        args,
+        dataset=DATASET,
+        num_classes=NUM_CLASSES,
+        build=build_model,
+        callbacks=extra_callbacks,
+        pairs=PAIRS,
+    )
     return 0
 
 

@@ -52,8 +52,14 @@ NUM_CLASSES = 10
 PAIRS = zoo.CIFAR10_PAIRS
 EPOCHS = 500
 DEFAULT_OUT = "artifacts/cifar10_resnet18"
-QUICK = {"epochs": 1, "width": 16, "batch_size": 64, "train_limit": 512, "test_limit": 256,
-         "tflite_check": 128}
+QUICK = {
+    "epochs": 1,
+    "width": 16,
+    "batch_size": 64,
+    "train_limit": 512,
+    "test_limit": 256,
+    "tflite_check": 128,
+}
 
 
 def build_model(args):
@@ -66,9 +72,12 @@ def extra_callbacks(args):
     return [zoo.EdeSchedule(args.epochs)]
 
 
-def parse_args(argv=None, *, description=__doc__, pairs=PAIRS, epochs=EPOCHS, default_out=DEFAULT_OUT):
+def parse_args(
+    argv=None, *, description=__doc__, pairs=PAIRS, epochs=EPOCHS, default_out=DEFAULT_OUT
+):
     parser = argparse.ArgumentParser(
-        description=description.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=description.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="EC/gamma pairs: " + ", ".join(f"{i}: ({e}, {g})" for i, (e, g) in enumerate(pairs)),
     )
     choice = parser.add_mutually_exclusive_group()
@@ -83,15 +92,24 @@ def parse_args(argv=None, *, description=__doc__, pairs=PAIRS, epochs=EPOCHS, de
     parser.add_argument("--width", type=int, default=64, help="channels of the first stage")
     parser.add_argument("--train-limit", type=int, help="use the first N training images")
     parser.add_argument("--test-limit", type=int, help="use the first N test images")
-    parser.add_argument("--tflite-check", type=int, default=1000,
-                        help="test images run through the converted model (0: skip)")
+    parser.add_argument(
+        "--tflite-check",
+        type=int,
+        default=1000,
+        help="test images run through the converted model (0: skip)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads of the TFLite check")
     parser.add_argument("--data-dir", help="tensorflow-datasets data directory")
     parser.add_argument("--out", default=default_out, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras fit verbosity")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
+    parser.add_argument(
+        "--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras fit verbosity"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
+    )
     args = parser.parse_args(argv)
     if args.quick:  # only where the user did not set the value
         for key, value in QUICK.items():
@@ -106,21 +124,32 @@ def parse_args(argv=None, *, description=__doc__, pairs=PAIRS, epochs=EPOCHS, de
         parser.error(str(err))
     for name in ("epochs", "batch_size", "width"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}"
+            )
     return args
 
 
 def tflite_accuracy(tflite: bytes, x, y, threads: int, batch: int = 250):
     """Top-1 accuracy and predicted classes of the converted model (our delegate)."""
     interp = sbnn_keras.Interpreter(tflite, num_threads=threads)
-    preds = [np.argmax(interp.predict(x[i : i + batch].astype(np.float32)), axis=-1)
-             for i in range(0, len(x), batch)]
+    preds = [
+        np.argmax(interp.predict(x[i : i + batch].astype(np.float32)), axis=-1)
+        for i in range(0, len(x), batch)
+    ]
     preds = np.concatenate(preds)
     return float(np.mean(preds == y)), preds
 
 
-def run(args, *, dataset=DATASET, num_classes=NUM_CLASSES, build=build_model, callbacks=extra_callbacks,
-        pairs=PAIRS):
+def run(
+    args,
+    *,
+    dataset=DATASET,
+    num_classes=NUM_CLASSES,
+    build=build_model,
+    callbacks=extra_callbacks,
+    pairs=PAIRS,
+):
     """Train, report, convert and check; returns the results dict (also in results.json)."""
     started = time.time()
     out = Path(args.out)
@@ -139,19 +168,30 @@ def run(args, *, dataset=DATASET, num_classes=NUM_CLASSES, build=build_model, ca
     model = build(args)
     reg = sbnn_keras.SparsityRegularizer(
         tf.keras.losses.CategoricalCrossentropy(from_logits=True),
-        expected_connections=args.ec, gamma=args.gamma)
+        expected_connections=args.ec,
+        gamma=args.gamma,
+    )
     reg.bind(model)  # finds the SBNN layers (the float stem, shortcuts, classifier are not)
     in_table = [i for i, (e, g) in enumerate(pairs) if (e, g) == (args.ec, args.gamma)]
     origin = f"the authors' pair {in_table[0]}" if in_table else "not one of the authors' pairs"
-    print(f"model {model.name}: {model.count_params():,} parameters, {len(reg.layer_names)} "
-          f"SBNN layers; EC {args.ec}, gamma {args.gamma} ({origin})")
+    print(
+        f"model {model.name}: {model.count_params():,} parameters, {len(reg.layer_names)} "
+        f"SBNN layers; EC {args.ec}, gamma {args.gamma} ({origin})"
+    )
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     schedule = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
     model.compile(tf.keras.optimizers.Adam(schedule), loss=reg, metrics=["accuracy"])
 
     # 3. Train.
-    train = zoo.train_dataset(x_train, y_train, num_classes, args.batch_size,
-                              augment=not args.no_augment, mixup_alpha=args.mixup, seed=args.seed)
+    train = zoo.train_dataset(
+        x_train,
+        y_train,
+        num_classes,
+        args.batch_size,
+        augment=not args.no_augment,
+        mixup_alpha=args.mixup,
+        seed=args.seed,
+    )
     test = zoo.eval_dataset(x_test, y_test, num_classes, args.batch_size)
     cbs = callbacks(args) + [
         sbnn_keras.SparsityCallback(regularizer=reg),  # connections, K0/K1, lambda in the logs
@@ -170,9 +210,11 @@ def run(args, *, dataset=DATASET, num_classes=NUM_CLASSES, build=build_model, ca
     report.print()
     report.to_json(out / "sparsity_report.json")
     total = report.total
-    print(f"connections {total.connections:.4f} ({total.bits_per_weight:.3f} bits/weight), "
-          f"K0 {total.k0:.4f}, K1 {total.k1:.4f}, BOPs reduction {total.bops_reduction:.4f}, "
-          f"BParams reduction {total.bparams_reduction:.4f}")
+    print(
+        f"connections {total.connections:.4f} ({total.bits_per_weight:.3f} bits/weight), "
+        f"K0 {total.k0:.4f}, K1 {total.k1:.4f}, BOPs reduction {total.bops_reduction:.4f}, "
+        f"BParams reduction {total.bparams_reduction:.4f}"
+    )
     model.save(out / "model.keras")
 
     # 5. Convert: SbnnBconv2d with SBF1 filters near h(p) bits/weight.
@@ -182,23 +224,33 @@ def run(args, *, dataset=DATASET, num_classes=NUM_CLASSES, build=build_model, ca
     (out / "model.tflite").write_bytes(tflite)
     conversion.to_json(out / "conversion_report.json")
     print(str(conversion).splitlines()[-1])
-    print(f"model.tflite: {len(tflite):,} bytes ({len(tflite) / 2**20:.2f} MiB), "
-          f"{conversion.op_counts.get('SbnnBconv2d', 0)} SbnnBconv2d ops")
+    print(
+        f"model.tflite: {len(tflite):,} bytes ({len(tflite) / 2**20:.2f} MiB), "
+        f"{conversion.op_counts.get('SbnnBconv2d', 0)} SbnnBconv2d ops"
+    )
 
     # 6. Run the converted model with the project's delegate on test images.
     results_tflite = {}
     n_check = min(args.tflite_check, len(x_test))
     if n_check:
         t = time.time()
-        acc_tflite, preds = tflite_accuracy(tflite, x_test[:n_check], y_test[:n_check], args.threads)
+        acc_tflite, preds = tflite_accuracy(
+            tflite, x_test[:n_check], y_test[:n_check], args.threads
+        )
         keras_preds = np.argmax(model.predict(x_test[:n_check].astype(np.float32), verbose=0), -1)
         acc_keras = float(np.mean(keras_preds == y_test[:n_check]))
         agree = float(np.mean(keras_preds == preds))
         timings["tflite_check_s"] = time.time() - t
-        print(f"first {n_check} test images: Keras accuracy {acc_keras:.4f}, TFLite {acc_tflite:.4f}, "
-              f"same class for {100 * agree:.1f}%")
-        results_tflite = {"images": n_check, "keras_accuracy": acc_keras, "tflite_accuracy": acc_tflite,
-                          "agreement": agree}
+        print(
+            f"first {n_check} test images: Keras accuracy {acc_keras:.4f}, "
+            f"TFLite {acc_tflite:.4f}, same class for {100 * agree:.1f}%"
+        )
+        results_tflite = {
+            "images": n_check,
+            "keras_accuracy": acc_keras,
+            "tflite_accuracy": acc_tflite,
+            "agreement": agree,
+        }
 
     timings["total_s"] = time.time() - started
     results = {
@@ -215,8 +267,12 @@ def run(args, *, dataset=DATASET, num_classes=NUM_CLASSES, build=build_model, ca
         "tflite_bytes": len(tflite),
         "tflite_check": results_tflite,
         "timings": timings,
-        "machine": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
-                    "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {
+            "python": sys.version.split()[0],
+            "tensorflow": tf.__version__,
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     print(f"done in {timings['total_s']:.0f} s; results in {out / 'results.json'}")

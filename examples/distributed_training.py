@@ -48,8 +48,12 @@ from pathlib import Path
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--strategy", choices=["mirrored", "multiworker"], default="mirrored")
-    parser.add_argument("--cpu-replicas", type=int, default=0,
-                        help="split the CPU into N logical devices and mirror over them (no GPU needed)")
+    parser.add_argument(
+        "--cpu-replicas",
+        type=int,
+        default=0,
+        help="split the CPU into N logical devices and mirror over them (no GPU needed)",
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64, help="per replica")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -58,12 +62,17 @@ def parse_args(argv=None):
     parser.add_argument("--lambda-threshold", type=float, default=3e-3)
     parser.add_argument("--train-limit", type=int)
     parser.add_argument("--test-limit", type=int)
-    parser.add_argument("--no-convert", action="store_true", help="skip the conversion on the chief")
+    parser.add_argument(
+        "--no-convert", action="store_true", help="skip the conversion on the chief"
+    )
     parser.add_argument("--out", default="artifacts/distributed")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
-    parser.add_argument("--quick", action="store_true",
-                        help="2 logical CPU devices, 1 epoch on 2048 images, 1000 test images")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 logical CPU devices, 1 epoch on 2048 images, 1000 test images",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         if args.strategy == "mirrored" and not args.cpu_replicas:
@@ -89,7 +98,8 @@ def make_strategy(args):
     if args.cpu_replicas:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas)
+            cpu, [tf.config.LogicalDeviceConfiguration()] * args.cpu_replicas
+        )
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.MirroredStrategy()  # all GPUs, or the CPU if there is none
@@ -99,8 +109,11 @@ def is_chief(strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or resolver.task_type is None:
         return True
-    return resolver.task_type in ("chief", "worker") and resolver.task_id == 0 and (
-        resolver.task_type == "chief" or "chief" not in resolver.cluster_spec().as_dict())
+    return (
+        resolver.task_type in ("chief", "worker")
+        and resolver.task_id == 0
+        and (resolver.task_type == "chief" or "chief" not in resolver.cluster_spec().as_dict())
+    )
 
 
 def main(argv=None):
@@ -119,8 +132,10 @@ def main(argv=None):
     started = time.time()
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
-    print(f"{type(strategy).__name__}: {replicas} replicas "
-          f"({', '.join(strategy.extended.worker_devices)}); chief: {chief}")
+    print(
+        f"{type(strategy).__name__}: {replicas} replicas "
+        f"({', '.join(strategy.extended.worker_devices)}); chief: {chief}"
+    )
     tf.keras.utils.set_random_seed(args.seed)  # same initial weights and shuffling everywhere
 
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
@@ -129,18 +144,31 @@ def main(argv=None):
     global_batch = args.batch_size * replicas
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
-             .shuffle(len(x_train), seed=args.seed).batch(global_batch).with_options(options))
-    test = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(global_batch).with_options(options)
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=args.seed)
+        .batch(global_batch)
+        .with_options(options)
+    )
+    test = (
+        tf.data.Dataset.from_tensor_slices((x_test, y_test))
+        .batch(global_batch)
+        .with_options(options)
+    )
 
     # Model, regularizer and bind inside the scope: their variables are mirrored.
     with strategy.scope():
         model = fashion_mnist_cnn(kernel_quantizer="sbnn_learned")
         reg = sbnn_keras.SparsityRegularizer(
-            "sparse_categorical_crossentropy", expected_connections=args.ec, gamma=args.gamma,
-            lambda_threshold=args.lambda_threshold).bind(model)
+            "sparse_categorical_crossentropy",
+            expected_connections=args.ec,
+            gamma=args.gamma,
+            lambda_threshold=args.lambda_threshold,
+        ).bind(model)
         steps = args.epochs * -(-len(x_train) // global_batch)
-        optimizer = tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.CosineDecay(args.lr, steps))
+        optimizer = tf.keras.optimizers.Adam(
+            tf.keras.optimizers.schedules.CosineDecay(args.lr, steps)
+        )
         model.compile(optimizer, loss=reg, metrics=["accuracy"])
 
     out = Path(args.out)
@@ -153,23 +181,37 @@ def main(argv=None):
     # (ON_READ variables); calling the model outside the replicas reads their mean,
     # which is what model.save and convert see.
     _, accuracy = model.evaluate(test, verbose=0)
-    merged = np.concatenate([np.argmax(model(x_test[i : i + 500], training=False), -1)
-                             for i in range(0, len(x_test), 500)])
+    merged = np.concatenate(
+        [
+            np.argmax(model(x_test[i : i + 500], training=False), -1)
+            for i in range(0, len(x_test), 500)
+        ]
+    )
     merged_accuracy = float(np.mean(merged == y_test))
     report = sbnn_keras.sparsity_report(model)
-    print(f"test accuracy {accuracy:.4f} (distributed evaluate), {merged_accuracy:.4f} (replicas' "
-          f"mean BatchNorm statistics, as saved); connections {report.total.connections:.4f}; "
-          f"last step (first replica): {reg.values()}")
+    print(
+        f"test accuracy {accuracy:.4f} (distributed evaluate), {merged_accuracy:.4f} (replicas' "
+        f"mean BatchNorm statistics, as saved); connections {report.total.connections:.4f}; "
+        f"last step (first replica): {reg.values()}"
+    )
 
     # Every worker saves and reads the weights (both are collective for the BatchNorm
     # statistics); only the chief keeps its copy.
     save_dir = out if chief else Path(tempfile.mkdtemp(prefix="sbnn_worker_"))
     model.save(save_dir / "model.keras")
     weights = model.get_weights()
-    results = {"strategy": type(strategy).__name__, "replicas": replicas, "global_batch": global_batch,
-               "test_accuracy": float(accuracy), "test_accuracy_saved": merged_accuracy, "connections": report.total.connections,
-               "bits_per_weight": report.total.bits_per_weight, "k0": report.total.k0,
-               "k1": report.total.k1, "last_step": reg.values()}
+    results = {
+        "strategy": type(strategy).__name__,
+        "replicas": replicas,
+        "global_batch": global_batch,
+        "test_accuracy": float(accuracy),
+        "test_accuracy_saved": merged_accuracy,
+        "connections": report.total.connections,
+        "bits_per_weight": report.total.bits_per_weight,
+        "k0": report.total.k0,
+        "k1": report.total.k1,
+        "last_step": reg.values(),
+    }
     if chief:
         report.print()
         report.to_json(out / "sparsity_report.json")

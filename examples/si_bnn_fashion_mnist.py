@@ -47,7 +47,12 @@ from sbnn_keras.models import fashion_mnist_cnn
 
 zoo.exclude_tf_keras_from_autograph()  # much faster first training step (see sbnn_keras.zoo)
 
-QUICK = {"epochs": 1, "train_limit": 3000, "test_limit": 1000, "blocks": ((32, False), (32, True), (64, False), (64, True))}
+QUICK = {
+    "epochs": 1,
+    "train_limit": 3000,
+    "test_limit": 1000,
+    "blocks": ((32, False), (32, True), (64, False), (64, True)),
+}
 
 
 def parse_args(argv=None):
@@ -61,13 +66,20 @@ def parse_args(argv=None):
     parser.add_argument("--train-limit", type=int, help="use the first N training images")
     parser.add_argument("--test-limit", type=int, help="use the first N test images")
     parser.add_argument("--threads", type=int, default=2, help="threads of the TFLite run")
-    parser.add_argument("--tolerance", type=float, default=0.005,
-                        help="largest accepted |TFLite accuracy - Keras accuracy|")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.005,
+        help="largest accepted |TFLite accuracy - Keras accuracy|",
+    )
     parser.add_argument("--out", default="artifacts/si_bnn_fashion_mnist")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 epoch on 3000 images, narrower network, 1000 test images")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 epoch on 3000 images, narrower network, 1000 test images",
+    )
     args = parser.parse_args(argv)
     args.blocks = None
     if args.quick:
@@ -110,15 +122,26 @@ def main(argv=None):
     # Binary layers with {0, +1} inputs ("si_bnn", trainable thresholds) and learned
     # {alpha, beta} kernels ("sbnn_learned"); stem and classifier stay float.
     kwargs = {"blocks": args.blocks} if args.blocks else {}
-    model = fashion_mnist_cnn(kernel_quantizer="sbnn_learned", input_quantizer="si_bnn",
-                              name="si_bnn_cnn", **kwargs)
-    reg = sbnn_keras.SparsityRegularizer("sparse_categorical_crossentropy", expected_connections=args.ec,
-                                         gamma=args.gamma, lambda_threshold=args.lambda_threshold)
+    model = fashion_mnist_cnn(
+        kernel_quantizer="sbnn_learned", input_quantizer="si_bnn", name="si_bnn_cnn", **kwargs
+    )
+    reg = sbnn_keras.SparsityRegularizer(
+        "sparse_categorical_crossentropy",
+        expected_connections=args.ec,
+        gamma=args.gamma,
+        lambda_threshold=args.lambda_threshold,
+    )
     steps = args.epochs * -(-len(x_train) // args.batch_size)
     optimizer = tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.CosineDecay(args.lr, steps))
     model.compile(optimizer, loss=reg.bind(model), metrics=["accuracy"])
-    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose,
-              callbacks=[sbnn_keras.SparsityCallback(regularizer=reg)])
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=args.verbose,
+        callbacks=[sbnn_keras.SparsityCallback(regularizer=reg)],
+    )
     _, keras_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
     print(f"test accuracy (Keras): {keras_accuracy:.4f}")
 
@@ -131,26 +154,39 @@ def main(argv=None):
     print("binary layer    threshold t (min / mean / max)   activations = 1")
     for layer in sbnn_layers(model):
         t = layer.input_quantizer.threshold.numpy()
-        thresholds[layer.name] = {"min": float(t.min()), "mean": float(t.mean()), "max": float(t.max())}
-        print(f"{layer.name:<15} {t.min():+.3f} / {t.mean():+.3f} / {t.max():+.3f}"
-              f"{100 * density[layer.name]:>21.1f}%")
+        thresholds[layer.name] = {
+            "min": float(t.min()),
+            "mean": float(t.mean()),
+            "max": float(t.max()),
+        }
+        print(
+            f"{layer.name:<15} {t.min():+.3f} / {t.mean():+.3f} / {t.max():+.3f}"
+            f"{100 * density[layer.name]:>21.1f}%"
+        )
 
     # Convert (SbnnBconv2d with SBF1 filters) and run with the project's delegate.
     tflite, conversion = sbnn_keras.convert_with_report(model, flavor="sparse")
     (out / "model.tflite").write_bytes(tflite)
     print(str(conversion).splitlines()[-1])
-    print(f"model.tflite: {len(tflite):,} bytes, {conversion.op_counts.get('SbnnBconv2d', 0)} SbnnBconv2d ops")
+    print(
+        f"model.tflite: {len(tflite):,} bytes, "
+        f"{conversion.op_counts.get('SbnnBconv2d', 0)} SbnnBconv2d ops"
+    )
     interp = sbnn_keras.Interpreter(tflite, num_threads=args.threads)
-    probs = np.concatenate([interp.predict(x_test[i : i + 500]) for i in range(0, len(x_test), 500)])
+    probs = np.concatenate(
+        [interp.predict(x_test[i : i + 500]) for i in range(0, len(x_test), 500)]
+    )
     tflite_pred = probs.argmax(-1)
     keras_pred = model.predict(x_test, batch_size=500, verbose=0).argmax(-1)
     tflite_accuracy = float(np.mean(tflite_pred == y_test))
     agreement = float(np.mean(tflite_pred == keras_pred))
     difference = abs(tflite_accuracy - float(keras_accuracy))
     ok = difference <= args.tolerance
-    print(f"test accuracy (TFLite, sbnn delegate): {tflite_accuracy:.4f}; Keras {keras_accuracy:.4f}; "
-          f"same class for {100 * agreement:.2f}% of the images -> {'OK' if ok else 'MISMATCH'} "
-          f"(tolerance {args.tolerance})")
+    print(
+        f"test accuracy (TFLite, sbnn delegate): {tflite_accuracy:.4f}; "
+        f"Keras {keras_accuracy:.4f}; same class for {100 * agreement:.2f}% of the images "
+        f"-> {'OK' if ok else 'MISMATCH'} (tolerance {args.tolerance})"
+    )
 
     results = {
         "keras_accuracy": float(keras_accuracy),

@@ -83,8 +83,15 @@ __all__ = [
 _PACKAGE = "sbnn_keras"
 
 #: (EC, gamma) pairs of the SBNN authors' code, CIFAR-10 / binarized ResNet-18.
-CIFAR10_PAIRS = ((0.25, 0.02), (0.10, 0.04), (0.05, 0.07), (0.04, 0.07), (0.03, 0.08),
-                 (0.02, 0.08), (0.01, 0.10))
+CIFAR10_PAIRS = (
+    (0.25, 0.02),
+    (0.10, 0.04),
+    (0.05, 0.07),
+    (0.04, 0.07),
+    (0.03, 0.08),
+    (0.02, 0.08),
+    (0.01, 0.10),
+)
 #: (EC, gamma) pairs of the SBNN authors' code, CIFAR-100 / ReActNet-18.
 CIFAR100_PAIRS = ((0.05, 0.05), (0.04, 0.05), (0.03, 0.05), (0.02, 0.06), (0.01, 0.07))
 
@@ -227,7 +234,9 @@ class EdeSign(lq.quantizers.SteSign):
     def __init__(self, t_min: float = EDE_T_MIN, t_max: float = EDE_T_MAX, **kwargs):
         kwargs.pop("clip_value", None)
         if not (0 < t_min <= t_max):
-            raise ValueError(f"EdeSign: need 0 < t_min <= t_max, got t_min={t_min!r}, t_max={t_max!r}.")
+            raise ValueError(
+                f"EdeSign: need 0 < t_min <= t_max, got t_min={t_min!r}, t_max={t_max!r}."
+            )
         self.t_min = float(t_min)
         self.t_max = float(t_max)
         super().__init__(clip_value=None, **kwargs)
@@ -276,7 +285,8 @@ class IrNetSbnnQuantizer(sbnn_quantizers.SbnnQuantizer):
     ):
         if not (0 < t_min <= t_max):
             raise ValueError(
-                f"IrNetSbnnQuantizer: need 0 < t_min <= t_max, got t_min={t_min!r}, t_max={t_max!r}."
+                "IrNetSbnnQuantizer: need 0 < t_min <= t_max, "
+                f"got t_min={t_min!r}, t_max={t_max!r}."
             )
         self.t_min = float(t_min)
         self.t_max = float(t_max)
@@ -421,8 +431,7 @@ class RPReLU(tf.keras.layers.Layer):
 def custom_objects() -> dict:
     """The zoo's classes by name (for ``tf.keras.models.load_model``)."""
     return {
-        cls.__name__: cls
-        for cls in (EdeSign, IrNetSbnnQuantizer, HardTanh, LearnableBias, RPReLU)
+        cls.__name__: cls for cls in (EdeSign, IrNetSbnnQuantizer, HardTanh, LearnableBias, RPReLU)
     }
 
 
@@ -432,7 +441,9 @@ def _normalization(dataset, input_shape):
     mean = [255.0 * m for m in mean]
     var = [(255.0 * s) ** 2 for s in std]
     if input_shape[-1] != len(mean):
-        raise ValueError(f"normalization of {dataset!r} needs 3 channels, got input_shape {input_shape}.")
+        raise ValueError(
+            f"normalization of {dataset!r} needs 3 channels, got input_shape {input_shape}."
+        )
     return tf.keras.layers.Normalization(mean=mean, variance=var, name="normalize")
 
 
@@ -493,8 +504,14 @@ def irnet_resnet18(
 
     def bconv(x, filters, strides, tag):
         return sbnn_layers.QuantConv2D(
-            filters, 3, strides=strides, padding="same", use_bias=False,
-            input_quantizer=iq(), kernel_quantizer=kq(), kernel_constraint=kc(),
+            filters,
+            3,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            input_quantizer=iq(),
+            kernel_quantizer=kq(),
+            kernel_constraint=kc(),
             name=f"{tag}_bconv",
         )(x)
 
@@ -563,7 +580,9 @@ def reactnet18(
         An uncompiled, built ``tf.keras.Model`` that outputs logits.
     """
     widths = _stage_widths(width)
-    kq = _factory(kernel_quantizer, lambda: sbnn_quantizers.SbnnQuantizer("learned", clip_value=1.5))
+    kq = _factory(
+        kernel_quantizer, lambda: sbnn_quantizers.SbnnQuantizer("learned", clip_value=1.5)
+    )
     iq = _factory(input_quantizer, None)
     kc = _factory(kernel_constraint, lambda: lq.constraints.WeightClip(1.5))
 
@@ -583,15 +602,23 @@ def reactnet18(
             shortcut = x
             if strides != 1 or x.shape[-1] != filters:
                 if strides != 1:
-                    shortcut = tf.keras.layers.AveragePooling2D(2, name=f"{tag}_short_pool")(shortcut)
-                shortcut = tf.keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{tag}_short_conv")(
-                    shortcut
-                )
+                    shortcut = tf.keras.layers.AveragePooling2D(2, name=f"{tag}_short_pool")(
+                        shortcut
+                    )
+                shortcut = tf.keras.layers.Conv2D(
+                    filters, 1, use_bias=False, name=f"{tag}_short_conv"
+                )(shortcut)
                 shortcut = bn(shortcut, f"{tag}_short")
             y = LearnableBias(name=f"{tag}_rsign_bias")(x)
             y = sbnn_layers.QuantConv2D(
-                filters, 3, strides=strides, padding="same", use_bias=False,
-                input_quantizer=iq(), kernel_quantizer=kq(), kernel_constraint=kc(),
+                filters,
+                3,
+                strides=strides,
+                padding="same",
+                use_bias=False,
+                input_quantizer=iq(),
+                kernel_quantizer=kq(),
+                kernel_constraint=kc(),
                 name=f"{tag}_bconv",
             )(y)
             y = bn(y, tag)
@@ -608,7 +635,9 @@ def _factory(spec, default):
         return default if default is not None else (lambda: None)
     if isinstance(spec, str):
         return lambda: spec  # larq resolves names per layer
-    if callable(spec) and not isinstance(spec, (tf.keras.layers.Layer, tf.keras.constraints.Constraint)):
+    if callable(spec) and not isinstance(
+        spec, (tf.keras.layers.Layer, tf.keras.constraints.Constraint)
+    ):
         return spec
     if hasattr(spec, "get_config"):
         return lambda: spec.__class__.from_config(spec.get_config())
@@ -616,7 +645,9 @@ def _factory(spec, default):
 
 
 # --------------------------------------------------------------------------- data
-def load_cifar(name: str = "cifar10", split: str = "train", data_dir=None, limit: int | None = None):
+def load_cifar(
+    name: str = "cifar10", split: str = "train", data_dir=None, limit: int | None = None
+):
     """A CIFAR split from tensorflow-datasets as NumPy ``(x uint8 [N,32,32,3], y int64 [N])``.
 
     Args:
@@ -663,8 +694,15 @@ def _augment(image):
     return tf.image.random_flip_left_right(image)
 
 
-def train_dataset(x, y, num_classes: int, batch_size: int = 512, augment: bool = True,
-                  mixup_alpha: float = 1.0, seed: int | None = None) -> tf.data.Dataset:
+def train_dataset(
+    x,
+    y,
+    num_classes: int,
+    batch_size: int = 512,
+    augment: bool = True,
+    mixup_alpha: float = 1.0,
+    seed: int | None = None,
+) -> tf.data.Dataset:
     """The training pipeline: shuffle, crop (padding 4) and flip, batch, mixup.
 
     Images stay in the 0..255 range (the models normalize them); labels become
