@@ -18,6 +18,7 @@ single-device gradient (the formula is linear in ``L``).
 from __future__ import annotations
 
 import numbers
+import os
 
 from sbnn_keras import _compat
 
@@ -330,6 +331,13 @@ def custom_objects() -> dict:
     }
 
 
+def _is_saved_model(filepath) -> bool:
+    try:
+        return os.path.isfile(os.path.join(os.fspath(filepath), "saved_model.pb"))
+    except TypeError:
+        return False
+
+
 def load_model(filepath, compile: bool = True, **kwargs):
     """``tf.keras.models.load_model`` that also re-binds a saved SparsityRegularizer.
 
@@ -337,13 +345,19 @@ def load_model(filepath, compile: bool = True, **kwargs):
         filepath: a ``.keras``, ``.h5`` or SavedModel path.
         compile: as in Keras; when True and the model was compiled with a
             ``SparsityRegularizer``, that regularizer is bound to the loaded model so
-            ``fit`` resumes with the same EC and gamma.
+            ``fit`` resumes with the same EC and gamma. The optimizer's state
+            (iterations, moments) comes back from every format, SavedModel included.
         **kwargs: passed to ``tf.keras.models.load_model``.
     """
     kwargs.setdefault("custom_objects", {}).update(
         {k: v for k, v in custom_objects().items() if k not in kwargs["custom_objects"]}
     )
     model = tf.keras.models.load_model(filepath, compile=compile, **kwargs)
+    if compile and getattr(model, "optimizer", None) is not None and _is_saved_model(filepath):
+        # tf_keras leaves a SavedModel's optimizer state (iterations, slots) behind
+        # (tensorflow issue 44670); reading the checkpoint again restores it, so
+        # training resumes exactly where it stopped, as from .keras / .h5.
+        model.load_weights(filepath).expect_partial()
     loss = getattr(model, "loss", None)
     if isinstance(loss, SparsityRegularizer):
         loss.bind(model)
