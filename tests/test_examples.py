@@ -9,6 +9,7 @@ before TensorFlow initializes its devices, which this process has long done.
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -224,6 +225,46 @@ def test_distributed_training_multiworker(tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["strategy"] == "CollectiveAllReduceStrategy" and results["replicas"] == 2
     assert results["tflite_accuracy"] == pytest.approx(results["test_accuracy_saved"], abs=0.01)
+
+
+def test_deployment_guide_bench_script(tmp_path):
+    """docs/deployment.md's bench_litert.py (ai-edge-litert, no TensorFlow), run here with
+    the x86-64 build of the delegate on a converted model."""
+    pytest.importorskip("ai_edge_litert")
+    from sbnn_keras.models import fashion_mnist_cnn
+
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    found = re.search(r"```python\n(# bench_litert\.py\n.*?)```", text, re.S)
+    assert found, "bench_litert.py block not found in docs/deployment.md"
+    script = tmp_path / "bench_litert.py"
+    script.write_text(found.group(1))
+    model = fashion_mnist_cnn(blocks=((32, False), (32, True)), stem_filters=8)
+    (tmp_path / "model.tflite").write_bytes(sbnn_keras.convert(model, flavor="sparse"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "model.tflite"),
+            "--delegate",
+            sbnn_keras.runtime.library_path(),
+            "--threads",
+            "1",
+            "2",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+        ],
+        check=False,
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert re.search(r"1 thread\(s\): median [0-9.]+ ms", proc.stdout), proc.stdout
+    assert "2 thread(s): median" in proc.stdout
 
 
 @pytest.mark.parametrize(
