@@ -84,19 +84,19 @@ def parse_args(
     choice.add_argument("--pair", type=int, help="index of the authors' (EC, gamma) pair")
     choice.add_argument("--ec", type=float, help="expected connections (gamma from the table)")
     parser.add_argument("--gamma", type=float, help="override gamma (0 turns the term off)")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=512)
+    defaults = {"epochs": epochs, "batch_size": 512, "width": 64, "tflite_check": 1000}
+    parser.add_argument("--epochs", type=int, help=f"default {epochs}")
+    parser.add_argument("--batch-size", type=int, help="default 512")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam, cosine decay to 0")
     parser.add_argument("--mixup", type=float, default=1.0, help="mixup alpha (0: off)")
     parser.add_argument("--no-augment", action="store_true", help="no crops/flips")
-    parser.add_argument("--width", type=int, default=64, help="channels of the first stage")
+    parser.add_argument("--width", type=int, help="channels of the first stage (default 64)")
     parser.add_argument("--train-limit", type=int, help="use the first N training images")
     parser.add_argument("--test-limit", type=int, help="use the first N test images")
     parser.add_argument(
         "--tflite-check",
         type=int,
-        default=1000,
-        help="test images run through the converted model (0: skip)",
+        help="test images run through the converted model (0: skip; default 1000)",
     )
     parser.add_argument("--threads", type=int, default=2, help="threads of the TFLite check")
     parser.add_argument("--data-dir", help="tensorflow-datasets data directory")
@@ -111,13 +111,9 @@ def parse_args(
         help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
     )
     args = parser.parse_args(argv)
-    if args.quick:  # only where the user did not set the value
-        for key, value in QUICK.items():
-            if key in ("epochs", "width", "batch_size", "tflite_check"):
-                if getattr(args, key) == parser.get_default(key):
-                    setattr(args, key, value)
-            elif getattr(args, key) is None:
-                setattr(args, key, value)
+    for key, value in {**defaults, **(QUICK if args.quick else {})}.items():
+        if getattr(args, key) is None:  # values given on the command line win
+            setattr(args, key, value)
     try:
         args.ec, args.gamma = zoo.select_pair(pairs, ec=args.ec, pair=args.pair, gamma=args.gamma)
     except ValueError as err:

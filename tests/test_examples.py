@@ -294,8 +294,10 @@ def test_cifar_bad_arguments(capsys):
     assert "not one of the authors' pairs" in err and "0..6" in err
     args = module.parse_args(["--ec", "0.07", "--gamma", "0.05"])
     assert (args.ec, args.gamma) == (0.07, 0.05)
-    quick = module.parse_args(["--quick", "--width", "32"])
-    assert (quick.width, quick.epochs, quick.train_limit) == (32, 1, 512)  # explicit values win
+    quick = module.parse_args(["--quick", "--width", "32", "--batch-size", "512"])
+    assert (quick.width, quick.batch_size, quick.epochs, quick.train_limit) == (32, 512, 1, 512)
+    full = module.parse_args([])
+    assert (full.epochs, full.batch_size, full.width, full.train_limit) == (500, 512, 64, None)
 
 
 # ----------------------------------------------------------------- sbnn_keras.zoo
