@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
+import mmap
 import threading
 import time
 
@@ -112,7 +113,11 @@ def test_memory_probe_sees_a_leak():
     for i in range(101):
         if i % 10 == 0:
             mem.sample(i)
-        kept.append(np.ones(80 * 1024, np.uint8))  # touched pages: resident
+        # a fresh anonymous mapping, fully written: new resident pages that no
+        # allocator free list can hide (np.ones could reuse memory freed earlier)
+        block = mmap.mmap(-1, 80 * 1024)
+        block.write(b"\x01" * (80 * 1024))
+        kept.append(block)
     with pytest.raises(AssertionError, match="RSS grew"):
         mem.check()
 
