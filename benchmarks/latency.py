@@ -443,6 +443,11 @@ def main():
     )
     p.add_argument("--json", default=str(ROOT / "docs" / "data" / "latency.json"))
     p.add_argument("--markdown", metavar="JSON", help="only print the tables of a result JSON")
+    p.add_argument(
+        "--perf-only",
+        action="store_true",
+        help="only redo the perf profiles (and binary ops/s) of the models in --json",
+    )
     a = p.parse_args()
     if a.markdown:
         print(markdown(json.loads(Path(a.markdown).read_text())))
@@ -473,6 +478,8 @@ def main():
     global DENSE_KERNEL
     if not result["machine"]["avx512_vpopcntdq"]:
         DENSE_KERNEL = None
+    if a.perf_only:
+        return redo_perf(a, source)
     result["machine"]["delegate_copied_from"] = str(source)
     result["machine"]["delegate_option"] = a.delegate
     result["machine"]["tflite_sources_newer_than_library"] = stale[:20]
@@ -553,12 +560,12 @@ def binary_ops(entry, prof, peak) -> dict:
     out = {"peak_bops": peak["xor_popcnt_add"]["bops"]}
     tiles = cats.get("bconv dot: popcount tiles", 0) / 100 * cpu_ms
     gather = cats.get("bconv patch gather / driver", 0) / 100 * cpu_ms
+    sparse = cats.get("sparse bit-plane kernel", 0) / 100 * cpu_ms
     branches = entry["threads"].get(1, {}).get("goals", {}).get("binary_branches_cpu_ms")
-    for name, ms in (
-        ("dot_tiles", tiles),
-        ("dot_tiles_and_gather", tiles + gather),
-        ("binary_branches", branches),
-    ):
+    # dense layers only when no layer chose a sparse kernel
+    rows = [("dot_tiles", tiles), ("dot_tiles_and_gather", tiles + gather)] if not sparse else []
+    rows += [("all_conv_kernels", tiles + gather + sparse), ("binary_branches", branches)]
+    for name, ms in rows:
         if ms:
             out[name] = {
                 "ms": ms,
@@ -566,6 +573,21 @@ def binary_ops(entry, prof, peak) -> dict:
                 "share_of_peak": ops / (ms * 1e-3) / out["peak_bops"],
             }
     return out
+
+
+def redo_perf(a, source):
+    """--perf-only: new perf profiles for the models of an existing result JSON."""
+    result = json.loads(Path(a.json).read_text())
+    for stem, entry in result["models"].items():
+        files = model_files(stem)  # cached: the same bytes
+        assert len(files["binary"]) == entry["file_bytes"]["binary"]
+        entry["perf_profile"] = prof = perf_profile(PATHS[f"{stem}-binary"], a)
+        entry["perf_profile"]["note"] = (
+            f"redone with --perf-only (delegate {source}, load {os.getloadavg()[0]:.1f})"
+        )
+        entry["binary_ops_per_second"] = binary_ops(entry, prof, result["popcount_peak"])
+    write(result, a.json)
+    print(markdown(result))
 
 
 def perf_profile(path, a) -> dict:
@@ -748,7 +770,12 @@ def markdown(result) -> str:
                 f"\n**{stem}: binary ops per second** ({entry['binary_macs'] / 1e6:.0f} M binary MACs per image)\n"
             )
             out.append("| measured over | ms | TBOPS | share of peak |\n|---|---:|---:|---:|")
-            for name in ("dot_tiles", "dot_tiles_and_gather", "binary_branches"):
+            for name in (
+                "dot_tiles",
+                "dot_tiles_and_gather",
+                "all_conv_kernels",
+                "binary_branches",
+            ):
                 if name in bops:
                     b = bops[name]
                     out.append(
@@ -791,15 +818,16 @@ def markdown(result) -> str:
             + " |"
         )
         out.append("|---|---:|---:|---:|" + "---:|" * len(entry["threads"]))
-        for name in entry["file_bytes"]:
+        for name in next(iter(entry["threads"].values()))["results"]:
+            file = name.replace("_dense", "")
             cells = [
                 f"{entry['threads'][t]['results'][name]['median_ms']:.3f} "
                 f"({entry['threads'][t]['results'][name]['cpu_median_ms']:.3f})"
                 for t in entry["threads"]
             ]
             out.append(
-                f"| {name} | {entry['file_bytes'][name]} | {st[name]['filter_bytes']} | "
-                f"{st[name]['bits_per_weight']:.3f} | " + " | ".join(cells) + " |"
+                f"| {name} | {entry['file_bytes'][file]} | {st[file]['filter_bytes']} | "
+                f"{st[file]['bits_per_weight']:.3f} | " + " | ".join(cells) + " |"
             )
         first = next(iter(entry["threads"].values()))["describe"]["ours_sbnn_sparse"].splitlines()
         kernels = kernel_counts("\n".join(first))

@@ -5,9 +5,9 @@ TFLite's Python interpreter cannot profile ops, so this runs the model's invoke
 loop in a child process and attaches Linux ``perf record`` to it after the
 warm-up (imports and model loading are not sampled), then groups the samples by
 function into categories: the binary dot product (popcount tiles), the patch
-gather of the gathered-bgemm driver, the bconv2d output transform, quantize
-(float -> bits), other delegate code, XNNPACK (float ops), other TFLite code,
-Python, the kernel.
+gather of the gathered-bgemm driver, the sparse bit-plane kernels, the bconv2d
+output transform, quantize (float -> bits), other delegate code, XNNPACK (float
+ops), other TFLite code, Python, the kernel.
 
     python benchmarks/perf_profile.py build/latency/cifar-binary-*.tflite --seconds 10
     python benchmarks/perf_profile.py MODEL.tflite --threads 2 --json out.json
@@ -35,6 +35,10 @@ CATEGORIES = [
     ("XNNPACK (float ops)", r"\bxnn_|pthreadpool"),
     ("bconv dot: popcount tiles", r"::tile<|bconv2d_dot|reference_dot|Bconv2dReference"),
     ("bconv patch gather / driver", r"run_gemm|gather|make_gemm_kernel|pack_filter"),
+    (
+        "sparse bit-plane kernel",
+        r"bitplane|Bitplane|count_planes|process_channels|emit_run|build_band|Avx512Impl|sparse",
+    ),
     ("bconv output transform", r"Bconv2dOp|bconv2d.*transform|OutputTransform"),
     ("quantize (float -> bits)", r"QuantizeOp|bitpack"),
     ("bmaxpool / dequantize", r"BMaxPool|DequantizeOp"),
@@ -88,9 +92,12 @@ def categorize(report: str) -> dict:
                 break
         else:
             shares["other"] += pct
-        if len(top) < 15:
-            top.append((pct, dso, sym[:90]))
-    return {"categories": {k: round(v, 2) for k, v in shares.items() if v > 0}, "top": top}
+        top.append((pct, dso, sym[:120]))
+    return {
+        "categories": {k: round(v, 2) for k, v in shares.items() if v > 0},
+        "top": top[:15],
+        "functions": [t for t in top if t[0] >= 0.05],
+    }
 
 
 def main():
