@@ -561,7 +561,8 @@ def binary_ops(entry, prof, peak) -> dict:
     tiles = cats.get("bconv dot: popcount tiles", 0) / 100 * cpu_ms
     gather = cats.get("bconv patch gather / driver", 0) / 100 * cpu_ms
     sparse = cats.get("sparse bit-plane kernel", 0) / 100 * cpu_ms
-    branches = entry["threads"].get(1, {}).get("goals", {}).get("binary_branches_cpu_ms")
+    one = entry["threads"].get(1) or entry["threads"].get("1") or {}  # "1" once read from JSON
+    branches = one.get("goals", {}).get("binary_branches_cpu_ms")
     # dense layers only when no layer chose a sparse kernel
     rows = [("dot_tiles", tiles), ("dot_tiles_and_gather", tiles + gather)] if not sparse else []
     rows += [("all_conv_kernels", tiles + gather + sparse), ("binary_branches", branches)]
