@@ -9,7 +9,8 @@ and Si-BNN inputs, a model ending with binary dense layers) are converted
 * by ``sbnn_keras.convert`` with the flavors ``"lce"``, ``"sparse"`` and ``"auto"``,
 
 and run by our delegate in ``tf.lite.Interpreter`` and ``ai_edge_litert`` with 1
-and 2 threads, by LCE's reference interpreter (``use_reference_bconv=True``, the
+and 2 threads (kernel "auto": dense or sparse per layer; and the reference kernel),
+by LCE's reference interpreter (``use_reference_bconv=True``, the
 oracle), by LCE's optimized interpreter, and by Keras.
 
 Why the tolerances can be tight. A binary network is discontinuous: a float
@@ -418,8 +419,8 @@ def _as_list(out):
     return out if isinstance(out, list) else [out]
 
 
-def run_ours(data, x, runtime_name, threads, batch1=False):
-    interp = runtime.Interpreter(data, num_threads=threads, runtime=runtime_name)
+def run_ours(data, x, runtime_name, threads, batch1=False, kernel="auto"):
+    interp = runtime.Interpreter(data, num_threads=threads, runtime=runtime_name, kernel=kernel)
     if batch1:
         per_sample = [_as_list(interp.predict(x[i : i + 1])) for i in range(len(x))]
         return [np.concatenate(parts) for parts in zip(*per_sample)], interp.describe()
@@ -565,15 +566,18 @@ def test_runtimes_agree(arch, path):
             errors[f"{name} vs lce_ref"] = assert_close(
                 run_lce(data, x, **kwargs), ref, f"{arch}/{path}: {name}"
             )
-    for rt in RUNTIMES:
-        for threads in (1, 2):
-            out, desc = run_ours(data, x, rt, threads, batch1=arch in BATCH1_ONLY)
-            errors[f"{rt} t{threads} vs lce_ref"] = assert_close(
-                out, ref, f"{arch}/{path}: ours {rt} t{threads}"
-            )
-            assert "kernel=" in desc
+    kernels = set()
+    configs = [(rt, threads, "auto") for rt in RUNTIMES for threads in (1, 2)]
+    configs.append(("tensorflow", 1, "reference"))  # the portable reference kernel
+    for rt, threads, kernel in configs:
+        out, desc = run_ours(data, x, rt, threads, batch1=arch in BATCH1_ONLY, kernel=kernel)
+        name = f"{rt} t{threads} {kernel}"
+        errors[f"{name} vs lce_ref"] = assert_close(out, ref, f"{arch}/{path}: ours {name}")
+        # after an invoke: "auto" chooses per layer (dense or sparse) at the first invoke
+        kernels |= {line.split("kernel=")[1] for line in desc.splitlines()[1:] if "kernel=" in line}
+    assert kernels, desc
     print(
-        f"{arch}/{path}: {len(ref)} tensors, max relative error",
+        f"{arch}/{path}: {len(ref)} tensors, kernels {sorted(kernels)}, max relative error",
         {k: f"{v:.1e}" for k, v in errors.items()},
     )
 
