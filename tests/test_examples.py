@@ -339,7 +339,23 @@ def test_irnet_quantizer_forward_and_config():
     np.testing.assert_allclose(q(w).numpy(), np.where(w.numpy() >= 0, 0.5, -0.9), rtol=1e-6)
     assert q.scales(w)["beta"] == pytest.approx(0.5)
     clone = zoo.IrNetSbnnQuantizer.from_config(q.get_config())
-    assert (clone.scale, clone.t_min, clone.t_max, clone.clip_value) == ("learned", 0.1, 10.0, 1.5)
+    assert (clone.scale, clone.t_min, clone.t_max, clone.clip_value, clone.standardize) == (
+        "learned",
+        0.1,
+        10.0,
+        1.5,
+        "window",
+    )
+    # "window": the EDE's window in units of the channel's std, no 1/std gain
+    q.t.assign(2.0)
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        y = tf.reduce_sum(q(w))
+    std = np.std(w.numpy().reshape(-1, 8), axis=0)
+    expected = 0.7 * 1.0 * 2.0 * (1 - np.tanh(2.0 * w.numpy() / std) ** 2)
+    np.testing.assert_allclose(tape.gradient(y, w).numpy(), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="standardize"):
+        zoo.IrNetSbnnQuantizer(standardize=True)
     sign = zoo.EdeSign.from_config(zoo.EdeSign(t_min=0.2).get_config())
     assert sign.t_min == 0.2 and sign.precision == 1
 
