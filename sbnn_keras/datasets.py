@@ -19,6 +19,7 @@ the file instead of garbage arrays.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import socket
 import struct
@@ -220,27 +221,35 @@ def _online(host: str = "storage.googleapis.com", port: int = 443, timeout: floa
         return False
 
 
-def _tfds_builder(data_dir):
-    """The tfds builder for fashion_mnist, or None if tfds is not importable."""
+class _QuietAbsl:
+    """Silence absl's Python logger (tfds warns about empty version folders while probing)."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("absl")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+
+
+def _tfds_probe(data_dir):
+    """``(builder, prepared)`` for tfds' fashion_mnist; ``(None, False)`` without tfds."""
     try:
         import sbnn_keras  # noqa: F401  (legacy Keras before TF)
         import tensorflow_datasets as tfds
     except Exception:  # noqa: BLE001 - any import problem means "not available"
-        return None
-    try:
-        from absl import logging as absl_logging
-    except ImportError:  # pragma: no cover
-        absl_logging = None
-    old = absl_logging.get_verbosity() if absl_logging else None
-    try:
-        if absl_logging:  # tfds warns about empty version folders while probing
-            absl_logging.set_verbosity(absl_logging.ERROR)
-        return tfds.builder("fashion_mnist", data_dir=data_dir)
-    except Exception:  # noqa: BLE001
-        return None
-    finally:
-        if absl_logging:
-            absl_logging.set_verbosity(old)
+        return None, False
+    with _QuietAbsl():
+        try:
+            builder = tfds.builder("fashion_mnist", data_dir=data_dir)
+        except Exception:  # noqa: BLE001
+            return None, False
+        try:
+            prepared = bool(builder.is_prepared())
+        except Exception:  # noqa: BLE001
+            prepared = False
+    return builder, prepared
 
 
 def _load_tfds(builder, download: bool):
@@ -294,13 +303,8 @@ def load_fashion_mnist(source: str = "auto", data_dir=None, verbose: bool = Fals
     if source in ("auto", "tfds"):
         # tfds only looks in its own data dir; IDX files in data_dir are a separate source.
         tfds_dir = data_dir if data_dir and find_idx_dir(data_dir) is None else None
-        builder = _tfds_builder(tfds_dir)
+        builder, prepared = _tfds_probe(tfds_dir)
         if builder is not None:
-            prepared = False
-            try:
-                prepared = builder.is_prepared()
-            except Exception:  # noqa: BLE001
-                prepared = False
             if prepared:
                 say(f"tensorflow-datasets (prepared in {builder.data_dir})")
                 return _load_tfds(builder, download=False)

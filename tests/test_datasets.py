@@ -208,3 +208,47 @@ def test_debian_fashion_mnist():
     assert set(np.unique(y)) == set(range(10)) and set(np.unique(yt)) == set(range(10))
     assert np.bincount(yt).tolist() == [1000] * 10  # balanced test set
     assert 60 < x.mean() < 90
+
+
+# ------------------------------------------------------------------ tfds path (faked builder)
+class _FakeBuilder:
+    data_dir = "/fake/tfds"
+
+    def __init__(self):
+        self.downloaded = False
+
+    def download_and_prepare(self):
+        self.downloaded = True
+
+    def as_dataset(self, split, batch_size, as_supervised):
+        import tensorflow as tf
+
+        assert batch_size == -1 and as_supervised
+        n = 7 if split == "train" else 3
+        x = tf.zeros((n, 28, 28, 1), tf.uint8)
+        y = tf.range(n, dtype=tf.int64) % 10
+        return (x, y)
+
+
+def test_auto_uses_prepared_tfds(tmp_path, monkeypatch):
+    fake = _FakeBuilder()
+    monkeypatch.setattr(datasets, "_tfds_probe", lambda data_dir: (fake, True))
+    monkeypatch.setattr(datasets, "_online", lambda *a, **k: pytest.fail("no network check"))
+    (x, y), (xt, yt) = load_fashion_mnist(source="auto")
+    assert x.shape == (7, 28, 28, 1) and xt.shape == (3, 28, 28, 1)
+    assert x.dtype == y.dtype == np.uint8 and not fake.downloaded
+
+
+def test_tfds_downloads_only_when_online(tmp_path, monkeypatch):
+    fake = _FakeBuilder()
+    monkeypatch.setattr(datasets, "_tfds_probe", lambda data_dir: (fake, False))
+    monkeypatch.setattr(datasets, "_online", lambda *a, **k: True)
+    (x, _), _ = load_fashion_mnist(source="tfds")
+    assert fake.downloaded and x.shape == (7, 28, 28, 1)
+
+
+def test_tfds_only_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(datasets, "_tfds_probe", lambda data_dir: (_FakeBuilder(), False))
+    monkeypatch.setattr(datasets, "_online", lambda *a, **k: False)
+    with pytest.raises(DatasetNotFoundError, match="not prepared and cannot be downloaded"):
+        load_fashion_mnist(source="tfds")
