@@ -14,6 +14,7 @@ The libFuzzer runs themselves are ``scripts/fuzz.sh`` (not part of pytest).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,9 @@ HARNESSES = ("flexbuffer", "sbf1", "ops", "model")
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
 _SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+# The compiler and the replay programs must not inherit a sanitizer preload (when
+# this file runs under tflite/scripts/asan_pytest.sh): the programs link ASan themselves.
+_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +56,12 @@ def replay(tmp_path_factory):
     procs = {}
     for h in HARNESSES:
         exe = out / f"replay_{h}"
-        cmd = ["g++", "-std=c++17", "-O1", "-g", "-ffp-contract=off", *_SAN,
+        cmd = ["g++", "-std=c++17", "-O0", "-g", "-ffp-contract=off", *_SAN,
                f"-I{ROOT / 'tflite'}", f"-I{ROOT / 'tflite/include'}",
                str(FUZZ / f"fuzz_{h}.cc"), str(FUZZ / "replay_main.cc"), *extra[h],
                "-lpthread", "-o", str(exe)]
-        procs[h] = (exe, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs[h] = (exe, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                          env=_ENV))
     exes = {}
     for h, (exe, proc) in procs.items():
         log, _ = proc.communicate(timeout=600)
@@ -70,13 +75,22 @@ def _inputs(harness):
     return [d for d in dirs if d.is_dir()]
 
 
+# Every allocation starts as 0xFF junk (ASan fills only the first 4 KB by default), so
+# a read of memory nobody wrote changes results at once.
+_FILL = "malloc_fill_byte=255:max_malloc_fill_size=1073741824"
+# Until tflite/fuzz/findings/ops/sparse_bitplane512_uninitialized_work is fixed, the
+# replays keep kernel="auto" off the AVX-512 bit-plane kernel (which it may pick by
+# timing); test_open_findings_still_fail runs that input with it.
+_OPEN_FINDING_WORKAROUND = {"SBNN_DISABLE_ISA": "avx512"}
+
+
 @pytest.mark.parametrize("harness", HARNESSES)
 def test_corpus_and_regressions_replay_cleanly(replay, harness):
     dirs = _inputs(harness)
     if not dirs:
         pytest.skip(f"no corpus for {harness}")
-    env = {"ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1",
-           "PATH": "/usr/bin:/bin"}
+    env = dict(_ENV, ASAN_OPTIONS=f"detect_leaks=0:halt_on_error=1:{_FILL}", UBSAN_OPTIONS="print_stacktrace=1",
+               **_OPEN_FINDING_WORKAROUND)
     proc = subprocess.run([str(replay[harness]), *map(str, dirs)], capture_output=True, text=True,
                           timeout=600, env=env)
     last = [line for line in proc.stderr.splitlines() if line.startswith("replay: ")][-1:]
@@ -84,6 +98,17 @@ def test_corpus_and_regressions_replay_cleanly(replay, harness):
         f"fuzz_{harness} failed on {last} (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
     )
     assert "replayed" in proc.stdout
+
+
+@pytest.mark.xfail(reason="tflite/fuzz/findings/README.md: bconv2d_sparse_bitplane_512__avx512 reads "
+                   "uninitialised scratch (open; XPASS once fixed or when auto does not pick it)",
+                   strict=False)
+def test_open_findings_still_fail(replay):
+    findings = FUZZ / "findings" / "ops"
+    env = dict(_ENV, ASAN_OPTIONS=f"detect_leaks=0:halt_on_error=1:{_FILL}")
+    proc = subprocess.run([str(replay["ops"]), str(findings)], capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_regression_inputs_are_kept_per_harness():
@@ -124,7 +149,7 @@ def test_empty_option_map_reports_the_missing_option():
 def sbf1_tool(tmp_path_factory):
     exe = tmp_path_factory.mktemp("sbf1_tool") / "sbf1_tool"
     subprocess.run(["g++", "-std=c++17", "-O1", "-g", *_SAN, str(ROOT / "tflite/format/sbf1_tool.cc"),
-                    "-o", str(exe)], check=True, capture_output=True)
+                    "-o", str(exe)], check=True, capture_output=True, env=_ENV)
     return exe
 
 
@@ -149,7 +174,7 @@ def test_sbf1_corpus_native_matches_python(sbf1_tool, tmp_path):
         except SparseFilterError:
             ref = None
         out = tmp_path / "out.bin"
-        proc = subprocess.run([str(sbf1_tool), str(f), str(out)], capture_output=True, text=True)
+        proc = subprocess.run([str(sbf1_tool), str(f), str(out)], capture_output=True, text=True, env=_ENV)
         assert proc.returncode in (0, 2), f"{f.name}: native decoder crashed: {proc.stderr[-2000:]}"
         if ref is None:
             assert proc.returncode == 2, f"{f.name}: Python rejects, native accepts"

@@ -30,8 +30,10 @@ namespace sbnn_fuzz {
 
 using namespace sbnn::abi;
 
-constexpr size_t kMaxTensorBytes = size_t{64} << 20;
-constexpr size_t kMaxTotalBytes = size_t{256} << 20;
+// What the fake runtime allocates at most (larger tensors: it refuses, like a
+// runtime whose allocation fails). Small enough to keep executions fast.
+constexpr size_t kMaxTensorBytes = size_t{16} << 20;
+constexpr size_t kMaxTotalBytes = size_t{64} << 20;
 
 [[noreturn]] inline void Die(const char* fmt, ...) {
   va_list args;
@@ -289,25 +291,37 @@ struct FakeRuntime {
     return true;
   }
 
-  // Fills every arena tensor with bytes from a small generator: graph inputs and
-  // outputs of non-delegated nodes get data from `seed`, outputs of delegated nodes
-  // garbage from `seed ^ salt` (two runs with different salts show unwritten bytes).
+  // Fills every arena tensor with bytes from a small generator: data read by the
+  // graph (its inputs, outputs of non-delegated nodes, anything a delegated node
+  // reads before one writes it) comes from `seed`; tensors a delegated node writes
+  // before any reads them get garbage from `seed ^ salt` (two runs with different
+  // salts show bytes an op forgot to write).
   void FillArena(uint64_t seed, uint64_t salt) {
-    std::vector<bool> delegated_output(tensors.size(), false);
+    std::vector<bool> delegated_output(tensors.size(), false), read_first(tensors.size(), false);
+    auto valid = [&](int t) { return t >= 0 && static_cast<size_t>(t) < tensors.size(); };
     for (int i : plan) {
       const NodeRec& n = nodes[i];
       if (!n.delegated) continue;
+      for (int k = 0; k < n.node.inputs->size; ++k) {
+        const int t = n.node.inputs->data[k];
+        if (valid(t) && !delegated_output[t]) read_first[t] = true;
+      }
       for (int k = 0; k < n.node.outputs->size; ++k) {
         const int o = n.node.outputs->data[k];
-        if (o >= 0 && static_cast<size_t>(o) < tensors.size()) delegated_output[o] = true;
+        if (valid(o)) delegated_output[o] = true;
       }
     }
+    for (size_t t = 0; t < tensors.size(); ++t)
+      if (read_first[t]) delegated_output[t] = false;
     for (size_t i = 0; i < tensors.size(); ++i) {
       if (constant[i]) continue;
       uint64_t s = (delegated_output[i] ? seed ^ salt : seed) + 0x9e3779b97f4a7c15ull * (i + 1);
-      for (auto& b : storage[i]) {
+      uint8_t* p = storage[i].data();
+      const size_t n = storage[i].size();
+      for (size_t k = 0; k < n; k += 8) {  // 8 bytes per step
         s = s * 6364136223846793005ull + 1442695040888963407ull;
-        b = static_cast<uint8_t>(s >> 56);
+        const uint64_t v = s ^ (s >> 29);
+        std::memcpy(p + k, &v, n - k < 8 ? n - k : 8);
       }
     }
   }

@@ -23,6 +23,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -35,10 +37,18 @@
 namespace sbnn_fuzz {
 namespace {
 
+// Reads the input byte by byte; once it is used up, continues with a generator
+// seeded from the whole input, so that short inputs still choose every field.
 struct Cursor {
   const uint8_t* p;
   size_t n;
-  uint8_t u8() { return n ? (--n, *p++) : 0; }
+  uint64_t s;
+  Cursor(const uint8_t* data, size_t size) : p(data), n(size), s(Hash(data, size) | 1) {}
+  uint8_t u8() {
+    if (n) return --n, *p++;
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint8_t>(s >> 56);
+  }
   uint32_t u32() {
     uint32_t v = 0;
     for (int i = 0; i < 4; ++i) v |= uint32_t{u8()} << (8 * i);
@@ -48,7 +58,7 @@ struct Cursor {
   bool chance(int per256) { return u8() < per256; }
   std::vector<uint8_t> bytes(size_t k) {
     std::vector<uint8_t> b;
-    for (size_t i = 0; i < k && n; ++i) b.push_back(u8());
+    for (size_t i = 0; i < k; ++i) b.push_back(u8());
     return b;
   }
 };
@@ -181,6 +191,11 @@ Outcome Run(const Graph& g, int threads, const char* kernel, uint64_t seed, uint
   if (!rt.Invoke()) return out.errors = rt.errors, out;
   for (auto& o : rt.DelegatedOutputs()) out.outputs.push_back(std::move(o));
   out.stage = 7;
+  if (std::getenv("SBNN_FUZZ_VERBOSE") != nullptr) {  // which kernels "auto" chose
+    char buf[2048];
+    sbnn_delegate_describe(rt.delegate, buf, sizeof(buf));
+    std::fprintf(stderr, "  run with %s, %d threads:\n%s", kernel, threads, buf);
+  }
   return out;
 }
 
@@ -584,12 +599,13 @@ void Compare(const Outcome& a, const Outcome& b, const char* what) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace sbnn_fuzz;
   static const std::vector<std::string> kernels = KernelNames();
-  Cursor c{data, size};
+  Cursor c(data, size);
   Rng rng{Hash(data, size) | 1};
   const bool conv = c.u8() % 4 != 0;
   const int threads = c.range(2, 3);
   std::string kernel = "auto";
   if (c.chance(64)) kernel = kernels[c.u8() % kernels.size()];
+  if (const char* forced = std::getenv("SBNN_FUZZ_KERNEL")) kernel = forced;  // for triage
   const uint64_t seed = rng.next();
   Graph g;
   Conv v{};
@@ -609,8 +625,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g.width = 1 << (c.u8() % 4);
   g.key_width = 1 << (c.u8() % 4);
   g.type_choice = c.bytes(3);
-  Graph clean = g;
-  const bool corrupted = Corrupt(g, c, rng);
+  // A type choice of 255 writes one option as a float, which must be refused.
+  const bool float_option =
+      std::find(g.type_choice.begin(), g.type_choice.end(), 255) != g.type_choice.end();
+  const bool corrupted = Corrupt(g, c, rng) || float_option;
   // Resize the input: another batch size and, sometimes, spatial size.
   std::vector<int> resize_to = g.tensors[g.input].dims;
   if (!resize_to.empty()) {
@@ -621,6 +639,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
+  if (std::getenv("SBNN_FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "fuzz_ops: %s graph, kernel %s, %d threads, %scorrupted\n",
+                 conv ? "conv" : "quantize", kernel.c_str(), threads, corrupted ? "" : "not ");
+    if (conv)
+      std::fprintf(stderr,
+                   "  conv: in %d %dx%dx%dx%d cout %d k %dx%d s %dx%d d %dx%d g %d pad %d pv %d act %d "
+                   "out %d mul %d bias %d pool %d (%dx%d s%dx%d p%d) dequant %d sparse %d\n",
+                   v.in_type, v.batch, v.h, v.w, v.cin, v.cout, v.kh, v.kw, v.sh, v.sw, v.dh, v.dw,
+                   v.groups, v.padding, v.pad_values, v.act, v.out_type, v.has_mul, v.has_bias, v.pool,
+                   v.pool_fh, v.pool_fw, v.pool_sh, v.pool_sw, v.pool_padding, v.dequant, sparse_first);
+    for (size_t i = 0; i < g.tensors.size(); ++i) {
+      std::fprintf(stderr, "  tensor %zu: type %d%s dims", i, g.tensors[i].type,
+                   g.tensors[i].constant ? " const" : "");
+      for (int d : g.tensors[i].dims) std::fprintf(stderr, " %d", d);
+      std::fprintf(stderr, "\n");
+    }
+    for (const NodeSpec& n : g.nodes) {
+      std::fprintf(stderr, "  %s in", n.op.c_str());
+      for (int k : n.inputs) std::fprintf(stderr, " %d", k);
+      std::fprintf(stderr, " out");
+      for (int k : n.outputs) std::fprintf(stderr, " %d", k);
+      for (const auto& kv : n.options) std::fprintf(stderr, " %s=%lld", kv.first.c_str(), (long long)kv.second);
+      std::fprintf(stderr, "%s\n", n.raw_options.empty() ? "" : " (raw options)");
+    }
+  }
+  if (std::getenv("SBNN_FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "  resize input to");
+    for (int d : resize_to) std::fprintf(stderr, " %d", d);
+    std::fprintf(stderr, "\n");
+  }
   const int watch = conv ? kO : 3;
   std::vector<uint8_t> first;
   const Outcome a = Run(g, 1, "reference", seed, 0, resize_to, &first, watch);
