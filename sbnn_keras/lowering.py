@@ -289,13 +289,15 @@ class LoweredBinaryConv(tf.keras.layers.Layer):
                 z = main if self._fold_tau else main * tf.constant(p.tau, y.dtype)
                 z = z + q * tf.constant(p.phi, y.dtype)
             else:
-                shape = tf.shape(y)
-                y5 = tf.reshape(y, tf.concat([shape[:3], [g, k + 1]], 0))
+                # Batch -1: a tf.shape(y)[:3] would be folded by the converter into a
+                # constant batch of 1 and break batch > 1 (RESHAPE's prepare).
+                hw = tf.shape(y)[1:3]
+                y5 = tf.reshape(y, tf.concat([[-1], hw, [g, k + 1]], 0))
                 main = y5[..., :k]
                 if not self._fold_tau:
                     main = main * tf.constant(p.tau.reshape(g, k), y.dtype)
                 z = main + y5[..., k:] * tf.constant(p.phi.reshape(g, k), y.dtype)
-                z = tf.reshape(z, tf.concat([shape[:3], [cout]], 0))
+                z = tf.reshape(z, tf.concat([[-1], hw, [cout]], 0))
         else:
             z = y if self._fold_tau else y * tf.constant(p.tau, y.dtype)
         if p.input_mode == "01":

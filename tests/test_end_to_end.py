@@ -396,8 +396,8 @@ def cases():
 
 #: ops whose outputs are exposed as extra model outputs (compared tensor by tensor)
 EXPOSED_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "SbnnBconv2d")
-#: archs whose conversion only runs batch 1 (test_grouped_sbnn_batch_resize: a bug)
-BATCH1_ONLY = ("sbnn",)
+#: archs whose conversion only runs batch 1 (none since the grouped reshape fix)
+BATCH1_ONLY = ()
 
 
 def exposed(data):
@@ -582,13 +582,6 @@ def test_runtimes_agree(arch, path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in sbnn_keras.lowering: a grouped {alpha, beta} layer's tf.reshape uses "
-    "tf.shape(y)[:3], which the converter folds to a constant batch of 1 (RESHAPE to "
-    "[1, h, w, groups, k + 1]), so batch > 1 fails in RESHAPE's prepare. Remove this "
-    "marker (and BATCH1_ONLY) when fixed.",
-)
 def test_grouped_sbnn_batch_resize():
     data = converted("sbnn", "lce")
     x = image_batch(keras_model("sbnn").input_shape[1:])
