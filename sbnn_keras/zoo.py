@@ -108,28 +108,8 @@ CIFAR_STATS = {
 EDE_T_MIN, EDE_T_MAX = 0.1, 10.0
 
 
-def exclude_tf_keras_from_autograph() -> bool:
-    """Stop AutoGraph from converting tf_keras' own code (idempotent).
-
-    TensorFlow 2.16's AutoGraph leaves the ``keras`` package alone but not
-    ``tf_keras`` (legacy Keras under its new name), so every ``tf.function`` of a
-    Keras model re-transpiles Keras internals: the first training step of a
-    ResNet-18 took 70-100 s here, 20 s with this rule. ``keras`` was exempt in
-    TF <= 2.15, so this restores the old behaviour; layers' ``call`` methods are
-    still converted. Returns True if the rule was added now.
-    """
-    try:
-        from tensorflow.python.autograph.core import config as ag_config
-    except ImportError:  # pragma: no cover - private module moved
-        return False
-    rules = tuple(ag_config.CONVERSION_RULES)
-    if any(getattr(rule, "_prefix", None) == "tf_keras" for rule in rules):
-        return False
-    ag_config.CONVERSION_RULES = (ag_config.DoNotConvert("tf_keras"),) + rules
-    return True
-
-
-exclude_tf_keras_from_autograph()
+#: kept for existing callers; applied by ``import sbnn_keras`` (see sbnn_keras._compat)
+exclude_tf_keras_from_autograph = _compat.exclude_tf_keras_from_autograph
 
 
 def _register(cls):
