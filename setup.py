@@ -87,7 +87,11 @@ class BuildNative(build_ext):
         )
         for dest in self._destinations(ext):
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy(build_dir / NATIVE_LIBRARY, dest / NATIVE_LIBRARY)  # fresh mtime
+            # Copy to a temporary name, then rename: overwriting the file in place
+            # would change the code under processes that have it loaded (crash).
+            tmp = dest / f".{NATIVE_LIBRARY}.{os.getpid()}.tmp"
+            shutil.copy(build_dir / NATIVE_LIBRARY, tmp)  # fresh mtime
+            os.replace(tmp, dest / NATIVE_LIBRARY)
 
     def get_outputs(self):
         return [
