@@ -8,7 +8,13 @@ training step it computes, in the same step and from the same forward pass:
     lam = gamma * L / ((1 - gamma) * j)   without gradient    (eq. 18 solved for lambda)
     L_SBNN = L + lam * j                                      (eq. 17)
 
-so that ``lam * j / L_SBNN == gamma`` exactly at every step. ``L`` is the wrapped
+so that ``lam * j / L_SBNN == gamma`` exactly at every step.
+
+With ``structure="kernel"`` or ``"word"`` (beyond the paper) ``U`` keeps its value
+but its gradient is redistributed over groups of weights (whole 3x3 kernels, or
+bitpacked filter words) with the log-sum group weights of
+:func:`sbnn_keras.math.structured_push`, so connections in almost-empty groups are
+pushed hardest and whole groups become all-alpha (skippable). ``L`` is the wrapped
 task loss plus the model's other losses (``model.losses``, e.g. L2 terms), i.e.
 everything Keras adds to the total loss. Under ``tf.distribute`` each replica
 computes ``lam`` from its share of the loss; the sum over replicas is the
@@ -76,6 +82,24 @@ class SparsityRegularizer(tf.keras.losses.Loss):
             uniform push on every weight, once the constraint is nearly met.
         include_model_losses: count ``model.losses`` in ``L`` so that the identity
             holds on the total loss Keras minimises.
+        structure: which weights the push favours emptying together (beyond the
+            paper). ``"none"`` (default): the paper's uniform push, every latent
+            weight gets ``lambda / (2N)``. ``"kernel"``: groups are the ``kh x kw``
+            kernels of one (input channel, output channel) pair; ``"word"``: groups
+            are ``word_size`` consecutive input channels of one tap and output
+            channel (one bitpacked filter word). The value of ``U`` (hence ``j``,
+            EC and the lambda identity) is unchanged; its gradient on a weight of
+            group ``g`` becomes ``1/2 * s * c_g`` with ``c_g = 1 / (n_g + group_epsilon)``
+            (``n_g``: connections of the group, the gradient of the log-sum penalty
+            ``sum_g log(n_g + eps)``) and ``s`` chosen so the push summed over the
+            connections equals the unstructured one (:func:`sbnn_keras.math.structured_push`).
+            Layers whose groups are single weights (dense layers and 1x1 convolutions
+            with ``"kernel"``) keep the uniform push.
+        word_size: input channels per group for ``structure="word"`` (32: one LCE
+            filter word).
+        group_epsilon: ``eps`` above, > 0; smaller values concentrate the push more
+            on groups with few connections (with 1.0 a lone connection is pushed
+            ``(9 + 1) / (1 + 1) = 5x`` harder than one in a full 3x3 kernel).
         check_finite: raise ``InvalidArgumentError`` naming the regularizer when the
             task loss is NaN or Inf (otherwise NaN propagates to the total loss and
             lambda is 0 for that step).
@@ -102,6 +126,9 @@ class SparsityRegularizer(tf.keras.losses.Loss):
         lambda_threshold: float = AUTHORS_LAMBDA_THRESHOLD,
         include_model_losses: bool = True,
         check_finite: bool = True,
+        structure: str = "none",
+        word_size: int = 32,
+        group_epsilon: float = 1.0,
         name: str = "sparsity_regularizer",
         reduction=tf.keras.losses.Reduction.AUTO,
     ):
@@ -127,6 +154,18 @@ class SparsityRegularizer(tf.keras.losses.Loss):
         ):
             if not isinstance(val, (bool, np.bool_)):
                 raise ValueError(f"SparsityRegularizer: `{arg}` must be a bool, got {val!r}.")
+        if not isinstance(structure, str) or structure not in sbnn_math.STRUCTURES:
+            raise ValueError(
+                f"SparsityRegularizer: `structure` must be one of {sbnn_math.STRUCTURES}, "
+                f"got {structure!r}."
+            )
+        if isinstance(word_size, bool) or not isinstance(word_size, (int, np.integer)) or word_size < 1:
+            raise ValueError(
+                f"SparsityRegularizer: `word_size` must be a positive integer, got {word_size!r}."
+            )
+        self.structure = structure
+        self.word_size = int(word_size)
+        self.group_epsilon = _number(group_epsilon, "group_epsilon", 0, np.inf)
         self.per_layer = bool(per_layer)
         self.include_model_losses = bool(include_model_losses)
         self.check_finite = bool(check_finite)
@@ -197,12 +236,19 @@ class SparsityRegularizer(tf.keras.losses.Loss):
 
     # ------------------------------------------------------------------ the math
     def connection_counts(self):
-        """Per-layer ``(U, N)`` tensors; ``U`` is differentiable through the STE."""
+        """Per-layer ``(U, N)`` tensors; ``U`` is differentiable through the STE.
+
+        With ``structure != "none"`` the value of ``U`` is the same and its gradient
+        is the structured one (:func:`sbnn_keras.math.structured_push`).
+        """
         counts = []
         for _, kernel, clip in self._entries:
             w = tf.convert_to_tensor(kernel)
             wb = lq.quantizers.ste_sign(w, clip_value=clip)
-            u = tf.reduce_sum((wb + 1.0) / 2.0)
+            u01 = (wb + 1.0) / 2.0
+            u = tf.reduce_sum(u01)
+            if self.structure != "none":
+                u = _structured_count(u01, u, self.structure, self.word_size, self.group_epsilon)
             counts.append((u, float(np.prod(w.shape.as_list()))))
         return counts
 
@@ -287,6 +333,9 @@ class SparsityRegularizer(tf.keras.losses.Loss):
             "lambda_threshold": self.lambda_threshold,
             "include_model_losses": self.include_model_losses,
             "check_finite": self.check_finite,
+            "structure": self.structure,
+            "word_size": self.word_size,
+            "group_epsilon": self.group_epsilon,
             "name": self.name,
         }
         if self.bits_per_weight is not None:
@@ -301,6 +350,32 @@ class SparsityRegularizer(tf.keras.losses.Loss):
         config.pop("reduction", None)
         config["loss"] = tf.keras.losses.deserialize(config["loss"])
         return cls(**config)
+
+
+def _group_counts(u01: tf.Tensor, structure: str, word_size: int) -> tf.Tensor:
+    """TensorFlow :func:`sbnn_keras.math.group_connection_counts` (differentiable)."""
+    shape = u01.shape.as_list()
+    if structure == "kernel":
+        return tf.reduce_sum(tf.reshape(u01, [-1] + shape[-2:]), axis=0)
+    cin = shape[-2]
+    blocks = -(-cin // word_size)
+    pad = [[0, 0]] * len(shape)
+    pad[-2] = [0, blocks * word_size - cin]
+    padded = tf.pad(u01, pad)
+    return tf.reduce_sum(tf.reshape(padded, shape[:-2] + [blocks, word_size, shape[-1]]), axis=-2)
+
+
+def _structured_count(u01: tf.Tensor, u: tf.Tensor, structure: str, word_size: int, epsilon: float):
+    """``U`` in value, ``sum_g s * c_g * n_g`` in gradient (see ``math.structured_push``)."""
+    shape = u01.shape.as_list()
+    if len(shape) < 2 or (structure == "kernel" and int(np.prod(shape[:-2])) == 1):
+        return u  # single-weight groups: the unstructured push
+    counts = _group_counts(u01, structure, word_size)
+    c = tf.stop_gradient(1.0 / (counts + epsilon))
+    weighted = tf.reduce_sum(c * counts)
+    w_sg = tf.stop_gradient(weighted)
+    scale = tf.stop_gradient(tf.where(u > 0, tf.math.divide_no_nan(u, w_sg), tf.ones_like(u)))
+    return tf.stop_gradient(u) + scale * (weighted - w_sg)
 
 
 class _FnLoss(tf.keras.losses.Loss):
@@ -319,8 +394,12 @@ class _FnLoss(tf.keras.losses.Loss):
 
 
 def custom_objects() -> dict:
-    """Every sbnn_keras class by name, for ``tf.keras.models.load_model``."""
-    from sbnn_keras import layers, quantizers
+    """Every sbnn_keras class by name, for ``tf.keras.models.load_model``.
+
+    Includes the model zoo's quantizers and layers (IR-Net's EDE sign, ReActNet's
+    RPReLU, ...), so models built by ``sbnn_keras.zoo`` load without importing it.
+    """
+    from sbnn_keras import layers, quantizers, zoo
 
     return {
         "QuantConv2D": layers.QuantConv2D,
@@ -328,6 +407,7 @@ def custom_objects() -> dict:
         "SbnnQuantizer": quantizers.SbnnQuantizer,
         "SiBnnQuantizer": quantizers.SiBnnQuantizer,
         "SparsityRegularizer": SparsityRegularizer,
+        **zoo.custom_objects(),
     }
 
 

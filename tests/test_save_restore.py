@@ -320,3 +320,35 @@ def test_fresh_processes_convert_every_format_byte_identically(trained, tmp_path
         outputs[fmt] = out.read_bytes()
     assert outputs[".keras"] == outputs[".h5"] == outputs["savedmodel"]
     assert _structure(outputs[".keras"]) == _structure(sbnn_keras.convert(model, flavor=flavor))
+
+
+def test_zoo_models_load_without_importing_the_zoo(tmp_path):
+    """A model built with ``sbnn_keras.zoo`` (EDE sign, IR-Net quantizer, HardTanh) saved
+    to .keras loads in a fresh process that never imported the zoo, through
+    ``sbnn_keras.load_model`` and the CLI's loader: same outputs."""
+    import sbnn_keras  # noqa: F401
+    from sbnn_keras import zoo
+
+    model = zoo.irnet_resnet18(num_classes=3, width=8, input_shape=(8, 8, 3), normalize=None)
+    path = tmp_path / "irnet.keras"
+    model.save(path)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", model(x, training=False).numpy())
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import sbnn_keras
+        d = sys.argv[1]
+        m = sbnn_keras.load_model(d + "/irnet.keras")
+        kinds = {type(l.kernel_quantizer).__name__ for l in sbnn_keras.sbnn_layers(m)}
+        y = m(np.load(d + "/x.npy"), training=False).numpy()
+        np.testing.assert_allclose(y, np.load(d + "/y.npy"), rtol=1e-5, atol=1e-6)
+        print("OK", sorted(kinds))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK" in proc.stdout and "IrNetSbnnQuantizer" in proc.stdout, proc.stdout
