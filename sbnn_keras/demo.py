@@ -183,6 +183,7 @@ def train_variant(
     arch: str = "cnn",
     verbose: int = 1,
     printer=print,
+    regularizer_kwargs: dict | None = None,
 ):
     """Train one Table-1 variant; return ``(model, result_dict)``.
 
@@ -201,6 +202,8 @@ def train_variant(
         arch: ``"cnn"`` (:func:`sbnn_keras.models.fashion_mnist_cnn`, the demo
             network) or ``"resnet"`` (:func:`sbnn_keras.models.fashion_mnist_resnet`).
         verbose: 0 silent, 1 one line per epoch.
+        regularizer_kwargs: extra arguments of the ``SparsityRegularizer`` (sparse
+            variants only), e.g. ``{"structure": "kernel"}``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"train_variant: `variant` must be one of {sorted(VARIANTS)}, got {variant!r}.")
@@ -232,6 +235,7 @@ def train_variant(
             expected_connections=ec,
             gamma=gamma,
             lambda_threshold=lambda_threshold,
+            **(regularizer_kwargs or {}),
         )
         loss = reg.bind(model)
     else:
@@ -273,6 +277,7 @@ def train_variant(
             "lambda_threshold": lambda_threshold if spec["sparse"] else None,
             "val_size": val_size, "train_size": int(len(x_train)), "test_size": int(len(x_test)),
             "seed": seed, "arch": arch, "model_kwargs": {k: repr(v) for k, v in (model_kwargs or {}).items()},
+            "regularizer_kwargs": dict(regularizer_kwargs or {}) if spec["sparse"] else None,
         },
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     }

@@ -17,7 +17,13 @@ __all__ = [
     "binary_entropy",
     "inverse_binary_entropy",
     "reduction_axes",
+    "STRUCTURES",
+    "group_connection_counts",
+    "structured_push",
 ]
+
+#: Groups of the structured sparsity term (``SparsityRegularizer(structure=...)``).
+STRUCTURES = ("none", "kernel", "word")
 
 
 def binarize(w) -> np.ndarray:
@@ -168,3 +174,101 @@ def inverse_binary_entropy(h, tol: float = 1e-12):
     p = (lo + hi) / 2
     p = np.where(h == 0, 0.0, np.where(h == 1, 0.5, p))
     return p[()]
+
+
+def _check_structure(structure, word_size, function):
+    if structure not in STRUCTURES:
+        raise ValueError(f"{function}: argument `structure` must be one of {STRUCTURES}, got {structure!r}.")
+    if isinstance(word_size, bool) or not isinstance(word_size, (int, np.integer)) or word_size < 1:
+        raise ValueError(f"{function}: argument `word_size` must be a positive integer, got {word_size!r}.")
+
+
+def group_connection_counts(w01, structure: str, word_size: int = 32) -> np.ndarray:
+    """Connections per group ``n_g`` of one kernel ``[..., cin, cout]`` (Keras layout).
+
+    Groups (``structure``):
+
+    * ``"kernel"``: one group per (input channel, output channel) pair, holding its
+      ``K = kh*kw`` taps (the paper's kernels; Hamming weight 0 is K0). Returns
+      ``[cin, cout]``.
+    * ``"word"``: one group per (tap, output channel, block of ``word_size``
+      consecutive input channels), i.e. one bitpacked filter word of the LCE layout
+      (the last block of a channel count that is not a multiple is shorter). Returns
+      ``[..., ceil(cin / word_size), cout]``.
+    * ``"none"``: every weight is its own group (returns ``w01``).
+
+    Args:
+        w01: connection array (1 = connection, ``w >= 0``), at least 2-D.
+        structure: one of :data:`STRUCTURES`.
+        word_size: input channels per word (``"word"`` only).
+    """
+    _check_structure(structure, word_size, "group_connection_counts")
+    w01 = np.asarray(w01, dtype=np.float64)
+    if w01.ndim < 2:
+        raise ValueError(
+            f"group_connection_counts: argument `w01` must be a kernel [..., cin, cout], got shape {w01.shape}."
+        )
+    if structure == "none":
+        return w01
+    if structure == "kernel":
+        return w01.reshape(-1, *w01.shape[-2:]).sum(axis=0)
+    cin = w01.shape[-2]
+    blocks = -(-cin // word_size)
+    pad = [(0, 0)] * w01.ndim
+    pad[-2] = (0, blocks * word_size - cin)
+    padded = np.pad(w01, pad)
+    return padded.reshape(*w01.shape[:-2], blocks, word_size, w01.shape[-1]).sum(axis=-2)
+
+
+def structured_push(w01, structure: str, word_size: int = 32, epsilon: float = 1.0) -> np.ndarray:
+    """Per-weight factor of the structured sparsity gradient (same shape as ``w01``).
+
+    The unstructured term of the paper pushes every latent weight down by the same
+    amount: ``dU/dw = 1/2`` (inside the STE window), with ``U`` the number of
+    connections. The structured term keeps ``U`` as the *value* (so EC and the
+    lambda identity are unchanged) and replaces its gradient by
+
+        dU_s/dw_i = 1/2 * s * c_g(i),   c_g = 1 / (n_g + epsilon),   s = U / sum_g n_g c_g
+
+    where ``n_g`` is the number of connections of the group of weight ``i``. ``c_g`` is
+    the gradient of the log-sum group penalty ``sum_g log(n_g + epsilon)`` (reweighted
+    L1 on group counts): a concave function of the group occupancy, so groups with
+    few connections are pushed hardest and empty out completely, and groups that are
+    empty are held there. ``s`` rescales so that the push summed over the connections
+    equals the unstructured one (``sum_{i in S1} s c_g(i) = U``): the same total
+    force, moved from connections in busy groups to connections in almost-empty ones.
+
+    Layers whose groups are single weights (``"kernel"`` on a dense layer or a 1x1
+    convolution) and ``structure="none"`` get the unstructured factor 1 everywhere,
+    as does a kernel without any connection.
+
+    Returns:
+        ``s * c_g(i)`` for every weight, float64, the shape of ``w01``. Multiply by
+        ``1/2`` (the STE count gradient) and the STE window to get ``dU_s/dw``.
+
+    Example:
+        >>> w01 = np.zeros((3, 3, 1, 2)); w01[0, 0, 0, 0] = 1; w01[:, :2, 0, 1] = 1
+        >>> f = structured_push(w01, "kernel")
+        >>> round(float(f[0, 0, 0, 0]), 4), round(float(f[0, 0, 0, 1]), 4)  # 1 vs 6 connections
+        (2.5789, 0.7368)
+    """
+    _check_structure(structure, word_size, "structured_push")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) or not (
+        np.isfinite(epsilon) and epsilon > 0
+    ):
+        raise ValueError(f"structured_push: argument `epsilon` must be a positive number, got {epsilon!r}.")
+    w01 = np.asarray(w01, dtype=np.float64)
+    counts = group_connection_counts(w01, structure, word_size)
+    group = w01.shape[:-2] if structure == "kernel" else ()
+    if structure == "none" or (structure == "kernel" and int(np.prod(group, dtype=np.int64)) == 1):
+        return np.ones_like(w01)
+    u = w01.sum()
+    c = 1.0 / (counts + epsilon)
+    weighted = float((counts * c).sum())
+    scale = u / weighted if u > 0 else 1.0
+    if structure == "kernel":
+        factor = np.broadcast_to(c, w01.shape)
+    else:
+        cin = w01.shape[-2]
+        factor = np.repeat(c, word_size, axis=-2)[..., :cin, :]
+    return scale * factor
