@@ -36,6 +36,7 @@
 
 #include "core/bconv2d.h"
 #include "core/bconv2d_select.h"
+#include "core/transform.h"
 #include "delegate/bitpack.h"
 // (gcc 12 flags false "may be used uninitialized" positives inside the decoder)
 #pragma GCC diagnostic push
@@ -310,6 +311,7 @@ class Bconv2dOp : public Op {
     rows_per_chunk_ = std::max<int64_t>(1, kDotChunkElements / row_elems);
     dense_rows_per_chunk_ = rows_per_chunk_;
     transform_ready_ = false;
+    limits_for_ = nullptr;
 
     n_in_ = n_in;
     n_filter_ = n_filter;
@@ -386,7 +388,14 @@ class Bconv2dOp : public Op {
         return fail(ctx, "kernel %s could not prepare the filter (out of memory?)", kernel_->name);
       prepared_for_ = filter_data;
     }
-    if (out_type_ != abi::kInt32) {
+    if (out_type_ == abi::kInt32) {
+      const auto* t = static_cast<const int32_t*>(thr->data);
+      if (limits_for_ != t || thr->allocation_type != abi::kMmapRo) {
+        limits_.resize(cout);
+        for (int c = 0; c < cout; ++c) limits_[c] = bitpack_limit(K_, t[c]);
+        limits_for_ = t;
+      }
+    } else {
       const bool params_constant =
           (!has_mul_ || mul->allocation_type == abi::kMmapRo) &&
           (!has_bias_ || bias->allocation_type == abi::kMmapRo);
@@ -400,8 +409,7 @@ class Bconv2dOp : public Op {
     Run run{this,
             static_cast<const int32_t*>(in->data),
             filter_data,
-            out->data,
-            out_type_ == abi::kInt32 ? static_cast<const int32_t*>(thr->data) : nullptr};
+            out->data};
     const int64_t rows = int64_t{shape_.batch} * shape_.out_h;
     const int threads = shared_->pool == nullptr ? 1 : shared_->pool->num_threads();
     // Enough tasks to balance, each at least one chunk of rows.
@@ -417,7 +425,6 @@ class Bconv2dOp : public Op {
     const int32_t* input;
     const int32_t* filter;
     void* output;
-    const int32_t* thresholds;
     std::atomic<bool> ok{true};
 
     void rows(int64_t begin, int64_t end) {
@@ -442,7 +449,7 @@ class Bconv2dOp : public Op {
         // shifted so that those rows land in our chunk buffer.
         op->kernel_->run(s, op->prepared_filter_, input, filter, dot.data() - r0 * row_elems,
                          static_cast<int>(r0), static_cast<int>(r1));
-        op->transform(dot.data(), r0, r1, output, thresholds);
+        op->transform(dot.data(), r0, r1, output);
       }
     }
   };
@@ -513,57 +520,28 @@ class Bconv2dOp : public Op {
     }
   }
 
-  void transform(const int32_t* dot, int64_t r0, int64_t r1, void* output,
-                 const int32_t* thresholds) const {
+  // dot of rows [r0, r1) -> output, by the vectorised transforms of core/transform.h
+  // (bit-identical to their scalar reference; chosen once per process).
+  void transform(const int32_t* dot, int64_t r0, int64_t r1, void* output) const {
     const int cout = shape_.out_channels;
     const int64_t pixels = (r1 - r0) * shape_.out_w;
     const int64_t first_pixel = r0 * shape_.out_w;
-    const int32_t K = K_;
+    const TransformKernels& k = *transforms_;
     if (out_type_ == abi::kInt32) {
-      const int words = packed_words(cout);
-      int32_t* out = static_cast<int32_t*>(output) + first_pixel * words;
-      for (int64_t p = 0; p < pixels; ++p) {
-        const int32_t* d = dot + p * cout;
-        for (int w = 0; w < words; ++w) {
-          uint32_t word = 0;
-          const int c_end = std::min(cout, (w + 1) * kBitsPerWord);
-          for (int c = w * kBitsPerWord; c < c_end; ++c) {
-            const int64_t x = int64_t{K} - d[c];
-            word |= static_cast<uint32_t>(x > 2 * int64_t{thresholds[c]}) << (c % kBitsPerWord);
-          }
-          out[p * words + w] = static_cast<int32_t>(word);
-        }
-      }
+      k.to_bits(dot, pixels, cout, limits_.data(),
+                static_cast<int32_t*>(output) + first_pixel * packed_words(cout));
       return;
     }
-    const float* m = m_.data();
-    const float* b = b_.data();
-    const int32_t lo = x_min_, hi = x_max_;
-    if (out_type_ == abi::kFloat32) {
-      float* out = static_cast<float*>(output) + first_pixel * cout;
-      for (int64_t p = 0; p < pixels; ++p) {
-        const int32_t* d = dot + p * cout;
-        float* o = out + p * cout;
-        for (int c = 0; c < cout; ++c) {
-          const int32_t x = std::min(hi, std::max(lo, K - d[c]));
-          o[c] = static_cast<float>(x) * m[c] + b[c];
-        }
-      }
-      return;
-    }
-    int8_t* out = static_cast<int8_t*>(output) + first_pixel * cout;
-    for (int64_t p = 0; p < pixels; ++p) {
-      const int32_t* d = dot + p * cout;
-      int8_t* o = out + p * cout;
-      for (int c = 0; c < cout; ++c) {
-        const int32_t x = std::min(hi, std::max(lo, K - d[c]));
-        const float y = static_cast<float>(x) * m[c] + b[c];
-        float r = std::round(y);  // half away from zero, like TfLiteRound
-        if (!(r == r)) r = 0.0f;  // NaN (from NaN parameters): no UB on conversion
-        r = std::min(127.0f, std::max(-128.0f, r));
-        o[c] = static_cast<int8_t>(r);
-      }
-    }
+    TransformParams p;
+    p.K = K_;
+    p.x_min = x_min_;
+    p.x_max = x_max_;
+    p.m = m_.data();
+    p.b = b_.data();
+    if (out_type_ == abi::kFloat32)
+      k.to_float(dot, pixels, cout, p, static_cast<float*>(output) + first_pixel * cout);
+    else
+      k.to_int8(dot, pixels, cout, p, static_cast<int8_t*>(output) + first_pixel * cout);
   }
 
   Options opt_;
@@ -583,6 +561,10 @@ class Bconv2dOp : public Op {
   int32_t x_min_ = 0, x_max_ = 0;
   std::vector<float> m_, b_;
   bool transform_ready_ = false;
+  // bitpacked output: bit = dot < limits_[c] (core/transform.h, bitpack_limit)
+  std::vector<int32_t> limits_;
+  const int32_t* limits_for_ = nullptr;
+  const TransformKernels* transforms_ = &transform_kernels();
   int64_t rows_per_chunk_ = 1;
   int64_t dense_rows_per_chunk_ = 1;  // rows_per_chunk_ of the dense kernels
   bool selected_ = false;             // "auto" chose kernel_ for prepared_for_

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/transform.h"
 #include "delegate/bitpack.h"
 #include "delegate/ops.h"
 #include "delegate/parallel.h"
@@ -65,12 +66,13 @@ class QuantizeOp : public Op {
     const int c = channels_;
     int32_t* dst = static_cast<int32_t*>(out->data);
     const int64_t min_rows = std::max<int64_t>(1, kMinElementsPerTask / std::max(1, c));
+    // Vectorised packers of core/transform.h (bit-identical to their scalar reference).
+    const TransformKernels& k = transform_kernels();
     switch (in->type) {
       case abi::kFloat32: {
         const float* src = static_cast<const float*>(in->data);
         parallel_rows(shared_->pool, rows_, min_rows, [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r)
-            pack_row(src + r * c, c, dst + r * words, [](float x) { return x < 0.0f; });
+          k.pack_float(src + b * c, e - b, c, dst + b * words);
         });
         break;
       }
@@ -78,9 +80,7 @@ class QuantizeOp : public Op {
         const int8_t* src = static_cast<const int8_t*>(in->data);
         const int32_t zp = in->params.zero_point;
         parallel_rows(shared_->pool, rows_, min_rows, [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r)
-            pack_row(src + r * c, c, dst + r * words,
-                     [zp](int8_t x) { return static_cast<int32_t>(x) < zp; });
+          k.pack_int8(src + b * c, e - b, c, zp, dst + b * words);
         });
         break;
       }
@@ -88,8 +88,7 @@ class QuantizeOp : public Op {
         // Read bools as bytes: any non-zero byte is true.
         const uint8_t* src = static_cast<const uint8_t*>(in->data);
         parallel_rows(shared_->pool, rows_, min_rows, [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r)
-            pack_row(src + r * c, c, dst + r * words, [](uint8_t x) { return x == 0; });
+          k.pack_bool(src + b * c, e - b, c, dst + b * words);
         });
         break;
       }

@@ -28,11 +28,13 @@ cmake -S "$ROOT/tflite/core" -B "$BUILD_DIR" \
   -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_EXE_LINKER_FLAGS="-static" \
   -DSBNN_CORE_BENCH=ON >/dev/null
-cmake --build "$BUILD_DIR" -j"$JOBS" --target sbnn_core_tests sbnn_sparse_tests sbnn_bconv_bench
+cmake --build "$BUILD_DIR" -j"$JOBS" --target sbnn_core_tests sbnn_sparse_tests sbnn_transform_tests sbnn_bconv_bench
 
 file "$BUILD_DIR/sbnn_core_tests" 2>/dev/null || true
 echo "running under qemu-aarch64:"
 qemu-aarch64 "$BUILD_DIR/sbnn_core_tests" "$@"
+# The output transforms and quantize packers (NEON vs the scalar reference).
+qemu-aarch64 "$BUILD_DIR/sbnn_transform_tests"
 # The sparse kernels (NEON bit-plane, portable, K0/K1, reference): SPARSE_ARGS selects
 # suites/kernels, e.g. SPARSE_ARGS="--suite models".
 qemu-aarch64 "$BUILD_DIR/sbnn_sparse_tests" ${SPARSE_ARGS:-}
