@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-slow test-all bench clean
+.PHONY: setup demo test test-slow test-all bench docs docs-serve clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,5 +23,11 @@ test-all: setup      ## what CI runs
 bench: setup
 	$(PY) benchmarks/train_step.py
 
+docs: setup          ## the documentation site in site/ (strict: any warning fails)
+	$(PY) -m mkdocs build --strict
+
+docs-serve: setup    ## the site on http://127.0.0.1:8000 while editing docs/
+	$(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) build *.egg-info artifacts .pytest_cache
+	rm -rf $(VENV) build *.egg-info artifacts .pytest_cache site

@@ -26,10 +26,30 @@ INSTALL_REQUIRES = [
     "tqdm>=4.60",
 ]
 
+# The documentation site (mkdocs.yml, `make docs`, tests/test_docs.py): the set verified
+# together. These releases need Python >= 3.11; on older Pythons the extra installs
+# nothing and tests/test_docs.py skips the site build (the link checks still run).
+_PY311 = '; python_version >= "3.11"'
+DOCS_REQUIRE = [
+    pin + _PY311
+    for pin in (
+        "mkdocs==1.6.1",
+        "mkdocstrings==1.0.8",
+        "mkdocstrings-python==2.0.11",
+        "mkdocs-autorefs==1.4.5",
+        "griffelib==2.4.1",
+        "pymdown-extensions==13.1",
+        "Markdown==3.11.3",
+    )
+]
+
 EXTRAS = {
+    "docs": DOCS_REQUIRE,
     # ai-edge-litert: the second runtime the delegate is tested in (coexists with TF 2.16:
-    # numpy 1.26, protobuf 4.25, ml-dtypes 0.3.2 all accepted).
-    "test": ["pytest>=7.4", "hypothesis>=6.80", "scikit-learn>=1.3", "ai-edge-litert==2.3.0"],
+    # numpy 1.26, protobuf 4.25, ml-dtypes 0.3.2 all accepted). The docs extra is part of
+    # it because the test suite builds the site (tests/test_docs.py).
+    "test": ["pytest>=7.4", "hypothesis>=6.80", "scikit-learn>=1.3", "ai-edge-litert==2.3.0",
+             *DOCS_REQUIRE],
 }
 
 

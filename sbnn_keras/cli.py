@@ -235,6 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the ``sbnn-keras`` command (the console script); return its exit code.
+
+    Commands (``sbnn-keras COMMAND --help`` lists every option):
+
+    - ``convert MODEL -o OUT.tflite [--flavor lce|sparse|auto] [--float-layer NAME]
+      [--report-json PATH] [-q]``: a saved Keras model (.keras, .h5, SavedModel) to
+      .tflite, printing the conversion report.
+    - ``inspect PATH [--json]``: connections, K0/K1, operations and bits/weight of a
+      Keras model or a .tflite.
+    - ``bench MODEL.tflite [--threads N ...] [--runs N] [--warmup N] [--no-lce]
+      [--json PATH] [-q]``: latency with the project's runtime and with LCE's.
+    - ``demo [ARGS]``: the Fashion-MNIST demo (``python -m sbnn_keras.demo ARGS``).
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+    """
     _quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -582,12 +582,13 @@ def reactnet18(
             shortcut: identity, or AvgPool(2) -> float Conv2D(c, 1) -> BN
         GlobalAveragePooling -> Dense(num_classes) float (logits)
 
+    Arguments not listed below are those of :func:`irnet_resnet18`.
+
     Args:
         input_quantizer: the sign of RSign (default ``"approx_sign"``, Bi-Real's
             polynomial gradient, as ReActNet); a name, or a callable/quantizer to copy.
         kernel_quantizer: default ``SbnnQuantizer("learned", clip_value=1.5)``.
         kernel_constraint: default ``lq.constraints.WeightClip(1.5)``.
-        Other arguments as :func:`irnet_resnet18`.
 
     Returns:
         An uncompiled, built ``tf.keras.Model`` that outputs logits.
