@@ -11,6 +11,7 @@ ops), other TFLite code, Python, the kernel.
 
     python benchmarks/perf_profile.py build/latency/cifar-binary-*.tflite --seconds 10
     python benchmarks/perf_profile.py MODEL.tflite --threads 2 --json out.json
+    python benchmarks/perf_profile.py MODEL.tflite --kernel bconv2d_dot_6x32__avx512vpopcnt
 
 Needs ``perf`` (Debian: linux-perf) with permission to attach (root, or
 kernel.perf_event_paranoid <= 1).
@@ -57,7 +58,7 @@ def child(args):
     from sbnn_keras import runtime
 
     data = Path(args.model).read_bytes()
-    interp = runtime.Interpreter(data, num_threads=args.threads).interpreter
+    interp = runtime.Interpreter(data, num_threads=args.threads, kernel=args.kernel).interpreter
     d = interp.get_input_details()[0]
     interp.set_tensor(
         d["index"], np.random.default_rng(0).normal(size=d["shape"]).astype(np.float32)
@@ -110,6 +111,7 @@ def main():
     p.add_argument("model")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--kernel", default="auto", help="the delegate's kernel option (default auto)")
     p.add_argument("--frequency", type=int, default=4000)
     p.add_argument("--json")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -126,6 +128,8 @@ def main():
         str(a.threads),
         "--seconds",
         str(a.seconds),
+        "--kernel",
+        a.kernel,
         "--child",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
