@@ -824,6 +824,11 @@ struct Avx512Impl : BitplanePortable<8> {
         const uint8_t* row = reinterpret_cast<const uint8_t*>(x.input) +
                              (x.b * s.in_h + iy) * static_cast<size_t>(s.in_w) * pstride +
                              static_cast<size_t>(x.g) * gbytes;
+        // Phases with no pixel in the row (in_w < sw) are read by step (b) as empty rows.
+        for (int phi = s.in_w; phi < sw; ++phi)
+          if (phi_used[phi])
+            for (int ch = 0; ch < nch; ++ch)
+              _mm512_storeu_si512(Z + (phi * zrows + jj) * cgs + 64 * ch, _mm512_setzero_si512());
         for (int phi = 0; phi < sw && phi < s.in_w; ++phi) {
           const int n_px = std::min(8, (s.in_w - phi + sw - 1) / sw);
           const __mmask8 lm = static_cast<__mmask8>((1u << n_px) - 1u);
