@@ -259,7 +259,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
             model.set_weights(init)
             reg = sbnn_keras.SparsityRegularizer(
                 tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                expected_connections=0.1, gamma=gamma)
+                expected_connections=0.1, gamma=gamma, structure=sys.argv[1])
             model.compile(tf.keras.optimizers.SGD(1.0), loss=reg.bind(model))
         model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
         return [(a - b).tolist() for a, b in zip(init, model.get_weights())]
@@ -272,10 +272,12 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
-def test_mirrored_strategy_gives_single_device_gradients():
+@pytest.mark.parametrize("structure", ["none", "kernel"])
+def test_mirrored_strategy_gives_single_device_gradients(structure):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-c", MIRRORED_SCRIPT, structure],
+        capture_output=True, text=True, env=env, timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
