@@ -258,11 +258,32 @@ class Runner:
         }
 
 
+BASELINE = None  # private copy of the --baseline library (None: no "_prev" runners)
+
+
+def _with_library(path, make):
+    """make() with SBNN_DELEGATE_LIB pointing at `path` (the delegate is loaded while the
+    interpreter is created; the library stays loaded after)."""
+    old = os.environ.get("SBNN_DELEGATE_LIB")
+    os.environ["SBNN_DELEGATE_LIB"] = str(path)
+    try:
+        return make()
+    finally:
+        if old is None:
+            del os.environ["SBNN_DELEGATE_LIB"]
+        else:
+            os.environ["SBNN_DELEGATE_LIB"] = old
+
+
 def make_runners(files, threads, x, lce=True, which=None):
     """Runner factories by configuration name for one model."""
     out = {}
     if "binary" in files:
         out["ours"] = lambda: runtime.Interpreter(files["binary"], num_threads=threads)
+        if BASELINE:  # the same model with the --baseline library, side by side
+            out["ours_prev"] = lambda: _with_library(
+                BASELINE, lambda: runtime.Interpreter(files["binary"], num_threads=threads)
+            )
         if DENSE_KERNEL:  # the dense kernel forced (no per-layer sparse choice)
             out["ours_dense"] = lambda: runtime.Interpreter(
                 files["binary"], num_threads=threads, kernel=DENSE_KERNEL
@@ -287,6 +308,10 @@ def make_runners(files, threads, x, lce=True, which=None):
     for name, data in files.items():
         if name.startswith("ours_"):
             out[name] = lambda data=data: runtime.Interpreter(data, num_threads=threads)
+            if BASELINE:
+                out[name + "_prev"] = lambda data=data: _with_library(
+                    BASELINE, lambda: runtime.Interpreter(data, num_threads=threads)
+                )
             if DENSE_KERNEL:
                 out[name + "_dense"] = lambda data=data: runtime.Interpreter(
                     data, num_threads=threads, kernel=DENSE_KERNEL
@@ -367,6 +392,7 @@ NAMES = {
     "ours": "ours (delegate, auto)",
     "ours_dense": "ours, dense kernel forced (6x32 avx512vpopcnt)",
     "ours_delegate_mt": "ours, threads in the delegate only (XNNPACK 1 thread)",
+    "ours_prev": "ours, --baseline delegate (previous commit)",
     "lce_bgemm": "LCE default (bgemm)",
     "lce_indirect": "LCE indirect bgemm",
     "lce_indirect_xnn": "LCE indirect bgemm + XNNPACK",
@@ -441,6 +467,12 @@ def main():
         help="'installed' (sbnn_keras.runtime.library_path()), 'head' (build tflite/ of the "
         "git HEAD commit into build/latency/delegate-<commit>/), or a path",
     )
+    p.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="a second libsbnn_delegate.so (e.g. a build of the previous commit), run side by "
+        "side as 'ours_prev' (and '<sparse file>_prev') in the same interleaved rounds",
+    )
     p.add_argument("--json", default=str(ROOT / "docs" / "data" / "latency.json"))
     p.add_argument("--markdown", metavar="JSON", help="only print the tables of a result JSON")
     p.add_argument(
@@ -471,6 +503,10 @@ def main():
     private = CACHE / "libsbnn_delegate.so"
     private.write_bytes(source.read_bytes())
     os.environ["SBNN_DELEGATE_LIB"] = str(private)
+    global BASELINE
+    if a.baseline:
+        BASELINE = CACHE / "libsbnn_delegate_baseline.so"
+        BASELINE.write_bytes(Path(a.baseline).read_bytes())
     result = {
         "machine": machine(),
         "command": " ".join(["python", "benchmarks/latency.py"] + sys.argv[1:]),
@@ -482,6 +518,11 @@ def main():
         return redo_perf(a, source)
     result["machine"]["delegate_copied_from"] = str(source)
     result["machine"]["delegate_option"] = a.delegate
+    if a.baseline:
+        result["machine"]["baseline_delegate"] = a.baseline
+        result["machine"]["baseline_sha256"] = hashlib.sha256(
+            Path(a.baseline).read_bytes()
+        ).hexdigest()[:16]
     result["machine"]["tflite_sources_newer_than_library"] = stale[:20]
     result["settings"] = {
         "rounds": a.rounds,
@@ -696,7 +737,10 @@ def sparse_run(a) -> dict:
         for threads in a.threads:
             runners = make_runners(files, threads, x)
             res = measure(runners, max(10, a.rounds // 2), threads, budget_s=a.budget / 2)
-            describe = {k: r.interp.describe() for k, r in runners.items()}
+            # (describe() goes through the current library: not for the baseline's delegates)
+            describe = {
+                k: r.interp.describe() for k, r in runners.items() if not k.endswith("_prev")
+            }
             entry["threads"][threads] = {"results": res, "describe": describe}
             print(
                 f"{threads} thread(s):",
