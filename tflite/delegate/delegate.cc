@@ -16,6 +16,7 @@
 
 #include "abi/tflite_abi.h"
 #include "core/bconv2d.h"
+#include "core/bconv2d_select.h"
 #include "delegate/ops.h"
 #include "delegate/thread_pool.h"
 #include "sbnn_delegate.h"
@@ -100,7 +101,8 @@ std::string kernels_string() {
 }
 
 // Accepts what select_bconv2d_kernel can match: "auto", "reference", a full
-// kernel name, or the start of the ISA part of one (after "__", e.g. "avx2").
+// kernel name (dense or sparse), or the start of the ISA part of a dense one (after
+// "__", e.g. "avx2").
 bool known_kernel(const std::string& name) {
   if (name == "auto" || name == "reference") return true;
   if (name.empty() || name.size() > 128) return false;
@@ -111,6 +113,11 @@ bool known_kernel(const std::string& name) {
     const size_t sep = full.find("__");
     if (sep != std::string::npos && full.compare(sep + 2, name.size(), name) == 0) return true;
   }
+  // Sparse kernels (bconv2d_select.h) by their full name only, as find_forced matches
+  // them: e.g. "bconv2d_sparse_k01__scalar" to measure the K0-skipping kernel.
+  for (const BConv2DKernel* const* k = all_sparse_bconv2d_kernels(); k != nullptr && *k != nullptr;
+       ++k)
+    if ((*k)->name != nullptr && name == (*k)->name) return true;
   return false;
 }
 
