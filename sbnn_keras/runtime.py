@@ -194,7 +194,8 @@ def load_delegate(
     Args:
         num_threads: threads each delegated op uses (the calling thread counts), 1..64.
         kernel: binary conv kernel: ``"auto"`` (fastest supported), ``"reference"``,
-            or a name from ``available_kernels()``.
+            a name from ``available_kernels()``, or the full name of a sparse kernel
+            (e.g. ``"bconv2d_sparse_k01__scalar"``, docs/sparse_kernels.md).
         runtime: the interpreter the delegate will be used with: ``"tensorflow"``
             (``tf.lite.Interpreter``) or ``"ai_edge_litert"``
             (``ai_edge_litert.interpreter.Interpreter``).
