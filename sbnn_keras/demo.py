@@ -59,6 +59,9 @@ VARIANTS = {
                   "label": "{-beta,+beta}"},
     "closed_form": {"kernel_quantizer": "sbnn", "sparse": True,
                     "label": "{alpha,beta} closed form (eq. 15)"},
+    # eq. 15 on the mean-centred latent weights (IR-Net's zero-mean balancing), code sign(w)
+    "closed_form_centered": {"kernel_quantizer": "sbnn_centered", "sparse": True,
+                             "label": "{alpha,beta} closed form on w - mean(w)"},
     "learned": {"kernel_quantizer": "sbnn_learned", "sparse": True,
                 "label": "Learned {alpha,beta}"},
     "learned_dense": {"kernel_quantizer": "sbnn_learned", "sparse": False,

@@ -11,6 +11,7 @@ String aliases (usable wherever larq accepts a quantizer name):
 ``"sbnn"``          ``SbnnQuantizer(scale="closed_form")``: {alpha, beta}, eq. 15
 ``"sbnn_learned"``  ``SbnnQuantizer(scale="learned")``: trainable tau and phi
 ``"sbnn_symmetric"`` ``SbnnQuantizer(scale="symmetric")``: {-beta, +beta} (XNOR-Net)
+``"sbnn_centered"`` ``SbnnQuantizer(scale="closed_form", center=True)``: eq. 15 on w - mean(w)
 ``"si_bnn"``        ``SiBnnQuantizer()``: activations to {0, +1}
 =================== ==============================================================
 """
@@ -132,6 +133,12 @@ class SbnnQuantizer(lq.quantizers.Quantizer):
             ``phi = 0, tau = mean(|w|)``.
         per_channel: one (tau, phi) per output channel (last kernel axis) instead of
             one per layer (the paper's choice).
+        center: ``scale="closed_form"`` only: evaluate eq. 15 on the mean-centred
+            latent weights ``w - mean(w)`` (the zero-mean weights of IR-Net's
+            balancing, which the paper's training follows), keeping the code
+            ``sign(w)``. Then ``p * beta + (1 - p) * alpha = 0``, i.e.
+            ``alpha = -p / (1 - p) * beta``: at low ``p`` the domain is nearly
+            {0, beta}. Default False (eq. 15 on the raw latent weights).
         clip_value: the straight-through estimator passes gradients where
             ``|w| <= clip_value`` (larq's ``ste_sign`` convention); ``None`` never clips.
         tau_initializer, phi_initializer: initializers of the learned scales.
@@ -154,8 +161,16 @@ class SbnnQuantizer(lq.quantizers.Quantizer):
         clip_value: float | None = 1.0,
         tau_initializer="ones",
         phi_initializer="zeros",
+        center: bool = False,
         **kwargs,
     ):
+        if not isinstance(center, (bool, np.bool_)):
+            raise ValueError(f"SbnnQuantizer: `center` must be a bool, got {center!r}.")
+        if center and scale != "closed_form":
+            raise ValueError(
+                f"SbnnQuantizer: `center=True` needs scale='closed_form', got scale={scale!r}."
+            )
+        self.center = bool(center)
         if scale not in SCALE_MODES:
             raise ValueError(
                 f"SbnnQuantizer: argument `scale` must be one of {SCALE_MODES}, got {scale!r}."
@@ -189,7 +204,11 @@ class SbnnQuantizer(lq.quantizers.Quantizer):
     def _scales(self, w: tf.Tensor):
         if self.scale == "learned":
             return tf.cast(self.tau, w.dtype), tf.cast(self.phi, w.dtype)
-        if self.scale == "closed_form":
+        if self.scale == "closed_form" and self.center:
+            axes = _axes(w.shape.rank, self.per_channel)
+            centred = w - tf.reduce_mean(w, axis=axes)
+            tau, phi = optimal_scales_tf(centred, wb=lq.math.sign(w), per_channel=self.per_channel)
+        elif self.scale == "closed_form":
             tau, phi = optimal_scales_tf(w, per_channel=self.per_channel)
         else:  # symmetric
             tau = tf.reduce_mean(tf.abs(w), axis=_axes(w.shape.rank, self.per_channel))
@@ -219,6 +238,7 @@ class SbnnQuantizer(lq.quantizers.Quantizer):
             "scale": self.scale,
             "per_channel": self.per_channel,
             "clip_value": self.clip_value,
+            **({"center": True} if self.center else {}),
             "tau_initializer": tf.keras.initializers.serialize(self.tau_initializer),
             "phi_initializer": tf.keras.initializers.serialize(self.phi_initializer),
         }
@@ -344,6 +364,7 @@ for _name, _alias in {
     "sbnn": _Alias(SbnnQuantizer, scale="closed_form"),
     "sbnn_learned": _Alias(SbnnQuantizer, scale="learned"),
     "sbnn_symmetric": _Alias(SbnnQuantizer, scale="symmetric"),
+    "sbnn_centered": _Alias(SbnnQuantizer, scale="closed_form", center=True),
     "si_bnn": _Alias(SiBnnQuantizer),
 }.items():
     tf.keras.utils.get_custom_objects()[_name] = _alias

@@ -218,3 +218,21 @@ def test_si_bnn_bad_arguments():
 def test_unknown_alias_is_an_error():
     with pytest.raises(ValueError):
         sbnn_keras.QuantConv2D(4, 3, kernel_quantizer="sbnn_bogus")
+
+
+def test_centred_closed_form_is_eq15_on_zero_mean_weights():
+    rng = np.random.default_rng(5)
+    w = (rng.normal(size=(3, 3, 8, 8)) - 0.8).astype(np.float32)
+    q = SbnnQuantizer(scale="closed_form", center=True)
+    s = q.scales(w)
+    p = np.mean(w >= 0)
+    tau, phi = sm.optimal_scales(w - w.mean(), wb=sm.binarize(w))
+    assert float(s["tau"]) == pytest.approx(tau, rel=1e-5) and float(s["phi"]) == pytest.approx(phi, abs=1e-6)
+    # zero mean: p * beta + (1 - p) * alpha = 0
+    assert float(s["alpha"]) == pytest.approx(-p / (1 - p) * float(s["beta"]), rel=1e-4)
+    assert SbnnQuantizer.from_config(q.get_config()).center is True
+    assert "center" not in SbnnQuantizer().get_config()
+    with pytest.raises(ValueError, match="`center=True` needs scale='closed_form', got scale='learned'"):
+        SbnnQuantizer(scale="learned", center=True)
+    with pytest.raises(ValueError, match="`center` must be a bool, got 'yes'"):
+        SbnnQuantizer(center="yes")
