@@ -79,6 +79,7 @@ def run_cifar(name, tmp_path, extra=()):
     return results, conversion, out
 
 
+@pytest.mark.slow  # ~1-2 min on 2 cores; CI runs the slow tests too (.ci/run)
 def test_cifar10_resnet18_quick(tmp_path):
     results, conversion, out = run_cifar("cifar10_resnet18", tmp_path)
     assert results["dataset"] == "cifar10" and results["model"] == "irnet_resnet18"
@@ -90,6 +91,7 @@ def test_cifar10_resnet18_quick(tmp_path):
     assert "CONV_2D" in conversion["op_counts"]  # float stem and 1x1 shortcuts
 
 
+@pytest.mark.slow  # ~1-2 min on 2 cores; CI runs the slow tests too (.ci/run)
 def test_cifar100_reactnet18_quick(tmp_path):
     results, conversion, _ = run_cifar("cifar100_reactnet18", tmp_path, ["--pair", "4"])
     assert results["dataset"] == "cifar100" and results["model"] == "reactnet18"
@@ -130,6 +132,7 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
 
 
+@pytest.mark.slow  # ~1-2 min on 2 cores; CI runs the slow tests too (.ci/run)
 @needs_fashion_mnist
 def test_distributed_training_quick(tmp_path):
     out = tmp_path / "out"

@@ -143,16 +143,13 @@ def _cycles(soak, n):
 
 def _invokes(soak, n, resize_every=0):
     """n invokes on one interpreter per model; with resize_every, the batch changes
-    (1 <-> 2) every so many invokes (re-prepare; not for the sbnn model, whose
-    conversion only runs batch 1: see test_end_to_end.test_grouped_sbnn_batch_resize).
+    (1 <-> 2) every so many invokes (re-prepare).
 
     One thread: on this shared 2-core machine a 2-thread pool waits for a descheduled
     worker now and then (median invoke 0.1 ms alone, ~10 ms under load), and
     the thread pool itself is soaked by the cycles and the shared-delegate test."""
     runtime_name, soak_models = soak
     for name, data, x, expected in soak_models:
-        if resize_every and name.startswith("sbnn"):
-            continue
         interp = sbnn_keras.Interpreter(data, num_threads=1, runtime=runtime_name)
         x2 = np.concatenate([x, x])
         kind = f"resize every {resize_every}" if resize_every else "fixed batch"
@@ -176,7 +173,7 @@ def _invokes(soak, n, resize_every=0):
 
 
 def test_create_destroy_cycles_short(soak):
-    _cycles(soak, 40)
+    _cycles(soak, 30)
 
 
 @pytest.mark.slow
@@ -185,7 +182,7 @@ def test_create_destroy_cycles(soak):
 
 
 def test_invokes_short(soak):
-    _invokes(soak, 500)
+    _invokes(soak, 300)
     _invokes(soak, 60, resize_every=5)
 
 
