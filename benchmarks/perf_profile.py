@@ -41,8 +41,11 @@ CATEGORIES = [
         "sparse bit-plane kernel",
         r"bitplane|Bitplane|count_planes|process_channels|emit_run|build_band|Avx512Impl|sparse",
     ),
-    ("bconv output transform", r"Bconv2dOp|bconv2d.*transform|OutputTransform"),
-    ("quantize (float -> bits)", r"QuantizeOp|bitpack"),
+    (
+        "bconv output transform",
+        r"Bconv2dOp|bconv2d.*transform|OutputTransform|\bto_(float|int8|bits)\b|round_clamp|affine\d",
+    ),
+    ("quantize (float -> bits)", r"QuantizeOp|bitpack|\bpack_(float|int8|bool)\b|pack_stream"),
     ("bmaxpool / dequantize", r"BMaxPool|DequantizeOp"),
     ("other delegate code", r"sbnn|libsbnn_delegate"),
     ("other TFLite runtime", r"tensorflow|tflite|_pywrap"),

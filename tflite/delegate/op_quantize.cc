@@ -19,8 +19,12 @@
 namespace sbnn {
 namespace {
 
-// Rows are cheap: hand at least this many elements to a task.
+// Rows are cheap: hand at least this many elements to a task (dequantize, scalar).
 constexpr int64_t kMinElementsPerTask = 1 << 14;
+// The vectorised packers take ~0.1 ns per element (AVX-512), so waking a worker (a few
+// microseconds) only pays from ~0.5 M elements per task: below that quantize runs on
+// the calling thread (all of ResNet-18's LceQuantize ops at 224x224).
+constexpr int64_t kMinPackElementsPerTask = 1 << 19;
 
 class QuantizeOp : public Op {
  public:
@@ -65,7 +69,7 @@ class QuantizeOp : public Op {
       return fail(ctx, "tensor data is missing or smaller than its shape");
     const int c = channels_;
     int32_t* dst = static_cast<int32_t*>(out->data);
-    const int64_t min_rows = std::max<int64_t>(1, kMinElementsPerTask / std::max(1, c));
+    const int64_t min_rows = std::max<int64_t>(1, kMinPackElementsPerTask / std::max(1, c));
     // Vectorised packers of core/transform.h (bit-identical to their scalar reference).
     const TransformKernels& k = transform_kernels();
     switch (in->type) {
