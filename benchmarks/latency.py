@@ -864,7 +864,7 @@ def markdown(result) -> str:
         )
         out.append("|---|---:|---:|---:|" + "---:|" * len(entry["threads"]))
         for name in next(iter(entry["threads"].values()))["results"]:
-            file = name.replace("_dense", "")
+            file = name.replace("_dense", "").replace("_prev", "")
             cells = [
                 f"{entry['threads'][t]['results'][name]['median_ms']:.3f} "
                 f"({entry['threads'][t]['results'][name]['cpu_median_ms']:.3f})"
