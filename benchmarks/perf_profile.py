@@ -39,7 +39,7 @@ CATEGORIES = [
     ("bconv patch gather / driver", r"run_gemm|gather|make_gemm_kernel|pack_filter"),
     (
         "sparse bit-plane kernel",
-        r"bitplane|Bitplane|count_planes|process_channels|emit_run|build_band|Avx512Impl|sparse",
+        r"bitplane|Bitplane|count_(planes|permute|segments)|process_channels|emit_run|build_band|Avx512Impl|sparse",
     ),
     (
         "bconv output transform",
