@@ -84,7 +84,14 @@ def structure_stats(model, word_size: int = 32) -> dict:
     kernels = [sum(lay["hamming_histogram"]) for lay in per_layer.values()]
     iid = [(1 - lay["connections"]) ** (len(lay["hamming_histogram"]) - 1) for lay in per_layer.values()]
     k0_iid = float(np.dot(kernels, iid) / np.sum(kernels))
+    from sbnn_keras.report import sparsity_report
+
+    total = sparsity_report(model).total
     return {
+        # paper Tables 2-3: BOPs with K0 skipped / K1 as shifted copies, BParams storage
+        "bops_kernel_skip_ratio": total.bops_kernel_skip_ratio,
+        "bops_sparse_ratio": total.bops_sparse_ratio,
+        "bparams_ratio": total.bparams_ratio,
         "connections": p,
         "entropy_bits_per_weight": float(sbnn_math.binary_entropy(p)),
         "k0": k0,
