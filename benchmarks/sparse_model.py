@@ -54,6 +54,9 @@ CPU time per invoke):
 ``lce_indirect``   ``use_indirect_bgemm=True``
 ``lce_indirect_xnn``  ``use_indirect_bgemm=True, use_xnnpack=True``
 ``skeleton``       the float skeleton (stem, 1x1 shortcuts, pooling, classifier)
+``bnn_dense``      reference: the plain larq BNN layout (``models.resnet18("binary")``,
+                   phi = 0: no q channel, BatchNorm fused by the converter), dense
+                   kernel; shows what the SBNN lowering's float ops cost
 =================  ===========================================================
 
 "LCE fastest" = the smallest median of the three LCE configurations. "ideal" =
@@ -494,6 +497,16 @@ def main(argv=None):
     runners["skeleton"] = latency.Runner(
         "skeleton", lambda: tf.lite.Interpreter(model_content=skeleton, num_threads=1), x
     )
+    bnn = None
+    if not a.quick and dense_kernel:  # the plain BNN layout: no q channel, BN fused by LCE
+        bnn = latency.cached(
+            "cifar-binary", lambda: sbnn_keras.convert(latency.build("binary", STEM)), STEM
+        )
+        runners["bnn_dense"] = latency.Runner(
+            "bnn_dense",
+            lambda: runtime.Interpreter(bnn, num_threads=1, kernel=dense_kernel),
+            x,
+        )
     load0 = os.getloadavg()
     print(f"\n== timing {len(runners)} configurations interleaved, load {load0} ==", flush=True)
     t0 = time.perf_counter()
@@ -502,6 +515,7 @@ def main(argv=None):
         "loadavg": [load0, os.getloadavg()],
         "seconds": time.perf_counter() - t0,
         "skeleton": res["skeleton"],
+        "bnn_dense": res.get("bnn_dense"),
     }
     for tag, entry in sets.items():
         entry["results"] = {
@@ -523,6 +537,9 @@ def main(argv=None):
             }
             entry["analysis"] = analyse(entry)
             print(tag, json.dumps(entry["analysis"].get("convs")), flush=True)
+        if bnn is not None:
+            prof = perf_conv_ms(latency.PATHS["cifar-binary"], dense_kernel, a.perf_seconds)
+            result["timing"]["bnn_dense_perf"] = prof
     info["loadavg_end"] = os.getloadavg()
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=1, default=float) + "\n")
@@ -618,6 +635,17 @@ def markdown(result) -> str:
                 out.append(
                     f"| {e['source']} | {100 * e['stats']['sparsity']:.1f}% | {name} | {cells} |"
                 )
+    bnn, prof = t.get("bnn_dense"), t.get("bnn_dense_perf")
+    if bnn and prof and "groups" in prof:
+        ms = bnn["cpu_median_ms"]
+        cells = " | ".join(f"{prof['groups'][g] * ms:.3f}" for g in GROUPS)
+        out.append(f"| plain BNN layout (larq, no q channel) | 50% | dense (forced) | {cells} |")
+    if bnn:
+        out.append(
+            f"\nReference in the same run: the plain larq BNN ResNet-18 (`benchmarks/models.py` "
+            f"kind \"binary\": phi = 0, no q channel, BN fused into the conv by the converter), "
+            f"dense kernel: {bnn['cpu_median_ms']:.3f} ms CPU."
+        )
     out.append(
         "\n**Weights and storage** (binary 3x3 convs: 10.99 M weights; p = connections; "
         "h = binary entropy; SBF1 = flavor auto)\n"
