@@ -18,7 +18,8 @@
 //    byte-identical outputs;
 //  * uncorrupted graphs must succeed, and the same graph with the filter stored as
 //    SBF1 (SbnnBconv2d) must give byte-identical outputs;
-//  * uncorrupted graphs without pooling are checked against a naive computation on
+//  * uncorrupted conv graphs (with or without LceBMaxPool2d before the conv) and
+//    quantize graphs without pooling are checked against a naive computation on
 //    signs (float within rounding, int8 within 1, bitpacked and bool exact).
 #include <algorithm>
 #include <cmath>
@@ -434,14 +435,19 @@ bool Corrupt(Graph& g, Cursor& c, Rng& rng) {
   return any;
 }
 
-// ---- naive reference for uncorrupted conv graphs without pooling ----------------
+// ---- naive reference for uncorrupted conv graphs (with or without pooling) -------
 
 void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x) {
   const int cg = v.cin / v.groups, og = v.cout / v.groups;
-  const int oh = OutSize(v.h, v.kh, v.sh, v.dh, v.padding), ow = OutSize(v.w, v.kw, v.sw, v.dw, v.padding);
+  // The conv's input: x, or x max-pooled (windows clipped to x, SAME padding ignored).
+  const int ih = v.pool ? OutSize(v.h, v.pool_fh, v.pool_sh, 1, v.pool_padding) : v.h;
+  const int iw = v.pool ? OutSize(v.w, v.pool_fw, v.pool_sw, 1, v.pool_padding) : v.w;
+  const int qt = v.pool && v.pool_padding == 0 ? std::max(0, (ih - 1) * v.pool_sh + v.pool_fh - v.h) / 2 : 0;
+  const int ql = v.pool && v.pool_padding == 0 ? std::max(0, (iw - 1) * v.pool_sw + v.pool_fw - v.w) / 2 : 0;
+  const int oh = OutSize(ih, v.kh, v.sh, v.dh, v.padding), ow = OutSize(iw, v.kw, v.sw, v.dw, v.padding);
   const int eff_h = (v.kh - 1) * v.dh + 1, eff_w = (v.kw - 1) * v.dw + 1;
-  const int pt = v.padding == 0 ? std::max(0, (oh - 1) * v.sh + eff_h - v.h) / 2 : 0;
-  const int pl = v.padding == 0 ? std::max(0, (ow - 1) * v.sw + eff_w - v.w) / 2 : 0;
+  const int pt = v.padding == 0 ? std::max(0, (oh - 1) * v.sh + eff_h - ih) / 2 : 0;
+  const int pl = v.padding == 0 ? std::max(0, (ow - 1) * v.sw + eff_w - iw) / 2 : 0;
   const size_t out_elems = static_cast<size_t>(v.batch) * oh * ow *
                            (v.out_type == kInt32 ? (v.cout + 31) / 32 : v.cout);
   const size_t out_bytes = out_elems * TypeSize(v.out_type);
@@ -458,6 +464,17 @@ void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x) {
     }
     if (v.in_type == kInt8) return static_cast<int>(static_cast<int8_t>(x[i])) < v.in_zp ? -1 : 1;
     return x[i] == 0 ? -1 : 1;
+  };
+  // Sign of the conv input at (b, iy, ix, c): max over the pooling window (+1 unless all -1).
+  auto conv_in = [&](int b, int iy, int ix, int c) {
+    const auto at = [&](int y, int xx) { return sign(((static_cast<size_t>(b) * v.h + y) * v.w + xx) * v.cin + c); };
+    if (!v.pool) return at(iy, ix);
+    const int y0 = std::max(0, iy * v.pool_sh - qt), y1 = std::min(v.h, iy * v.pool_sh - qt + v.pool_fh);
+    const int x0 = std::max(0, ix * v.pool_sw - ql), x1 = std::min(v.w, ix * v.pool_sw - ql + v.pool_fw);
+    for (int y = y0; y < y1; ++y)
+      for (int xx = x0; xx < x1; ++xx)
+        if (at(y, xx) > 0) return 1;
+    return -1;
   };
   const int K = v.kh * v.kw * cg;
   int lo = -K, hi = K;
@@ -476,11 +493,10 @@ void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x) {
           for (int fy = 0; fy < v.kh; ++fy)
             for (int fx = 0; fx < v.kw; ++fx) {
               const int iy = y * v.sh - pt + fy * v.dh, ix = xo * v.sw - pl + fx * v.dw;
-              const bool inside = iy >= 0 && iy < v.h && ix >= 0 && ix < v.w;
+              const bool inside = iy >= 0 && iy < ih && ix >= 0 && ix < iw;
               for (int ch = 0; ch < cg; ++ch) {
                 const int wv = v.connection[((static_cast<size_t>(o) * v.kh + fy) * v.kw + fx) * cg + ch] ? 1 : -1;
-                const int xv = inside ? sign(((static_cast<size_t>(b) * v.h + iy) * v.w + ix) * v.cin + g * cg + ch)
-                                      : (v.pad_values == 1 ? 1 : 0);
+                const int xv = inside ? conv_in(b, iy, ix, g * cg + ch) : (v.pad_values == 1 ? 1 : 0);
                 dot += xv * wv;
               }
             }
@@ -685,7 +701,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     g2.type_choice = g.type_choice;
     const Outcome s = Run(g2, threads, kernel.c_str(), seed, 0x1234567u, resize_to);
     Compare(a, s, "LceBconv2d vs SbnnBconv2d");
-    if (!v.pool && !v.dequant) CheckNaive(v, first);
+    if (!v.dequant) CheckNaive(v, first);
   } else if (!pooled) {
     CheckQuantNaive(first, x_dims, in_type, in_zp, out_type, out_scale, out_zp);
   }
