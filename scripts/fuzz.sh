@@ -7,6 +7,7 @@
 #                                           # its ctest and the Python tests that drive it
 #                                           # (tflite/scripts/asan_pytest.sh), then the fuzzers
 #   scripts/fuzz.sh --only ops,model 600    # some harnesses only
+#   scripts/fuzz.sh --sanitizers --no-fuzz  # the ASan+UBSan tests only (no clang needed)
 #
 # Harnesses: flexbuffer (custom-option reader), sbf1 (SBF1 decoder), ops (structured
 # graphs of every op through a fake TFLite runtime, differential against the reference
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --sanitizers) SANITIZERS=1 ;;
     --only) ONLY="$2"; shift ;;
+    --no-fuzz) ONLY="" ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) SECONDS_EACH="$1" ;;
   esac
@@ -38,10 +40,6 @@ JOBS=${JOBS:-2}
 if [ "$(id -u)" = 0 ]; then
   bash scripts/install_fuzz_deps.sh
 fi
-if ! command -v clang++ >/dev/null; then
-  echo "fuzz.sh: clang++ not found; run scripts/install_fuzz_deps.sh (as root)" >&2
-  exit 2
-fi
 
 if [ "$SANITIZERS" = 1 ]; then
   echo "== ASan + UBSan: native tests (ctest) and the Python tests that drive the delegate"
@@ -49,6 +47,11 @@ if [ "$SANITIZERS" = 1 ]; then
   bash tflite/scripts/asan_pytest.sh tests/test_runtime_ops.py tests/test_runtime_bad_input.py \
     tests/test_version_guards.py tests/test_fuzz_regressions.py -q -p no:cacheprovider
   echo "== sanitizers: passed in $(( $(date +%s) - t0 )) s"
+fi
+[ -n "$ONLY" ] || exit 0
+if ! command -v clang++ >/dev/null; then
+  echo "fuzz.sh: clang++ not found; run scripts/install_fuzz_deps.sh (as root)" >&2
+  exit 2
 fi
 
 echo "== building the harnesses in $BUILD"
