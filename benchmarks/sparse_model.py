@@ -442,6 +442,7 @@ def main(argv=None):
     result = {
         "machine": info,
         "command": " ".join(["python", "benchmarks/sparse_model.py"] + sys.argv[1:]),
+        "started_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "settings": {"rounds": a.rounds, "budget_s": a.budget, "threads": 1, "batch": 1},
         "dense_kernel": dense_kernel,
         "paper_k0k1": {str(k): v for k, v in PAPER_K0K1.items()},
@@ -541,6 +542,7 @@ def main(argv=None):
             prof = perf_conv_ms(latency.PATHS["cifar-binary"], dense_kernel, a.perf_seconds)
             result["timing"]["bnn_dense_perf"] = prof
     info["loadavg_end"] = os.getloadavg()
+    result["finished_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=1, default=float) + "\n")
     print("\n" + markdown(result))
