@@ -29,6 +29,21 @@ struct TransformParams {
   const float* b = nullptr;  // [channels]
 };
 
+// Per-channel parameters of the fused "q" transform (SbnnBconv2d with fused_q = 1):
+// `dot` rows have channels + 1 values, the last one is dot[q] (the window sum of the
+// input signs, an all-(+1) filter channel); output channel c, in this order:
+//   t = float(dot[c]) * a[c];  u = float(dot[q]) * d[c];  y = (t + u) + b[c]
+//   y = y < lo ? lo : y;  y = y > hi ? hi : y     (NaN passes; lo/hi may be -+inf)
+//   float output: y
+//   int8 output:  round half away from zero, NaN -> 0, clamped to [-128, 127]
+//   bitpacked:    bit c = y < 0.0f            (what LceQuantize makes of the float y)
+struct QTransformParams {
+  const float* a = nullptr;  // [channels]
+  const float* d = nullptr;  // [channels]
+  const float* b = nullptr;  // [channels]
+  float lo = 0.0f, hi = 0.0f;
+};
+
 struct TransformKernels {
   const char* isa;  // "avx512", "avx2", "neon", "scalar"
   // pixels x channels (row-major, channels contiguous); out has the same layout.
@@ -49,6 +64,14 @@ struct TransformKernels {
   void (*pack_int8)(const int8_t* in, int64_t rows, int channels, int32_t zero_point,
                     int32_t* out);
   void (*pack_bool)(const uint8_t* in, int64_t rows, int channels, int32_t* out);
+  // The fused q transforms (QTransformParams): `dot` is pixels x (channels + 1), the
+  // output pixels x channels (bits: ceil(channels / 32) words per pixel).
+  void (*q_to_float)(const int32_t* dot, int64_t pixels, int channels,
+                     const QTransformParams& p, float* out);
+  void (*q_to_int8)(const int32_t* dot, int64_t pixels, int channels,
+                    const QTransformParams& p, int8_t* out);
+  void (*q_to_bits)(const int32_t* dot, int64_t pixels, int channels,
+                    const QTransformParams& p, int32_t* out);
 };
 
 // `dot < limit` is `K - dot > 2 * threshold` for every dot in [INT32_MIN, INT32_MAX - 1]

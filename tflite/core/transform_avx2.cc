@@ -140,9 +140,76 @@ void pack_bool(const uint8_t* in, int64_t rows, int channels, int32_t* out) {
   });
 }
 
+// The fused q transform (QTransformParams) of 8 channels; fq = float(dot[q]) broadcast.
+struct QConsts {
+  __m256 fq, lo, hi;
+  QConsts(const QTransformParams& p, float q)
+      : fq(_mm256_set1_ps(q)), lo(_mm256_set1_ps(p.lo)), hi(_mm256_set1_ps(p.hi)) {}
+};
+
+inline __m256 q_affine8(const int32_t* d, const QTransformParams& p, int c, const QConsts& k) {
+  const __m256 t = _mm256_mul_ps(
+      _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + c))),
+      _mm256_loadu_ps(p.a + c));
+  const __m256 u = _mm256_mul_ps(k.fq, _mm256_loadu_ps(p.d + c));
+  __m256 y = _mm256_add_ps(_mm256_add_ps(t, u), _mm256_loadu_ps(p.b + c));
+  y = _mm256_max_ps(k.lo, y);  // lo > y ? lo : y  (NaN y passes)
+  return _mm256_min_ps(k.hi, y);  // hi < y ? hi : y
+}
+
+void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+                float* out) {
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    float* o = out + i * channels;
+    const QConsts k(p, static_cast<float>(d[channels]));
+    int c = 0;
+    for (; c + 8 <= channels; c += 8) _mm256_storeu_ps(o + c, q_affine8(d, p, c, k));
+    q_float_span(d, channels, c, channels, p, o);
+  }
+}
+
+void q_to_int8(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int8_t* out) {
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    int8_t* o = out + i * channels;
+    const QConsts k(p, static_cast<float>(d[channels]));
+    int c = 0;
+    for (; c + 8 <= channels; c += 8) {
+      const __m256i v = round_clamp8(q_affine8(d, p, c, k));
+      const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packs_epi16(h, h));
+    }
+    q_int8_span(d, channels, c, channels, p, o);
+  }
+}
+
+void q_to_bits(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int32_t* out) {
+  const int words = words_for(channels);
+  const int full = channels / kBits;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    int32_t* o = out + i * words;
+    const QConsts k(p, static_cast<float>(d[channels]));
+    for (int w = 0; w < full; ++w) {
+      uint32_t word = 0;
+      for (int q = 0; q < 4; ++q) {
+        const __m256 lt = _mm256_cmp_ps(q_affine8(d, p, w * kBits + 8 * q, k), zero, _CMP_LT_OQ);
+        word |= static_cast<uint32_t>(_mm256_movemask_ps(lt)) << (8 * q);
+      }
+      o[w] = static_cast<int32_t>(word);
+    }
+    q_bits_span(d, channels, full * kBits, p, o);
+  }
+}
+
 }  // namespace
 
 extern const TransformKernels kTransformKernels_avx2 = {
-    "avx2", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool};
+    "avx2", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool,
+    q_to_float, q_to_int8, q_to_bits};
 
 }  // namespace sbnn

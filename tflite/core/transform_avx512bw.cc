@@ -153,9 +153,77 @@ void pack_bool(const uint8_t* in, int64_t rows, int channels, int32_t* out) {
   });
 }
 
+// The fused q transform (QTransformParams) of 16 lanes (masked-off lanes: anything).
+inline __m512 q_affine16(const int32_t* d, const QTransformParams& p, int c, __mmask16 k,
+                         __m512 fq, __m512 lo, __m512 hi) {
+  const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, d + c)),
+                                 _mm512_maskz_loadu_ps(k, p.a + c));
+  const __m512 u = _mm512_mul_ps(fq, _mm512_maskz_loadu_ps(k, p.d + c));
+  __m512 y = _mm512_add_ps(_mm512_add_ps(t, u), _mm512_maskz_loadu_ps(k, p.b + c));
+  y = _mm512_max_ps(lo, y);  // lo > y ? lo : y  (NaN y passes)
+  return _mm512_min_ps(hi, y);  // hi < y ? hi : y
+}
+
+void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+                float* out) {
+  const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    float* o = out + i * channels;
+    const __m512 fq = _mm512_set1_ps(static_cast<float>(d[channels]));
+    int c = 0;
+    for (; c + 16 <= channels; c += 16)
+      _mm512_storeu_ps(o + c, q_affine16(d, p, c, 0xffff, fq, lo, hi));
+    if (c < channels) {
+      const __mmask16 k = lanes16(channels - c);
+      _mm512_mask_storeu_ps(o + c, k, q_affine16(d, p, c, k, fq, lo, hi));
+    }
+  }
+}
+
+void q_to_int8(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int8_t* out) {
+  const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    int8_t* o = out + i * channels;
+    const __m512 fq = _mm512_set1_ps(static_cast<float>(d[channels]));
+    for (int c = 0; c < channels; c += 16) {
+      const __mmask16 k = lanes16(channels - c);
+      const __m512i v = round_clamp16(q_affine16(d, p, c, k, fq, lo, hi));
+      _mm_mask_storeu_epi8(o + c, k, _mm512_cvtsepi32_epi8(v));
+    }
+  }
+}
+
+void q_to_bits(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int32_t* out) {
+  const int words = words_for(channels);
+  const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    int32_t* o = out + i * words;
+    const __m512 fq = _mm512_set1_ps(static_cast<float>(d[channels]));
+    for (int w = 0; w < words; ++w) {
+      uint32_t word = 0;
+      for (int h = 0; h < 2; ++h) {
+        const int c = w * kBits + 16 * h;
+        if (c >= channels) break;
+        const __mmask16 k = lanes16(channels - c);
+        const __mmask16 lt =
+            _mm512_mask_cmp_ps_mask(k, q_affine16(d, p, c, k, fq, lo, hi), zero, _CMP_LT_OQ);
+        word |= static_cast<uint32_t>(lt) << (16 * h);
+      }
+      o[w] = static_cast<int32_t>(word);
+    }
+  }
+}
+
 }  // namespace
 
 extern const TransformKernels kTransformKernels_avx512 = {
-    "avx512", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool};
+    "avx512", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool,
+    q_to_float, q_to_int8, q_to_bits};
 
 }  // namespace sbnn

@@ -45,6 +45,45 @@ inline void bits_span(const int32_t* d, int c0, int c1, const int32_t* limit, in
   }
 }
 
+// The fused q transform of one channel (QTransformParams); fq = float(dot[q]).
+inline float q_float_one(int32_t d, float fq, const QTransformParams& p, int c) {
+  const float t = static_cast<float>(d) * p.a[c];
+  const float u = fq * p.d[c];
+  float y = (t + u) + p.b[c];
+  y = y < p.lo ? p.lo : y;
+  y = y > p.hi ? p.hi : y;
+  return y;
+}
+inline int8_t round_int8(float y) {
+  float r = std::round(y);  // half away from zero, like TfLiteRound
+  if (!(r == r)) r = 0.0f;
+  r = std::min(127.0f, std::max(-128.0f, r));
+  return static_cast<int8_t>(r);
+}
+// Channels [c0, c1) of one pixel (d: the pixel's channels + 1 dot values).
+inline void q_float_span(const int32_t* d, int channels, int c0, int c1,
+                         const QTransformParams& p, float* o) {
+  const float fq = static_cast<float>(d[channels]);
+  for (int c = c0; c < c1; ++c) o[c] = q_float_one(d[c], fq, p, c);
+}
+inline void q_int8_span(const int32_t* d, int channels, int c0, int c1,
+                        const QTransformParams& p, int8_t* o) {
+  const float fq = static_cast<float>(d[channels]);
+  for (int c = c0; c < c1; ++c) o[c] = round_int8(q_float_one(d[c], fq, p, c));
+}
+// Bits of channels [c0, channels) (c0 a multiple of 32), word by word.
+inline void q_bits_span(const int32_t* d, int channels, int c0, const QTransformParams& p,
+                        int32_t* o) {
+  const float fq = static_cast<float>(d[channels]);
+  for (int w0 = c0; w0 < channels; w0 += kBits) {
+    const int end = std::min(channels, w0 + kBits);
+    uint32_t word = 0;
+    for (int c = w0; c < end; ++c)
+      word |= static_cast<uint32_t>(q_float_one(d[c], fq, p, c) < 0.0f) << (c - w0);
+    o[w0 / kBits] = static_cast<int32_t>(word);
+  }
+}
+
 // Packs values [c0, c1) of one row (c0 a multiple of 32) into words c0/32...
 template <typename T, typename IsNegative>
 inline void pack_span(const T* in, int64_t c0, int64_t c1, int32_t* out, IsNegative neg) {

@@ -126,9 +126,73 @@ void pack_bool(const uint8_t* in, int64_t rows, int channels, int32_t* out) {
   });
 }
 
+// The fused q transform (QTransformParams) of 4 channels; fq = float(dot[q]) broadcast.
+// The clamps are selects (FMAX/FMIN would turn a NaN y into lo / hi).
+inline float32x4_t q_affine4(const int32_t* d, const QTransformParams& p, int c, float32x4_t fq,
+                             float32x4_t lo, float32x4_t hi) {
+  const float32x4_t t = vmulq_f32(vcvtq_f32_s32(vld1q_s32(d + c)), vld1q_f32(p.a + c));
+  const float32x4_t u = vmulq_f32(fq, vld1q_f32(p.d + c));
+  float32x4_t y = vaddq_f32(vaddq_f32(t, u), vld1q_f32(p.b + c));
+  y = vbslq_f32(vcltq_f32(y, lo), lo, y);
+  return vbslq_f32(vcgtq_f32(y, hi), hi, y);
+}
+
+void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+                float* out) {
+  const float32x4_t lo = vdupq_n_f32(p.lo), hi = vdupq_n_f32(p.hi);
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    float* o = out + i * channels;
+    const float32x4_t fq = vdupq_n_f32(static_cast<float>(d[channels]));
+    int c = 0;
+    for (; c + 4 <= channels; c += 4) vst1q_f32(o + c, q_affine4(d, p, c, fq, lo, hi));
+    q_float_span(d, channels, c, channels, p, o);
+  }
+}
+
+void q_to_int8(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int8_t* out) {
+  const float32x4_t lo = vdupq_n_f32(p.lo), hi = vdupq_n_f32(p.hi);
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    int8_t* o = out + i * channels;
+    const float32x4_t fq = vdupq_n_f32(static_cast<float>(d[channels]));
+    int c = 0;
+    for (; c + 8 <= channels; c += 8) {
+      const int32x4_t a = vcvtaq_s32_f32(q_affine4(d, p, c, fq, lo, hi));
+      const int32x4_t b = vcvtaq_s32_f32(q_affine4(d, p, c + 4, fq, lo, hi));
+      vst1_s8(o + c, vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b))));
+    }
+    q_int8_span(d, channels, c, channels, p, o);
+  }
+}
+
+void q_to_bits(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int32_t* out) {
+  const int words = words_for(channels);
+  const int full = channels / kBits;
+  const float32x4_t lo = vdupq_n_f32(p.lo), hi = vdupq_n_f32(p.hi);
+  const uint32x4_t bit4 = vld1q_u32(kBit4);
+  for (int64_t i = 0; i < pixels; ++i) {
+    const int32_t* d = dot + i * (channels + 1);
+    int32_t* o = out + i * words;
+    const float32x4_t fq = vdupq_n_f32(static_cast<float>(d[channels]));
+    for (int w = 0; w < full; ++w) {
+      uint32_t word = 0;
+      for (int q = 0; q < 8; ++q) {
+        const uint32x4_t lt = vcltzq_f32(q_affine4(d, p, w * kBits + 4 * q, fq, lo, hi));
+        word |= vaddvq_u32(vandq_u32(lt, bit4)) << (4 * q);
+      }
+      o[w] = static_cast<int32_t>(word);
+    }
+    q_bits_span(d, channels, full * kBits, p, o);
+  }
+}
+
 }  // namespace
 
 extern const TransformKernels kTransformKernels_neon = {
-    "neon", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool};
+    "neon", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool,
+    q_to_float, q_to_int8, q_to_bits};
 
 }  // namespace sbnn

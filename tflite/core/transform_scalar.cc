@@ -42,9 +42,29 @@ void pack_bool(const uint8_t* in, int64_t rows, int channels, int32_t* out) {
            [](const uint8_t* r, int64_t n, int32_t* o) { pack_span(r, 0, n, o, BoolNeg{}); });
 }
 
+void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+                float* out) {
+  for (int64_t i = 0; i < pixels; ++i)
+    q_float_span(dot + i * (channels + 1), channels, 0, channels, p, out + i * channels);
+}
+
+void q_to_int8(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int8_t* out) {
+  for (int64_t i = 0; i < pixels; ++i)
+    q_int8_span(dot + i * (channels + 1), channels, 0, channels, p, out + i * channels);
+}
+
+void q_to_bits(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
+               int32_t* out) {
+  const int words = words_for(channels);
+  for (int64_t i = 0; i < pixels; ++i)
+    q_bits_span(dot + i * (channels + 1), channels, 0, p, out + i * words);
+}
+
 }  // namespace
 
 extern const TransformKernels kTransformKernels_scalar = {
-    "scalar", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool};
+    "scalar", to_float, to_int8, to_bits, pack_float, pack_int8, pack_bool,
+    q_to_float, q_to_int8, q_to_bits};
 
 }  // namespace sbnn

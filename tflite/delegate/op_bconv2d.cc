@@ -27,6 +27,20 @@
 // input 1 a uint8 tensor holding the filter in SBF1 form; it is decoded (checked
 // by tflite/format/sparse_filter.h) into the bitpacked OHWI filter once, at
 // prepare, and then runs exactly like LceBconv2d.
+//
+// SbnnBconv2d option fused_q (optional int, default 0; 1 = on): the lowering's float
+// ops of an {alpha, beta} layer (slice, mul, add) fused into the op. The filter has
+// cout + 1 output channels, the last one all +1 (q: the window sum of the input signs,
+// computed by the kernel like any channel and never written out); the output has cout
+// channels:
+//   y[c] = clamp(A[c] * dot[c] + D[c] * dot[q] + B[c])   (core/transform.h,
+//          QTransformParams: float, in this order, clamp to the activation's range
+//          *in output units*: relu [0, inf), relu_n1_to_1 [-1, 1], relu6 [0, 6])
+// with A = input 2 (post_activation_multiplier), B = input 3 (post_activation_bias),
+// D = input 5 (q_multiplier), all f32[cout] and required; input 4 (output_threshold)
+// must be absent. int8 output: y / scale + zero_point, rounded and saturated;
+// bitpacked (int32) output: bit c = y[c] < 0 (LceQuantize of the float y). Only for
+// groups == 1.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -72,6 +86,7 @@ struct Options {
   int padding = kSame;
   int pad_values = 0;
   int activation = kActNone;
+  int fused_q = 0;  // SbnnBconv2d only (see the header comment)
 };
 
 class Bconv2dOp : public Op {
@@ -125,22 +140,50 @@ class Bconv2dOp : public Op {
       }
       *f.dst = static_cast<int>(v);
     }
+    int64_t fq = 0;
+    switch (map.get_int("fused_q", &fq)) {
+      case flex::Lookup::kMissing:
+        fq = 0;
+        break;
+      case flex::Lookup::kNotInt:
+        init_error_ = "custom option 'fused_q' is not an integer";
+        return;
+      case flex::Lookup::kOk:
+        if (fq < 0 || fq > 1) {
+          init_error_ = "custom option 'fused_q' = " + std::to_string(fq) + " is outside [0, 1]";
+          return;
+        }
+        if (fq == 1 && !sparse_) {
+          init_error_ = "custom option 'fused_q' is an SbnnBconv2d option (LceBconv2d has none)";
+          return;
+        }
+        break;
+    }
+    opt_.fused_q = static_cast<int>(fq);
   }
 
   abi::Status do_prepare(abi::Context* ctx) override {
-    if (inputs_.size() < 2 || inputs_.size() > 5 || outputs_.size() != 1)
-      return fail(ctx, "expects 2 to 5 inputs and 1 output, got %zu and %zu", inputs_.size(),
-                  outputs_.size());
-    bool no_mul = false, no_bias = false, no_thr = false;
+    fused_q_ = opt_.fused_q == 1;
+    const size_t max_inputs = fused_q_ ? 6 : 5;
+    if (inputs_.size() < 2 || inputs_.size() > max_inputs || outputs_.size() != 1)
+      return fail(ctx, "expects 2 to %zu inputs and 1 output, got %zu and %zu", max_inputs,
+                  inputs_.size(), outputs_.size());
+    bool no_mul = false, no_bias = false, no_thr = false, no_qmul = true;
     abi::Tensor* in = input(ctx, 0, false);
     abi::Tensor* filter = input(ctx, 1, false);
     abi::Tensor* mul = input(ctx, 2, true, &no_mul);
     abi::Tensor* bias = input(ctx, 3, true, &no_bias);
     abi::Tensor* thr = input(ctx, 4, true, &no_thr);
+    abi::Tensor* qmul = fused_q_ ? input(ctx, 5, true, &no_qmul) : nullptr;
     abi::Tensor* out = output(ctx, 0);
     if (in == nullptr || filter == nullptr || out == nullptr || (mul == nullptr && !no_mul) ||
-        (bias == nullptr && !no_bias) || (thr == nullptr && !no_thr))
+        (bias == nullptr && !no_bias) || (thr == nullptr && !no_thr) ||
+        (qmul == nullptr && !no_qmul))
       return abi::kError;
+    if (fused_q_ && (no_mul || no_bias || no_qmul || !no_thr))
+      return fail(ctx,
+                  "fused_q needs inputs 2 (multiplier), 3 (bias) and 5 (q_multiplier), and no "
+                  "output_threshold (input 4)");
 
     if (in->type != abi::kInt32) return fail(ctx, "input type %s is not int32", type_name(in->type));
     int64_t n_in = 0, n_filter = 0;
@@ -165,7 +208,10 @@ class Bconv2dOp : public Op {
       }
     }
     const int batch = id[0], in_h = id[1], in_w = id[2], in_words = id[3];
-    const int cout = fd[0], fh = fd[1], fw = fd[2], filter_words = fd[3];
+    const int cout_f = fd[0], fh = fd[1], fw = fd[2], filter_words = fd[3];
+    // fused_q: the filter's last channel is q, the output has one channel less
+    const int cout = fused_q_ ? cout_f - 1 : cout_f;
+    if (cout < 1) return fail(ctx, "fused_q needs a filter of at least 2 output channels");
     const int cin = opt_.channels_in;
 
     if (packed_words(cin) != in_words)
@@ -181,6 +227,7 @@ class Bconv2dOp : public Op {
       if (cin % groups != 0 || (cin / groups) % kBitsPerWord != 0)
         return fail(ctx, "grouped conv: channels_in %d is not %d groups of a multiple of 32", cin,
                     groups);
+      if (fused_q_) return fail(ctx, "fused_q is only for groups == 1 (got %d groups)", groups);
       if (cout % groups != 0)
         return fail(ctx, "grouped conv: %d output channels are not divisible into %d groups", cout,
                     groups);
@@ -231,7 +278,12 @@ class Bconv2dOp : public Op {
     };
     has_mul_ = !no_mul;
     has_bias_ = !no_bias;
-    if (out_type_ == abi::kInt32) {
+    if (fused_q_) {
+      if (!check_vector(mul, abi::kFloat32, "post_activation_multiplier") ||
+          !check_vector(bias, abi::kFloat32, "post_activation_bias") ||
+          !check_vector(qmul, abi::kFloat32, "q_multiplier"))
+        return abi::kError;
+    } else if (out_type_ == abi::kInt32) {
       if (no_thr) return fail(ctx, "bitpacked (int32) output needs output_threshold (input 4)");
       if (!check_vector(thr, abi::kInt32, "output_threshold")) return abi::kError;
     } else {
@@ -283,7 +335,7 @@ class Bconv2dOp : public Op {
     shape.groups = groups;
     shape.out_h = static_cast<int>(out_h);
     shape.out_w = static_cast<int>(out_w);
-    shape.out_channels = cout;
+    shape.out_channels = cout_f;
     shape.filter_h = fh;
     shape.filter_w = fw;
     shape.filter_words = filter_words;
@@ -308,8 +360,9 @@ class Bconv2dOp : public Op {
     if (shared_->record_kernel != nullptr)
       shared_->record_kernel(shared_->owner, node_index_, kernel->name);
 
+    out_channels_ = cout;
     // Row-chunked scratch for dot: one chunk per task, kDotChunkElements each.
-    const int64_t row_elems = int64_t{shape.out_w} * cout;
+    const int64_t row_elems = int64_t{shape.out_w} * cout_f;
     rows_per_chunk_ = std::max<int64_t>(1, kDotChunkElements / row_elems);
     dense_rows_per_chunk_ = rows_per_chunk_;
     transform_ready_ = false;
@@ -332,15 +385,26 @@ class Bconv2dOp : public Op {
     abi::Tensor* bias = input(ctx, 3, true, &no_bias);
     abi::Tensor* thr = input(ctx, 4, true, &no_thr);
     abi::Tensor* out = output(ctx, 0);
+    abi::Tensor* qmul = nullptr;
+    if (fused_q_) {
+      bool no_qmul = false;
+      qmul = input(ctx, 5, true, &no_qmul);
+    }
     if (in == nullptr || filter == nullptr || out == nullptr) return abi::kError;
-    const int cout = shape_.out_channels;
+    const int cout = out_channels_;
     if (sparse_ && (filter->data != sbf1_source_ || filter->bytes != sbf1_bytes_))
       return fail(ctx, "the SBF1 filter changed after prepare (it must be a constant)");
     if (!has_bytes(in, static_cast<uint64_t>(n_in_) * 4) ||
         (!sparse_ && !has_bytes(filter, static_cast<uint64_t>(n_filter_) * 4)) ||
         !has_bytes(out, static_cast<uint64_t>(n_out_packed_) * abi::type_size(out_type_)))
       return fail(ctx, "tensor data is missing or smaller than its shape");
-    if (out_type_ == abi::kInt32) {
+    if (fused_q_) {
+      if (mul == nullptr || bias == nullptr || qmul == nullptr ||
+          !has_bytes(mul, static_cast<uint64_t>(cout) * 4) ||
+          !has_bytes(bias, static_cast<uint64_t>(cout) * 4) ||
+          !has_bytes(qmul, static_cast<uint64_t>(cout) * 4))
+        return fail(ctx, "multiplier/bias/q_multiplier data is missing");
+    } else if (out_type_ == abi::kInt32) {
       if (thr == nullptr || !has_bytes(thr, static_cast<uint64_t>(cout) * 4))
         return fail(ctx, "output_threshold data is missing");
     } else {
@@ -390,7 +454,17 @@ class Bconv2dOp : public Op {
         return fail(ctx, "kernel %s could not prepare the filter (out of memory?)", kernel_->name);
       prepared_for_ = filter_data;
     }
-    if (out_type_ == abi::kInt32) {
+    if (fused_q_) {
+      const bool params_constant = mul->allocation_type == abi::kMmapRo &&
+                                   bias->allocation_type == abi::kMmapRo &&
+                                   qmul->allocation_type == abi::kMmapRo;
+      if (!transform_ready_ || !params_constant) {
+        compute_q_transform(static_cast<const float*>(mul->data),
+                            static_cast<const float*>(bias->data),
+                            static_cast<const float*>(qmul->data));
+        transform_ready_ = true;
+      }
+    } else if (out_type_ == abi::kInt32) {
       const auto* t = static_cast<const int32_t*>(thr->data);
       if (limits_for_ != t || thr->allocation_type != abi::kMmapRo) {
         limits_.resize(cout);
@@ -510,7 +584,7 @@ class Bconv2dOp : public Op {
   }
 
   void compute_transform(const float* mul, const float* bias) {
-    const int cout = shape_.out_channels;
+    const int cout = out_channels_;
     m_.resize(cout);
     b_.resize(cout);
     for (int c = 0; c < cout; ++c) {
@@ -522,13 +596,63 @@ class Bconv2dOp : public Op {
     }
   }
 
+  // fused_q: y = A * dot + D * dot[q] + B, clamped to the activation's range, in output
+  // units (int8: divided by the scale, the zero point added; double, stored as float).
+  void compute_q_transform(const float* mul, const float* bias, const float* qmul) {
+    const int cout = out_channels_;
+    a_.resize(cout);
+    d_.resize(cout);
+    b_.resize(cout);
+    const double zp = static_cast<double>(out_zero_point_);
+    for (int c = 0; c < cout; ++c) {
+      a_[c] = static_cast<float>(static_cast<double>(mul[c]) / out_scale_);
+      d_[c] = static_cast<float>(static_cast<double>(qmul[c]) / out_scale_);
+      b_[c] = static_cast<float>(static_cast<double>(bias[c]) / out_scale_ + zp);
+    }
+    const double inf = std::numeric_limits<double>::infinity();
+    double lo = -inf, hi = inf;
+    switch (opt_.activation) {
+      case kActRelu:
+        lo = 0.0;
+        break;
+      case kActReluN1To1:
+        lo = -1.0;
+        hi = 1.0;
+        break;
+      case kActRelu6:
+        lo = 0.0;
+        hi = 6.0;
+        break;
+      default:
+        break;
+    }
+    q_lo_ = static_cast<float>(lo / out_scale_ + zp);
+    q_hi_ = static_cast<float>(hi / out_scale_ + zp);
+  }
+
   // dot of rows [r0, r1) -> output, by the vectorised transforms of core/transform.h
   // (bit-identical to their scalar reference; chosen once per process).
   void transform(const int32_t* dot, int64_t r0, int64_t r1, void* output) const {
-    const int cout = shape_.out_channels;
+    const int cout = out_channels_;
     const int64_t pixels = (r1 - r0) * shape_.out_w;
     const int64_t first_pixel = r0 * shape_.out_w;
     const TransformKernels& k = *transforms_;
+    if (fused_q_) {
+      QTransformParams q;
+      q.a = a_.data();
+      q.d = d_.data();
+      q.b = b_.data();
+      q.lo = q_lo_;
+      q.hi = q_hi_;
+      if (out_type_ == abi::kFloat32)
+        k.q_to_float(dot, pixels, cout, q, static_cast<float*>(output) + first_pixel * cout);
+      else if (out_type_ == abi::kInt8)
+        k.q_to_int8(dot, pixels, cout, q, static_cast<int8_t*>(output) + first_pixel * cout);
+      else
+        k.q_to_bits(dot, pixels, cout, q,
+                    static_cast<int32_t*>(output) + first_pixel * packed_words(cout));
+      return;
+    }
     if (out_type_ == abi::kInt32) {
       k.to_bits(dot, pixels, cout, limits_.data(),
                 static_cast<int32_t*>(output) + first_pixel * packed_words(cout));
@@ -562,6 +686,10 @@ class Bconv2dOp : public Op {
   int32_t K_ = 0;
   int32_t x_min_ = 0, x_max_ = 0;
   std::vector<float> m_, b_;
+  bool fused_q_ = false;
+  int out_channels_ = 0;  // output channels (fused_q: the filter's minus q)
+  std::vector<float> a_, d_;  // fused_q: A and D (b_ is B)
+  float q_lo_ = 0.0f, q_hi_ = 0.0f;
   bool transform_ready_ = false;
   // bitpacked output: bit = dot < limits_[c] (core/transform.h, bitpack_limit)
   std::vector<int32_t> limits_;

@@ -246,6 +246,96 @@ void test_output_transforms(const TransformKernels& ref, const TransformKernels&
   if (g_verbose) std::printf("  %s output transforms: %d cases\n", k.isa, cases);
 }
 
+// ---- fused q transforms ---------------------------------------------------------------
+
+// Restatement of QTransformParams' definition (core/transform.h), in double where it is
+// exact: float(a) * float(b) rounded to float equals the float product.
+float q_restated(int32_t d, int32_t q, float a, float dq, float b, float lo, float hi) {
+  volatile float t = static_cast<float>(d) * a;
+  volatile float u = static_cast<float>(q) * dq;
+  volatile float s = t + u;
+  float y = s + b;
+  if (y < lo) y = lo;
+  if (y > hi) y = hi;
+  return y;
+}
+
+void test_q_transforms(const TransformKernels& ref, const TransformKernels& k) {
+  std::uniform_int_distribution<int> misalign(0, 3);
+  const float inf = std::numeric_limits<float>::infinity();
+  int cases = 0;
+  for (int channels = 1; channels <= 130; ++channels) {
+    for (int pixels : {1, 3}) {
+      for (int mode = 0; mode < 4; ++mode) {
+        const int32_t K = std::vector<int32_t>{1, 9, 27, 576, 4608, 1 << 24}[(channels + mode) % 6];
+        float lo = -inf, hi = inf;  // none, relu, relu_n1_to_1, relu6, random
+        switch ((channels + pixels + mode) % 5) {
+          case 1: lo = 0.0f; break;
+          case 2: lo = -1.0f, hi = 1.0f; break;
+          case 3: lo = 0.0f, hi = 6.0f; break;
+          case 4: lo = random_float(g_rng, mode), hi = lo + 3.0f; break;
+          default: break;
+        }
+        const int stride = channels + 1;
+        const size_t n = static_cast<size_t>(pixels) * channels;
+        Buf<int32_t> dot(static_cast<size_t>(pixels) * stride, 4 * misalign(g_rng));
+        std::uniform_int_distribution<int32_t> dd(-K, K);
+        for (size_t i = 0; i < static_cast<size_t>(pixels) * stride; ++i) {
+          const int r = static_cast<int>(g_rng() % 16);
+          dot.data()[i] = r == 0 ? -K : r == 1 ? K : r == 2 ? 0 : dd(g_rng);
+        }
+        Buf<float> a(channels, 4 * misalign(g_rng)), d(channels, 4 * misalign(g_rng)),
+            b(channels, 4 * misalign(g_rng));
+        for (int c = 0; c < channels; ++c) {
+          a.data()[c] = random_float(g_rng, mode);
+          d.data()[c] = random_float(g_rng, mode);
+          b.data()[c] = mode == 2 ? 0.5f * static_cast<float>(static_cast<int>(g_rng() % 7) - 3)
+                                  : random_float(g_rng, mode);
+        }
+        sbnn::QTransformParams p;
+        p.a = a.data();
+        p.d = d.data();
+        p.b = b.data();
+        p.lo = lo;
+        p.hi = hi;
+        const int out_shift = misalign(g_rng);
+
+        Buf<float> f_ref(n, 4 * out_shift), f_got(n, 4 * out_shift);
+        ref.q_to_float(dot.data(), pixels, channels, p, f_ref.data());
+        k.q_to_float(dot.data(), pixels, channels, p, f_got.data());
+        CHECK(f_got.same(f_ref), "%s q float, channels %d pixels %d mode %d", k.isa, channels, pixels, mode);
+        bool restated = true;
+        for (int px = 0; px < pixels; ++px)
+          for (int c = 0; c < channels; ++c) {
+            const int32_t* row = dot.data() + px * stride;
+            const float want = q_restated(row[c], row[channels], a.data()[c], d.data()[c],
+                                          b.data()[c], lo, hi);
+            const float got = f_ref.data()[px * channels + c];
+            restated = restated && (std::memcmp(&want, &got, 4) == 0 || (want != want && got != got));
+          }
+        CHECK(restated, "scalar q float != its definition, channels %d mode %d", channels, mode);
+
+        Buf<int8_t> i_ref(n, out_shift), i_got(n, out_shift);
+        ref.q_to_int8(dot.data(), pixels, channels, p, i_ref.data());
+        k.q_to_int8(dot.data(), pixels, channels, p, i_got.data());
+        CHECK(i_got.same(i_ref), "%s q int8, channels %d pixels %d mode %d", k.isa, channels, pixels, mode);
+
+        const size_t words = static_cast<size_t>(pixels) * ((channels + 31) / 32);
+        Buf<int32_t> w_ref(words, 4 * out_shift), w_got(words, 4 * out_shift);
+        ref.q_to_bits(dot.data(), pixels, channels, p, w_ref.data());
+        k.q_to_bits(dot.data(), pixels, channels, p, w_got.data());
+        CHECK(w_got.same(w_ref), "%s q bits, channels %d pixels %d mode %d", k.isa, channels, pixels, mode);
+        // bits == LceQuantize (pack_float) of the float output
+        Buf<int32_t> w_pack(words, 4 * out_shift);
+        ref.pack_float(f_ref.data(), pixels, channels, w_pack.data());
+        CHECK(w_pack.same(w_ref), "scalar q bits != pack_float(q float), channels %d", channels);
+        ++cases;
+      }
+    }
+  }
+  if (g_verbose) std::printf("  %s q transforms: %d cases\n", k.isa, cases);
+}
+
 // ---- quantize -----------------------------------------------------------------------
 
 void test_pack(const TransformKernels& ref, const TransformKernels& k) {
@@ -318,6 +408,7 @@ int main(int argc, char** argv) {
     std::printf("transform implementation: %s%s\n", (*k)->isa,
                 *k == &sbnn::transform_kernels() ? " (chosen)" : "");
     test_output_transforms(ref, **k);
+    test_q_transforms(ref, **k);
     test_pack(ref, **k);
   }
   CHECK(count >= 1, "no implementations");
