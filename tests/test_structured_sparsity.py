@@ -259,3 +259,34 @@ def test_save_load_resume_keeps_the_structure(tmp_path, fmt):
     loaded.fit(x, y, batch_size=16, epochs=3, verbose=0)
     assert connections(loaded) < before - 0.01
     assert lreg.values()["connections"] == pytest.approx(connections(loaded), abs=0.01)
+
+
+@pytest.mark.slow
+def test_benchmark_script_quick(tmp_path):
+    """benchmarks/structured_sparsity.py: train (quick) two structures, measure side by side."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "structured_sparsity.py"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    common = ["--models", str(tmp_path), "--quick"]
+    for structure in ("none", "kernel"):
+        out = subprocess.run(
+            [sys.executable, str(script), "train", "--structure", structure, "--json-dir", str(tmp_path), *common],
+            capture_output=True, text=True, env=env, timeout=600,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+    result = tmp_path / "result.json"
+    out = subprocess.run(
+        [sys.executable, str(script), "measure", "--json", str(result), *common],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(result.read_text())
+    assert [r["structure"] for r in data["rows"]] == ["none", "kernel"]
+    for row in data["rows"]:
+        assert row["tflite_test_accuracy"] == pytest.approx(row["keras_test_accuracy"], abs=0.02)
+        assert {"lce/auto", "sparse/auto", "auto/auto"} <= set(row["latency_ms"])
+        assert 0 <= row["stats"]["k0"] <= 1 and row["files"]["sparse"]["bits_per_weight"] > 0
