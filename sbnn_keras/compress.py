@@ -6,6 +6,15 @@ tensor (int32 bitpacked OHWI) is replaced by a uint8 tensor holding the filter i
 SBF1 form (``sbnn_keras.sparse_format``), near h(p) bits per weight. The delegate
 (``sbnn_keras.load_delegate``) decodes it at load time; LCE's own runtime does not
 know ``SbnnBconv2d``.
+
+With ``fuse_q=True`` (flavors "sparse"/"auto") the float ops that follow an
+{alpha, beta} layer's convolution (the lowering's ``main + phi * q``: two
+STRIDED_SLICE, MUL, ADD, and the BatchNorm / bias MUL and ADD by per-channel
+constants after them, up to an activation) are folded into the ``SbnnBconv2d``
+(custom option ``fused_q = 1``, docs/runtime.md): the op computes
+``clamp(A * dot + D * dot[q] + B)`` with the q channel (the filter's last, all +1)
+kept in the filter and never written out. Coefficients are folded in float64 and
+stored as float32. Grouped convolutions (q interleaved per group) keep the float ops.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ class FilterStorage:
     dense_bytes: int
     stored_bytes: int
     format: str  # "sbf1" or "lce"
+    fused_ops: list = dataclasses.field(default_factory=list)  # float ops folded in (fuse_q)
 
     @property
     def bits_per_weight(self) -> float:
@@ -74,12 +84,16 @@ def _opcode_index(model, name):
     return len(model.operatorCodes) - 1
 
 
-def compress_filters(data: bytes, *, only_if_smaller: bool) -> tuple[bytes, list[FilterStorage]]:
+def compress_filters(
+    data: bytes, *, only_if_smaller: bool, fuse_q: bool = False
+) -> tuple[bytes, list[FilterStorage]]:
     """Rewrite every constant-filter ``LceBconv2d`` of ``data`` as ``SbnnBconv2d``.
 
     Args:
         data: a .tflite from ``convert(..., flavor="lce")``.
         only_if_smaller: keep the LCE op (1 bit/weight) when SBF1 would not be smaller.
+        fuse_q: fold the float ops after each SbnnBconv2d with a q channel into it
+            (module docstring); FilterStorage.fused_ops lists them.
 
     Returns:
         The new .tflite bytes and one ``FilterStorage`` per binary convolution.
@@ -95,6 +109,7 @@ def compress_filters(data: bytes, *, only_if_smaller: bool) -> tuple[bytes, list
     if lce_index is None:
         return data, storages
     sparse_index = None
+    q_candidates = {}  # op number -> its FilterStorage (last filter channel all +1, 1 group)
     for op_number, op in enumerate(graph.operators):
         if op.opcodeIndex != lce_index:
             continue
@@ -130,6 +145,8 @@ def compress_filters(data: bytes, *, only_if_smaller: bool) -> tuple[bytes, list
         )
         if not use_sparse:
             continue
+        if groups == 1 and o >= 2 and bool(np.all(wb[-1] == 1)):
+            q_candidates[op_number] = storages[-1]
         if sparse_index is None:
             sparse_index = _opcode_index(model, SPARSE_OP)
         new_buffer = _schema.BufferT()
@@ -144,10 +161,257 @@ def compress_filters(data: bytes, *, only_if_smaller: bool) -> tuple[bytes, list
         op.inputs = np.array(op.inputs, dtype=np.int32)
         op.inputs[1] = len(graph.tensors) - 1
         op.opcodeIndex = sparse_index
+    if fuse_q and q_candidates:
+        remap = _fuse_q_ops(model, graph, q_candidates)
+        if remap is not None:
+            for storage in storages:
+                storage.op_index = remap[storage.op_index]
     _drop_unused_tensors(model)
     builder = flatbuffers.Builder(max(1024, len(data)))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), storages
+
+
+_ADD, _MUL, _RELU, _RELU_N1_TO_1, _RELU6, _SUB, _STRIDED_SLICE = 0, 18, 19, 20, 21, 41, 45
+_FLOAT32 = 0
+_ACT_CODES = {0: 0, 1: 1, 2: 2, 3: 3}  # TFLite fused activation -> fused_activation_function
+_ACT_OPS = {_RELU: 1, _RELU_N1_TO_1: 2, _RELU6: 3}
+_OP_NAMES = {_ADD: "ADD", _MUL: "MUL", _SUB: "SUB", _STRIDED_SLICE: "STRIDED_SLICE",
+             _RELU: "RELU", _RELU_N1_TO_1: "RELU_N1_TO_1", _RELU6: "RELU6"}
+
+
+def _builtin(model, op):
+    code = model.operatorCodes[op.opcodeIndex]
+    if code.customCode is not None:
+        return None
+    return max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+
+
+def _const(model, graph, t):
+    """The constant value of tensor t (float32 / int32), or None."""
+    if t < 0:
+        return None
+    tensor = graph.tensors[t]
+    data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
+    if data is None or len(data) == 0:
+        return None
+    dtype = {0: "<f4", 2: "<i4"}.get(int(tensor.type))
+    if dtype is None:
+        return None
+    shape = [int(d) for d in tensor.shape] if tensor.shape is not None else []
+    arr = np.frombuffer(bytes(np.asarray(data, np.uint8)), dtype=dtype)
+    if arr.size != int(np.prod(shape)):
+        return None
+    return arr.reshape(shape).astype(np.float64 if dtype == "<f4" else np.int64)
+
+
+def _channel_vector(value, channels):
+    """A constant that broadcasts along the last axis only -> float64 [channels], or None."""
+    v = np.asarray(value)
+    if v.size == 1:
+        return np.full(channels, float(v.reshape(-1)[0]))
+    if v.shape[-1] == channels and v.size == channels:
+        return v.reshape(channels).astype(np.float64)
+    return None
+
+
+def _slice_range(model, graph, op, in_shape):
+    """Channel range [b, e) of a STRIDED_SLICE that keeps every other axis whole."""
+    opts = op.builtinOptions
+    if opts is None or len(op.inputs) != 4:
+        return None
+    if opts.ellipsisMask or opts.newAxisMask or opts.shrinkAxisMask or getattr(opts, "offset", False):
+        return None
+    begin, end, strides = (_const(model, graph, int(t)) for t in op.inputs[1:4])
+    rank = len(in_shape)
+    if begin is None or end is None or strides is None or begin.shape != (rank,) or end.shape != (rank,):
+        return None
+    if strides.shape != (rank,) or np.any(strides != 1):
+        return None
+    for axis in range(rank):
+        b = 0 if opts.beginMask >> axis & 1 else int(begin[axis])
+        e = in_shape[axis] if opts.endMask >> axis & 1 else int(end[axis])
+        b = b + in_shape[axis] if b < 0 else b
+        e = e + in_shape[axis] if e < 0 else e
+        b, e = max(0, min(b, in_shape[axis])), max(0, min(e, in_shape[axis]))
+        if axis < rank - 1 and (b, e) != (0, in_shape[axis]):
+            return None
+    return b, e
+
+
+def _fuse_q_ops(model, graph, candidates):
+    """Fold the float ops after each candidate SbnnBconv2d into it (module docstring).
+    Removes the folded operators; returns the old -> new operator numbers (None if
+    nothing was fused)."""
+    consumers = {}
+    for i, op in enumerate(graph.operators):
+        for t in op.inputs:
+            if t >= 0:
+                consumers.setdefault(int(t), []).append(i)
+    graph_outputs = set(int(t) for t in graph.outputs)
+    removed = set()
+    for conv_index, storage in sorted(candidates.items()):
+        conv = graph.operators[conv_index]
+        fused = _plan_q_fusion(model, graph, conv_index, consumers, graph_outputs)
+        if fused is None:
+            continue
+        region, exit_tensor, A, D, B, act, names = fused
+        options = flexbuffers.Loads(bytes(conv.customOptions))
+        options["fused_q"] = 1
+        options["fused_activation_function"] = act
+        conv.customOptions = np.frombuffer(flexbuffers.Dumps(options), dtype=np.uint8).copy()
+        inputs = [int(conv.inputs[0]), int(conv.inputs[1])]
+        for name, vec in (("A", A), ("B", B)):
+            inputs.append(_add_const(model, graph, vec, conv, name))
+        inputs.append(-1)
+        inputs.append(_add_const(model, graph, D, conv, "D"))
+        conv_out = int(conv.outputs[0])
+        conv.inputs = np.array(inputs, dtype=np.int32)
+        conv.outputs = np.array([exit_tensor], dtype=np.int32)
+        # the layer names of both ends, for the report's attribution (the exit tensor's
+        # own name first: it is what the unfused file calls this tensor)
+        exit_name = bytes(graph.tensors[exit_tensor].name or b"")
+        conv_name = bytes(graph.tensors[conv_out].name or b"")
+        if conv_name and conv_name not in exit_name:
+            graph.tensors[exit_tensor].name = exit_name + b";" + conv_name
+        removed.update(region)
+        storage.fused_ops = names
+    if not removed:
+        return None
+    remap, kept = {}, []
+    for i, op in enumerate(graph.operators):
+        if i not in removed:
+            remap[i] = len(kept)
+            kept.append(op)
+    graph.operators = kept
+    return remap
+
+
+def _add_const(model, graph, values, conv, what):
+    buffer = _schema.BufferT()
+    buffer.data = np.frombuffer(np.asarray(values, "<f4").tobytes(), dtype=np.uint8).copy()
+    model.buffers.append(buffer)
+    tensor = _schema.TensorT()
+    tensor.shape = np.array([len(values)], dtype=np.int32)
+    tensor.type = _FLOAT32
+    tensor.buffer = len(model.buffers) - 1
+    out_name = bytes(graph.tensors[int(conv.outputs[0])].name or b"bconv")
+    tensor.name = out_name[:200] + b"/fused_q_" + what.encode()
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _plan_q_fusion(model, graph, conv_index, consumers, graph_outputs):
+    """The ops after SbnnBconv2d conv_index that form ``clamp(A*dot + D*dot[q] + B)``:
+    (region op numbers, exit tensor, A, D, B, activation code, op names) or None."""
+    conv = graph.operators[conv_index]
+    options = flexbuffers.Loads(bytes(conv.customOptions))
+    if int(options.get("fused_activation_function", 0)) != 0 or int(options.get("fused_q", 0)):
+        return None
+    if len(conv.inputs) > 4 and int(conv.inputs[4]) >= 0:
+        return None
+    conv_out = int(conv.outputs[0])
+    out_t = graph.tensors[conv_out]
+    if int(out_t.type) != _FLOAT32 or conv_out in graph_outputs:
+        return None
+    shape = [int(d) for d in out_t.shape]
+    cq = shape[-1] - 1  # the q channel; the output keeps channels [0, cq)
+    if cq < 1:
+        return None
+    mul = _const(model, graph, int(conv.inputs[2])) if len(conv.inputs) > 2 and conv.inputs[2] >= 0 else np.ones(cq + 1)
+    bias = _const(model, graph, int(conv.inputs[3])) if len(conv.inputs) > 3 and conv.inputs[3] >= 0 else np.zeros(cq + 1)
+    if mul is None or bias is None or mul.shape != (cq + 1,) or bias.shape != (cq + 1,):
+        return None
+    # conv output channel c = mul[c] * dot[c] + bias[c] (float output, no activation)
+    zero = np.zeros(cq)
+    exprs = {}  # tensor -> (A, D, B) over dot[c], dot[q], 1 (vectors of cq; q slice broadcast)
+    region, names = [], []
+    slices = consumers.get(conv_out, [])
+    if len(slices) != 2:
+        return None
+    for i in slices:
+        op = graph.operators[i]
+        if _builtin(model, op) != _STRIDED_SLICE or int(op.inputs[0]) != conv_out:
+            return None
+        rng = _slice_range(model, graph, op, shape)
+        if rng == (0, cq):
+            exprs[int(op.outputs[0])] = (mul[:cq].copy(), zero.copy(), bias[:cq].copy())
+        elif rng == (cq, cq + 1):
+            exprs[int(op.outputs[0])] = (zero.copy(), np.full(cq, mul[cq]), np.full(cq, bias[cq]))
+        else:
+            return None
+        region.append(i)
+        names.append("STRIDED_SLICE")
+    if len(exprs) != 2:
+        return None
+    best = None
+    act = 0
+    start = max(slices) + 1
+    for i in range(start, len(graph.operators)):
+        op = graph.operators[i]
+        ins = [int(t) for t in op.inputs]
+        if not any(t in exprs for t in ins):
+            continue
+        code = _builtin(model, op)
+        if code not in (_ADD, _MUL, _SUB, _RELU, _RELU_N1_TO_1, _RELU6) or len(op.outputs) != 1:
+            break
+        out = int(op.outputs[0])
+        out_t = graph.tensors[out]
+        if int(out_t.type) != _FLOAT32 or [int(d) for d in out_t.shape][-1:] not in ([cq], [1]):
+            break
+        if code in _ACT_OPS:
+            if len(ins) != 1:
+                break
+            new, new_act = exprs[ins[0]], _ACT_OPS[code]
+        else:
+            if len(ins) != 2:
+                break
+            opts = op.builtinOptions
+            new_act = int(getattr(opts, "fusedActivationFunction", 0) or 0) if opts is not None else 0
+            if new_act not in _ACT_CODES:
+                break
+            new_act = _ACT_CODES[new_act]
+            x, y = ins
+            ex, ey = exprs.get(x), exprs.get(y)
+            cx = None if ex is not None else _const(model, graph, x)
+            cy = None if ey is not None else _const(model, graph, y)
+            if ex is None:
+                cx = _channel_vector(cx, cq) if cx is not None else None
+                if cx is None:
+                    break
+            if ey is None:
+                cy = _channel_vector(cy, cq) if cy is not None else None
+                if cy is None:
+                    break
+            if code == _MUL:
+                if ex is not None and ey is not None:
+                    break  # product of two expressions: not affine
+                e, k = (ex, cy) if ex is not None else (ey, cx)
+                new = (e[0] * k, e[1] * k, e[2] * k)
+            else:
+                sign = -1.0 if code == _SUB else 1.0
+                ax = ex if ex is not None else (zero, zero, cx)
+                ay = ey if ey is not None else (zero, zero, cy)
+                new = (ax[0] + sign * ay[0], ax[1] + sign * ay[1], ax[2] + sign * ay[2])
+        exprs[out] = new
+        region.append(i)
+        names.append(_OP_NAMES[code])
+        # a valid stopping point: every tensor of the region but `out` used only inside
+        inside = set(region)
+        produced = set(exprs)
+        ok = all(
+            t == out or (t not in graph_outputs and all(c in inside for c in consumers.get(t, [])))
+            for t in produced
+        )
+        full = [int(d) for d in graph.tensors[out].shape] == shape[:-1] + [cq]
+        if ok and full:
+            best = (list(region), out, new, new_act, list(names))
+        if new_act != 0:
+            break  # clamped: no longer affine
+    if best is None:
+        return None
+    region, out, (A, D, B), act, names = best
+    return region, out, A, D, B, act, names
 
 
 def _drop_unused_tensors(model):

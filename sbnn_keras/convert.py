@@ -88,6 +88,7 @@ class ConversionReport:
         for layer in self.layers:
             weights = "; ".join(
                 f"{s['format']} {s['bits_per_weight']:.3f} b/w (p={s['connections']:.3f})"
+                + (f", {len(s['fused_ops'])} float ops fused" if s.get("fused_ops") else "")
                 for s in layer.storage
             )
             rows.append(
@@ -243,7 +244,7 @@ def convert_with_report(
     )
     storages = []
     if flavor in ("sparse", "auto"):
-        data, storages = compress.compress_filters(data, only_if_smaller=flavor == "auto")
+        data, storages = compress.compress_filters(data, only_if_smaller=flavor == "auto", fuse_q=True)
     graph = read_tflite(data)
     by_short = {short[id(layer)]: layer for layer in model.layers}
     layer_ops = {layer.name: [] for layer in model.layers}

@@ -441,16 +441,37 @@ def keras_outputs(arch):
     return _OUTPUTS["keras", arch]
 
 
+def exposed_like(data, like):
+    """`data` (flavor "lce") with the model outputs of ``exposed(like)`` (a sparse file of
+    the same conversion), found by tensor name: a SbnnBconv2d with fused_q outputs the
+    last tensor of the float ops it replaced, named ``<that tensor's name>;<conv's>``."""
+    from _runtime_helpers import read, write
+
+    m, lm = read(data), read(exposed(like))
+    sg, lsg = m.subgraphs[0], lm.subgraphs[0]
+    names = {bytes(t.name or b""): i for i, t in enumerate(sg.tensors)}
+    outs = []
+    for t in lsg.outputs:
+        name = bytes(lsg.tensors[int(t)].name or b"")
+        match = [n for n in names if n and (name == n or name.startswith(n + b";"))]
+        assert match, name
+        outs.append(names[max(match, key=len)])
+    sg.outputs = outs
+    return write(m)
+
+
 def lce_reference_outputs(arch, path):
     """LCE's reference interpreter on the exposed conversion (on flavor "lce" for
-    files with SbnnBconv2d, which LCE cannot run: same ops, same filter bits)."""
-    if "SbnnBconv2d" in read_tflite(converted(arch, path)).op_counts():
-        path = "lce"
+    files with SbnnBconv2d, which LCE cannot run: same ops, same filter bits; with the
+    same tensors exposed, see exposed_like)."""
     if ("ref", arch, path) not in _OUTPUTS:
         x = image_batch(keras_model(arch).input_shape[1:])
-        _OUTPUTS["ref", arch, path] = run_lce(
-            exposed(converted(arch, path)), x, use_reference_bconv=True
-        )
+        data = converted(arch, path)
+        if "SbnnBconv2d" in read_tflite(data).op_counts():
+            data = exposed_like(converted(arch, "lce"), data)
+        else:
+            data = exposed(data)
+        _OUTPUTS["ref", arch, path] = run_lce(data, x, use_reference_bconv=True)
     return _OUTPUTS["ref", arch, path]
 
 
