@@ -259,6 +259,7 @@ class Runner:
 
 
 BASELINE = None  # private copy of the --baseline library (None: no "_prev" runners)
+BASELINE_FILES: dict = {}  # --baseline-file: cache name -> .tflite bytes the baseline runs
 
 
 def _with_library(path, make):
@@ -275,8 +276,11 @@ def _with_library(path, make):
             os.environ["SBNN_DELEGATE_LIB"] = old
 
 
-def make_runners(files, threads, x, lce=True, which=None):
-    """Runner factories by configuration name for one model."""
+def make_runners(files, threads, x, lce=True, which=None, prev_files=None):
+    """Runner factories by configuration name for one model (``prev_files``: the file the
+    baseline library runs instead, by file name, e.g. one converted before a format
+    change the baseline cannot read)."""
+    prev_files = prev_files or {}
     out = {}
     if "binary" in files:
         out["ours"] = lambda: runtime.Interpreter(files["binary"], num_threads=threads)
@@ -309,7 +313,7 @@ def make_runners(files, threads, x, lce=True, which=None):
         if name.startswith("ours_"):
             out[name] = lambda data=data: runtime.Interpreter(data, num_threads=threads)
             if BASELINE:
-                out[name + "_prev"] = lambda data=data: _with_library(
+                out[name + "_prev"] = lambda data=prev_files.get(name, data): _with_library(
                     BASELINE, lambda: runtime.Interpreter(data, num_threads=threads)
                 )
             if DENSE_KERNEL:
@@ -473,6 +477,15 @@ def main():
         help="a second libsbnn_delegate.so (e.g. a build of the previous commit), run side by "
         "side as 'ours_prev' (and '<sparse file>_prev') in the same interleaved rounds",
     )
+    p.add_argument(
+        "--baseline-file",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="the .tflite the --baseline library runs for a sparse-run file instead of the "
+        "current conversion, by cache name (e.g. cifar-sbnn05-sparse=build/latency/"
+        "cifar-sbnn05-sparse-<old key>.tflite: a file of the previous converter)",
+    )
     p.add_argument("--json", default=str(ROOT / "docs" / "data" / "latency.json"))
     p.add_argument("--markdown", metavar="JSON", help="only print the tables of a result JSON")
     p.add_argument(
@@ -504,6 +517,9 @@ def main():
     private.write_bytes(source.read_bytes())
     os.environ["SBNN_DELEGATE_LIB"] = str(private)
     global BASELINE
+    for spec in a.baseline_file:
+        name, _, path = spec.partition("=")
+        BASELINE_FILES[name] = Path(path).read_bytes()
     if a.baseline:
         BASELINE = CACHE / "libsbnn_delegate_baseline.so"
         BASELINE.write_bytes(Path(a.baseline).read_bytes())
@@ -734,8 +750,14 @@ def sparse_run(a) -> dict:
             "storage": storage,
         }
         entry["threads"] = {}
+        cache_names = {"ours_sbnn_lce": f"{stem}-sbnn05-lce", "ours_sbnn_sparse": f"{stem}-sbnn05-sparse"}
+        prev_files = {k: BASELINE_FILES[n] for k, n in cache_names.items() if n in BASELINE_FILES}
+        if prev_files:
+            entry["baseline_files"] = {
+                k: len(v) for k, v in prev_files.items()
+            }
         for threads in a.threads:
-            runners = make_runners(files, threads, x)
+            runners = make_runners(files, threads, x, prev_files=prev_files)
             res = measure(runners, max(10, a.rounds // 2), threads, budget_s=a.budget / 2)
             # (describe() goes through the current library: not for the baseline's delegates)
             describe = {

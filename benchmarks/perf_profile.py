@@ -43,7 +43,7 @@ CATEGORIES = [
     ),
     (
         "bconv output transform",
-        r"Bconv2dOp|bconv2d.*transform|OutputTransform|\bto_(float|int8|bits)\b|round_clamp|affine\d",
+        r"Bconv2dOp|bconv2d.*transform|OutputTransform|\b(q_)?to_(float|int8|bits)\b|round_clamp|(q_)?affine\d",
     ),
     ("quantize (float -> bits)", r"QuantizeOp|bitpack|\bpack_(float|int8|bool)\b|pack_stream"),
     ("bmaxpool / dequantize", r"BMaxPool|DequantizeOp"),
