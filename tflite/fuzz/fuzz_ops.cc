@@ -20,7 +20,12 @@
 //    SBF1 (SbnnBconv2d) must give byte-identical outputs;
 //  * uncorrupted conv graphs (with or without LceBMaxPool2d before the conv) and
 //    quantize graphs without pooling are checked against a naive computation on
-//    signs (float within rounding, int8 within 1, bitpacked and bool exact).
+//    signs (float within rounding, int8 within 1, bitpacked and bool exact);
+//  * uncorrupted conv graphs with one group are also run as SbnnBconv2d with
+//    fused_q = 1 (the filter plus an all-(+1) q channel, a random q multiplier):
+//    reference/1 thread vs the other kernel/threads byte-identical, and the naive
+//    computation y = clamp(A*dot + D*dot[q] + B) (bitpacked: y < 0, except within
+//    rounding of 0).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -364,6 +369,29 @@ Graph ConvGraph(const Conv& v, bool sparse, Rng& rng) {
   return g;
 }
 
+// The conv graph as SbnnBconv2d with fused_q = 1: filter channel `cout` (the last) is
+// q, all +1; inputs 2, 3 and 5 are A = mul, B = bias, D = qmul (all [cout]).
+Graph FusedGraph(const Conv& v, const std::vector<float>& qmul, Rng& rng) {
+  Conv f = v;
+  f.cout = v.cout + 1;
+  const size_t per_channel = static_cast<size_t>(v.kh) * v.kw * (v.cin / v.groups);
+  f.connection.insert(f.connection.end(), per_channel, true);
+  f.mul.push_back(1.0f);
+  f.bias.push_back(0.0f);
+  f.thr.push_back(0);
+  Graph g = ConvGraph(f, true, rng);
+  g.tensors[kM] = {kFloat32, {v.cout}, true, Bytes(v.mul)};
+  g.tensors[kB] = {kFloat32, {v.cout}, true, Bytes(v.bias)};
+  g.tensors[kT] = {kFloat32, {v.cout}, true, Bytes(qmul)};  // slot reused for D
+  g.tensors[kD] = {kFloat32, {1, 1, 1, v.cout}};
+  for (NodeSpec& n : g.nodes)
+    if (n.op == "SbnnBconv2d") {
+      n.options["fused_q"] = 1;
+      n.inputs = {n.inputs[0], kF, kM, kB, -1, kT};
+    }
+  return g;
+}
+
 // Applies the corruptions the bytes ask for. Returns true if any was applied.
 bool Corrupt(Graph& g, Cursor& c, Rng& rng) {
   bool any = false;
@@ -437,7 +465,8 @@ bool Corrupt(Graph& g, Cursor& c, Rng& rng) {
 
 // ---- naive reference for uncorrupted conv graphs (with or without pooling) -------
 
-void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x) {
+void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x,
+                const std::vector<float>* qmul = nullptr) {
   const int cg = v.cin / v.groups, og = v.cout / v.groups;
   // The conv's input: x, or x max-pooled (windows clipped to x, SAME padding ignored).
   const int ih = v.pool ? OutSize(v.h, v.pool_fh, v.pool_sh, 1, v.pool_padding) : v.h;
@@ -489,7 +518,7 @@ void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x) {
         const size_t pix = (static_cast<size_t>(b) * oh + y) * ow + xo;
         for (int o = 0; o < v.cout; ++o) {
           const int g = o / og;
-          int dot = 0;
+          int dot = 0, dq = 0;
           for (int fy = 0; fy < v.kh; ++fy)
             for (int fx = 0; fx < v.kw; ++fx) {
               const int iy = y * v.sh - pt + fy * v.dh, ix = xo * v.sw - pl + fx * v.dw;
@@ -498,10 +527,19 @@ void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x) {
                 const int wv = v.connection[((static_cast<size_t>(o) * v.kh + fy) * v.kw + fx) * cg + ch] ? 1 : -1;
                 const int xv = inside ? conv_in(b, iy, ix, g * cg + ch) : (v.pad_values == 1 ? 1 : 0);
                 dot += xv * wv;
+                dq += xv;
               }
             }
-          const double mul = v.has_mul ? v.mul[o] : 1.0, bias = v.has_bias ? v.bias[o] : 0.0;
-          const double want = std::min(hi, std::max(lo, dot)) * mul + bias;
+          double mul = v.has_mul ? v.mul[o] : 1.0, bias = v.has_bias ? v.bias[o] : 0.0;
+          double want = std::min(hi, std::max(lo, dot)) * mul + bias;
+          if (qmul != nullptr) {  // fused_q: clamp in output units
+            mul = std::fabs(v.mul[o]) + std::fabs((*qmul)[o]);
+            want = static_cast<double>(v.mul[o]) * dot + static_cast<double>((*qmul)[o]) * dq +
+                   v.bias[o];
+            const double flo = v.act == 1 || v.act == 3 ? 0.0 : v.act == 2 ? -1.0 : -HUGE_VAL;
+            const double fhi = v.act == 2 ? 1.0 : v.act == 3 ? 6.0 : HUGE_VAL;
+            want = std::min(fhi, std::max(flo, want));
+          }
           if (v.out_type == kFloat32) {
             float got;
             std::memcpy(&got, out + 4 * (pix * v.cout + o), 4);
@@ -518,8 +556,14 @@ void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x) {
             uint32_t word;
             std::memcpy(&word, out + 4 * (pix * words + o / 32), 4);
             const int got = (word >> (o % 32)) & 1;
-            const int wantbit = (K - dot) > 2 * static_cast<int64_t>(v.thr[o]) ? 1 : 0;
-            if (got != wantbit) Die("naive check: bit %zu/%d is %d, expected %d", pix, o, got, wantbit);
+            int wantbit = (K - dot) > 2 * static_cast<int64_t>(v.thr[o]) ? 1 : 0;
+            bool check = true;
+            if (qmul != nullptr) {
+              wantbit = want < 0.0 ? 1 : 0;
+              check = std::fabs(want) > 1e-5 * std::max(1.0, std::fabs(static_cast<double>(v.bias[o]))) + 4e-7 * K * mul;
+            }
+            if (check && got != wantbit)
+              Die("naive check: bit %zu/%d is %d, expected %d", pix, o, got, wantbit);
             if (o == v.cout - 1 && v.cout % 32 != 0 && (word >> (v.cout % 32)) != 0)
               Die("naive check: padding bits set in the bitpacked output");
           }
@@ -702,6 +746,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Outcome s = Run(g2, threads, kernel.c_str(), seed, 0x1234567u, resize_to);
     Compare(a, s, "LceBconv2d vs SbnnBconv2d");
     if (!v.dequant) CheckNaive(v, first);
+    if (v.groups == 1) {
+      // The same conv with fused_q (the {alpha, beta} arithmetic folded into the op).
+      std::vector<float> qmul;
+      for (int o = 0; o < v.cout; ++o) qmul.push_back(rng.uniform() * 0.5f);
+      Conv fv = v;
+      fv.has_mul = fv.has_bias = true;  // fused_q requires A and B
+      Graph gf = FusedGraph(fv, qmul, rng);
+      gf.width = g.width;
+      gf.key_width = g.key_width;
+      gf.type_choice = g.type_choice;
+      std::vector<uint8_t> fused_first;
+      const Outcome fa = Run(gf, 1, "reference", seed, 0, resize_to, &fused_first, kO);
+      const Outcome fb = Run(gf, threads, kernel.c_str(), seed, 0x5bd1e995u, resize_to);
+      Compare(fa, fb, "fused_q: reference/1 thread vs other kernel/threads");
+      if (fa.stage < 4) Die("fused_q graph failed at stage %d: %s", fa.stage, fa.errors.c_str());
+      if (!v.dequant) CheckNaive(fv, fused_first, &qmul);
+    }
   } else if (!pooled) {
     CheckQuantNaive(first, x_dims, in_type, in_zp, out_type, out_scale, out_zp);
   }
