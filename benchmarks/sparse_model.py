@@ -59,6 +59,12 @@ CPU time per invoke):
                    kernel; shows what the SBNN lowering's float ops cost
 =================  ===========================================================
 
+Each sample of a configuration times its first invoke after the other configurations
+ran ("cold": the other 40-odd models have evicted its filters, execution formats and
+scratch from the caches) and, after ``--warm - 1`` untimed invokes, one more ("warm": as
+when one model runs back to back). The warm CPU medians are the headline (goals, conv
+split), the cold ones are reported beside them.
+
 "LCE fastest" = the smallest median of the three LCE configurations. "ideal" =
 binary weights / connections that the kernels see (per output channel the
 minority value, as the converter stores them): the operation-count reduction of
@@ -69,7 +75,7 @@ Binary convs alone (``--perf``, default on): ``benchmarks/perf_profile.py`` samp
 ``sparse`` and ``dense`` of each weight set in a child process; the conv kernels'
 share of the samples (functions of ``tflite/core``'s kernels: dense popcount tiles,
 gemm driver and patch gather, the bit-plane stages; :data:`CONV_FUNCTIONS`), scaled
-to the interleaved CPU medians, is the binary-conv time. The rest of the network (quantize, output
+to the warm CPU medians (the child runs one model back to back), is the binary-conv time. The rest of the network (quantize, output
 transform, float shortcuts, BN, the q-channel ops of the lowering) is the same
 for all and bounds the model speed-up (Amdahl): ``dense total / dense rest``.
 
@@ -318,6 +324,39 @@ def runner_factories(files, dense_kernel) -> dict:
     return out
 
 
+class WarmRunner(latency.Runner):
+    """latency.Runner whose every sample also times a *warm* invoke: the first call of a
+    sample follows other configurations (caches hold their data: "cold"), then
+    ``warm - 1`` untimed calls, then one more timed call (the model's data in cache, as
+    when one model runs back to back: "warm")."""
+
+    def __init__(self, name, make, x, warm=2):
+        super().__init__(name, make, x)
+        self.warm, self.wall_warm, self.cpu_warm = warm, [], []
+
+    def sample(self):
+        super().sample()
+        for _ in range(self.warm - 1):
+            self.call()
+        c0, w0 = time.process_time(), time.perf_counter()
+        self.call()
+        w1, c1 = time.perf_counter(), time.process_time()
+        self.wall_warm.append(w1 - w0)
+        self.cpu_warm.append(c1 - c0)
+
+    def summary(self) -> dict:
+        out = super().summary()
+        if self.cpu_warm:
+            wall, cpu = np.array(self.wall_warm) * 1e3, np.array(self.cpu_warm) * 1e3
+            out["warm"] = {
+                "median_ms": float(np.median(wall)),
+                "min_ms": float(wall.min()),
+                "cpu_median_ms": float(np.median(cpu)),
+                "samples": len(cpu),
+            }
+        return out
+
+
 def perf_conv_ms(path, kernel, seconds) -> dict:
     """benchmarks/perf_profile.py on one file and kernel: CPU ms per invoke, the
     binary conv kernels' ms (None if perf is unavailable)."""
@@ -352,25 +391,33 @@ def analyse(entry) -> dict:
     """Speed-ups, fraction of ideal and goals of one weight set from its results."""
     res, st = entry["results"], entry["stats"]
     out = {}
-    for clock, key in (("cpu", "cpu_median_ms"), ("wall", "median_ms")):
-        lce = {k: v[key] for k, v in res.items() if k.startswith("lce_")}
+    warm = "warm" in res["sparse"]
+    clocks = [("cpu", "cpu_median_ms", False), ("wall", "median_ms", False)]
+    if warm:
+        clocks += [("cpu_warm", "cpu_median_ms", True), ("wall_warm", "median_ms", True)]
+    for clock, key, w in clocks:
+        val = {k: (v["warm"] if w else v)[key] for k, v in res.items()}
+        lce = {k: v for k, v in val.items() if k.startswith("lce_")}
         best = min(lce, key=lce.get)
-        s = res["sparse"][key]
+        s = val["sparse"]
         out[clock] = {
             "sparse_ms": s,
-            "dense_ms": res["dense"][key] if "dense" in res else None,
+            "dense_ms": val.get("dense"),
             "lce_fastest": best,
             "lce_fastest_ms": lce[best],
-            "vs_dense": res["dense"][key] / s if "dense" in res else None,
+            "vs_dense": val["dense"] / s if "dense" in val else None,
             "vs_lce": lce[best] / s,
         }
-        if "dense" in res:
+        if "dense" in val:
             out[clock]["of_ideal"] = out[clock]["vs_dense"] / st["ideal"]
+    head = "cpu_warm" if warm else "cpu"  # the headline clock (goals, conv split)
+    out["headline"] = head
     perf = entry.get("perf")
     if perf and perf.get("dense") and perf.get("sparse"):
         d, s = perf["dense"], perf["sparse"]
-        # scale the profile's shares to the interleaved CPU medians
-        dense_ms, sparse_ms = res["dense"]["cpu_median_ms"], res["sparse"]["cpu_median_ms"]
+        # scale the profile's shares (the perf child runs one model back to back: warm)
+        # to the headline CPU medians
+        dense_ms, sparse_ms = out[head]["dense_ms"], out[head]["sparse_ms"]
         conv_d, conv_s = d["conv_share"] * dense_ms, s["conv_share"] * sparse_ms
         rest = (1 - d["conv_share"]) * dense_ms
         out["convs"] = {
@@ -386,7 +433,7 @@ def analyse(entry) -> dict:
     if sp in GOALS:
         g = GOALS[sp]
         out["goals"] = {
-            f"{k} >= {v:g}x": bool((out["cpu"].get(k) or 0) >= v) for k, v in g.items()
+            f"{k} >= {v:g}x": bool((out[head].get(k) or 0) >= v) for k, v in g.items()
         }
     return out
 
@@ -398,6 +445,12 @@ def main(argv=None):
     p.add_argument("--sparsities", nargs="+", type=float, default=list(SPARSITIES))
     p.add_argument("--rounds", type=int, default=60)
     p.add_argument("--budget", type=float, default=20.0, help="seconds per slow configuration")
+    p.add_argument(
+        "--warm",
+        type=int,
+        default=2,
+        help="calls per sample: the first is timed as 'cold', the last as 'warm' (default 2)",
+    )
     p.add_argument("--no-perf", dest="perf", action="store_false")
     p.add_argument("--perf-seconds", type=float, default=6.0)
     p.add_argument("--quick", action="store_true", help="smoke run: synthetic 95%%, 5 rounds")
@@ -443,7 +496,13 @@ def main(argv=None):
         "machine": info,
         "command": " ".join(["python", "benchmarks/sparse_model.py"] + sys.argv[1:]),
         "started_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "settings": {"rounds": a.rounds, "budget_s": a.budget, "threads": 1, "batch": 1},
+        "settings": {
+            "rounds": a.rounds,
+            "budget_s": a.budget,
+            "threads": 1,
+            "batch": 1,
+            "warm": a.warm,
+        },
         "dense_kernel": dense_kernel,
         "paper_k0k1": {str(k): v for k, v in PAPER_K0K1.items()},
         "sets": {},
@@ -494,7 +553,7 @@ def main(argv=None):
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
     for tag in sets:
         for name, make in runner_factories(files[tag], dense_kernel).items():
-            runners[f"{tag}|{name}"] = latency.Runner(f"{tag}|{name}", make, x)
+            runners[f"{tag}|{name}"] = WarmRunner(f"{tag}|{name}", make, x, warm=a.warm)
     runners["skeleton"] = latency.Runner(
         "skeleton", lambda: tf.lite.Interpreter(model_content=skeleton, num_threads=1), x
     )
@@ -503,10 +562,11 @@ def main(argv=None):
         bnn = latency.cached(
             "cifar-binary", lambda: sbnn_keras.convert(latency.build("binary", STEM)), STEM
         )
-        runners["bnn_dense"] = latency.Runner(
+        runners["bnn_dense"] = WarmRunner(
             "bnn_dense",
             lambda: runtime.Interpreter(bnn, num_threads=1, kernel=dense_kernel),
             x,
+            warm=a.warm,
         )
     load0 = os.getloadavg()
     print(f"\n== timing {len(runners)} configurations interleaved, load {load0} ==", flush=True)
@@ -562,27 +622,33 @@ def markdown(result) -> str:
     out = []
     t = result.get("timing", {})
     load = t.get("loadavg", [[float("nan")]])[0][0]
+    warm = any("warm" in e.get("analysis", {}).get("headline", "") for e in sets.values())
+    second = "cold" if warm else "wall"
     out.append(
-        f"**Model latency, 1 thread, batch 1** (CPU-time medians, ms; wall medians in the "
-        f"JSON; load average {load:.1f}; skeleton {t.get('skeleton', {}).get('cpu_median_ms', float('nan')):.3f} ms)\n"
+        f"**Model latency, 1 thread, batch 1** (CPU-time medians, ms"
+        + (", warm: the model's data in cache; in parentheses the cold ratios, first invoke "
+           "after other models" if warm else "; in parentheses the wall-clock ratios")
+        + f"; all in the JSON; load average {load:.1f}; skeleton "
+        f"{t.get('skeleton', {}).get('cpu_median_ms', float('nan')):.3f} ms)\n"
     )
     out.append(
         "| weights | sparsity | sparse (auto) | bit-plane forced* | our dense | LCE fastest | "
-        "sparse vs dense (wall) | sparse vs LCE (wall) | ideal | of ideal | goals |"
+        f"sparse vs dense ({second}) | sparse vs LCE ({second}) | ideal | of ideal | goals |"
     )
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for tag, e in sets.items():
         an, st = e.get("analysis", {}), e["stats"]
-        c = an.get("cpu")
+        c = an.get(an.get("headline", "cpu"))
         if not c:
             continue
         goals = ", ".join(
             f"{k.replace('vs_', 'vs ').replace('lce', 'LCE')}: {'met' if v else 'not met'}"
             for k, v in an.get("goals", {}).items()
         )
-        w = an["wall"]
+        w = an["cpu"] if warm else an["wall"]
         lce_name = c["lce_fastest"].replace("lce_", "").replace("_xnn", "+xnn")
-        all_ms = e["results"].get("sparse_all", {}).get("cpu_median_ms")
+        all_res = e["results"].get("sparse_all", {})
+        all_ms = (all_res.get("warm", {}) if warm else all_res).get("cpu_median_ms")
         out.append(
             f"| {e['source']} | {100 * st['sparsity']:.1f}% | {c['sparse_ms']:.3f} | "
             f"{'-' if all_ms is None else f'{all_ms:.3f}'} | "
@@ -617,12 +683,12 @@ def markdown(result) -> str:
                 f"{cv['sparse_conv_ms']:.3f} | {_x(cv['speedup'], 2)} | {_x(st['ideal'])} | "
                 f"{100 * (cv['of_ideal'] or 0):.1f}% | {cv['rest_ms']:.3f} | "
                 f"{_x(cv['amdahl_bound'], 2)} | {_x(cv['bound_at_ideal'], 2)} | "
-                f"{_x(an['cpu']['vs_dense'], 2)} |"
+                f"{_x(an[an.get('headline', 'cpu')]['vs_dense'], 2)} |"
             )
     if any((e.get("perf") or {}).get("dense") for e in sets.values()):
         out.append(
             "\n**Where the time goes** (perf profile groups, shares of the CPU time per invoke "
-            "scaled to the interleaved CPU medians; ms)\n"
+            "scaled to the CPU medians above; ms)\n"
         )
         out.append("| weights | sparsity | kernel | " + " | ".join(GROUPS) + " |")
         out.append("|---|---:|---|" + "---:|" * len(GROUPS))
@@ -631,13 +697,16 @@ def markdown(result) -> str:
                 prof = (e.get("perf") or {}).get(cfg)
                 if not prof or "groups" not in prof:
                     continue
-                ms = e["results"][cfg]["cpu_median_ms"]
+                r = e["results"][cfg]
+                ms = (r.get("warm", r) if warm else r)["cpu_median_ms"]
                 cells = " | ".join(f"{prof['groups'][g] * ms:.3f}" for g in GROUPS)
                 name = "dense (forced)" if cfg == "dense" else "auto"
                 out.append(
                     f"| {e['source']} | {100 * e['stats']['sparsity']:.1f}% | {name} | {cells} |"
                 )
     bnn, prof = t.get("bnn_dense"), t.get("bnn_dense_perf")
+    if bnn and warm and "warm" in bnn:
+        bnn = bnn["warm"]
     if bnn and prof and "groups" in prof:
         ms = bnn["cpu_median_ms"]
         cells = " | ".join(f"{prof['groups'][g] * ms:.3f}" for g in GROUPS)
