@@ -483,6 +483,16 @@ inline void h_row_avx512(const BandCtx& x, int32_t* h) {
   }
 }
 
+// Column phases (0 .. sw - 1) that some filter column reads, for any stride (a
+// 64-entry array was indexed past its end for strides above 64: fuzz_ops finding).
+struct UsedPhases {
+  std::vector<uint8_t> used;
+  UsedPhases(const BitplanePlan& p, int kw) : used(static_cast<size_t>(p.sw), 0) {
+    for (int fx = 0; fx < kw; ++fx) used[static_cast<size_t>(p.phx[fx])] = 1;
+  }
+  bool operator[](int phi) const { return used[static_cast<size_t>(phi)] != 0; }
+};
+
 // Bytes of the row buffer RC of the fast Y build: [sw][rows_cap][chunks][R/8] registers.
 inline size_t rc_bytes(const BitplanePlan& p, int cg) {
   if (p.R != 16 && p.R != 32 && p.R != 64) return 0;
@@ -803,8 +813,7 @@ struct Avx512Impl : BitplanePortable<8> {
     const size_t zrows = static_cast<size_t>(rows + k);
     const __m512i unit = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ull));
     const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-    bool phi_used[64] = {};
-    for (int fx = 0; fx < kw; ++fx) phi_used[p.phx[fx]] = true;
+    const UsedPhases phi_used(p, kw);
     for (int ph = 0; ph < p.sh; ++ph) {
       if (!phase_used(p, s.filter_h, kw, ph)) continue;
       // (a) input rows -> Z[phi][jj] (bit j = pixel j*sw + phi of row jj, per channel).
@@ -991,8 +1000,7 @@ struct Avx512Impl : BitplanePortable<8> {
       const int bits = std::min(64, cg - 64 * ch);
       return bits >= 64 ? ~0ull : ((1ull << bits) - 1);
     };
-    bool phi_used[64] = {};
-    for (int fx = 0; fx < s.filter_w; ++fx) phi_used[p.phx[fx]] = true;
+    const UsedPhases phi_used(p, s.filter_w);
     const uint64_t outmask1 = s.out_w >= 64 ? ~0ull : ((1ull << s.out_w) - 1);
     const __m512i outmask = E == 2   ? _mm512_set1_epi16(static_cast<short>(outmask1))
                             : E == 4 ? _mm512_set1_epi32(static_cast<int>(outmask1))
