@@ -604,7 +604,8 @@ def main(argv=None):
     info["loadavg_end"] = os.getloadavg()
     result["finished_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(result, indent=1, default=float) + "\n")
+    text = json.dumps(result, indent=1, default=float) + "\n"
+    Path(a.json).write_text(text.replace(str(ROOT) + "/", ""))  # repository-relative paths
     print("\n" + markdown(result))
     print(f"\nwrote {a.json}")
     return result
