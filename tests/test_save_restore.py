@@ -270,8 +270,10 @@ def _names(data: bytes):
 def _counter_free(name: str) -> str:
     """A tensor name without TensorFlow's uniquifying counters: every path part's
     ``_<n>`` suffix dropped (``ste_sign_14/Sign_1`` -> ``ste_sign/Sign``), including a
-    counter cut short by the converter's 50-character limit on fused names."""
-    return re.sub(r"_\d*(?=[/;]|$)", "", name)
+    counter cut short by the converter's 50-character limit on fused names, and the
+    ``;`` that limit leaves or cuts before a suffix our converter appends
+    (``Sign_1;/fused_q_A`` vs ``Sign_/fused_q_A``)."""
+    return re.sub(r";(?=/)", "", re.sub(r"_\d*(?=[/;]|$)", "", name))
 
 
 @pytest.mark.parametrize("flavor", ["lce", pytest.param("sparse", marks=pytest.mark.slow)])
