@@ -124,11 +124,9 @@ def main(argv=None):
 
     strategy = make_strategy(args)  # before any other TensorFlow operation
 
-    from sbnn_keras import zoo
     from sbnn_keras.datasets import load_fashion_mnist
     from sbnn_keras.models import fashion_mnist_cnn
 
-    zoo.exclude_tf_keras_from_autograph()  # faster tracing (see sbnn_keras.zoo)
     started = time.time()
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync

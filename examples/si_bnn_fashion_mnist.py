@@ -40,12 +40,9 @@ import sbnn_keras  # first: selects legacy Keras (tf_keras) for larq
 import numpy as np
 import tensorflow as tf
 
-from sbnn_keras import zoo
 from sbnn_keras.datasets import load_fashion_mnist
 from sbnn_keras.layers import sbnn_layers
 from sbnn_keras.models import fashion_mnist_cnn
-
-zoo.exclude_tf_keras_from_autograph()  # much faster first training step (see sbnn_keras.zoo)
 
 QUICK = {
     "epochs": 1,
