@@ -3,6 +3,8 @@
 // option buffers and on every truncation and single-byte corruption of them,
 // the thread pool, and the C API's option validation.
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -109,17 +111,43 @@ void test_flexbuffer_corrupt(const unsigned char* data, size_t size) {
 }
 
 void test_thread_pool() {
-  for (int threads : {1, 2, 3}) {
-    sbnn::ThreadPool pool(threads);
-    for (int round = 0; round < 200; ++round) {
-      std::vector<std::atomic<int>> hits(37);
-      for (auto& h : hits) h = 0;
-      pool.parallel_for(
-          37, [](void* ctx, int t) { (*static_cast<std::vector<std::atomic<int>>*>(ctx))[t]++; },
-          &hits);
-      for (auto& h : hits) CHECK(h.load() == 1);
+  // Every task runs exactly once per call, for spinning (default) and sleeping
+  // (spin_us = 0) workers, task counts around the thread count, and back-to-back
+  // calls that reuse the same workers (the generation handover).
+  for (int spin_us : {sbnn::ThreadPool::kDefaultSpinUs, 0}) {
+    for (int threads : {1, 2, 3}) {
+      sbnn::ThreadPool pool(threads, spin_us);
+      for (int round = 0; round < 2000; ++round) {
+        const int n = 1 + round % 37;
+        std::vector<std::atomic<int>> hits(n);
+        for (auto& h : hits) h = 0;
+        pool.parallel_for(
+            n, [](void* ctx, int t) { (*static_cast<std::vector<std::atomic<int>>*>(ctx))[t]++; },
+            &hits);
+        for (auto& h : hits) CHECK(h.load() == 1);
+        if (round % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
     }
   }
+  // Several callers sharing one pool (calls are serialised).
+  sbnn::ThreadPool pool(3);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 4; ++c)
+    callers.emplace_back([&pool, &bad, c] {
+      for (int round = 0; round < 300; ++round) {
+        const int n = 1 + (round + c) % 19;
+        std::vector<std::atomic<int>> hits(n);
+        for (auto& h : hits) h = 0;
+        pool.parallel_for(
+            n, [](void* ctx, int t) { (*static_cast<std::vector<std::atomic<int>>*>(ctx))[t]++; },
+            &hits);
+        for (auto& h : hits)
+          if (h.load() != 1) bad++;
+      }
+    });
+  for (auto& t : callers) t.join();
+  CHECK(bad.load() == 0);
 }
 
 void test_c_api() {
