@@ -7,7 +7,8 @@
     python benchmarks/latency.py --models cifar --threads 1
 
 Models (``benchmarks/models.py``, batch 1): the binary ResNet-18 for 32x32 inputs
-(``cifar``) and for 224x224 inputs (``imagenet``), converted with
+(``cifar``) and for 224x224 inputs (``imagenet``), and a QuickNet-like 224x224 layout
+(``quicknet``: larq-zoo's QuickNet, whose cheap strided stem suits binary bodies), converted with
 ``sbnn_keras.convert`` (flavor ``"lce"``; the same bytes run in every binary
 runtime), the same layout in float (``tf.lite.TFLiteConverter``) and the float
 "skeleton" (the layout with the binary branches removed). Configurations:
@@ -81,7 +82,7 @@ from sbnn_keras.tflite_model import read_tflite  # noqa: E402
 CACHE = ROOT / "build" / "latency"
 #: the dense kernel forced in the "..._dense" configurations (None: not on this CPU)
 DENSE_KERNEL = "bconv2d_dot_6x32__avx512vpopcnt"
-STEMS = {"cifar": "cifar", "imagenet": "imagenet"}
+STEMS = tuple(models.LAYOUTS)  # cifar, imagenet (ResNet-18 layouts), quicknet
 LCE_CONFIGS = {
     "lce_bgemm": {},
     "lce_indirect": {"use_indirect_bgemm": True},
@@ -188,7 +189,7 @@ def cached(name, make, *key_parts) -> bytes:
 
 
 def input_shape(stem):
-    return (32, 32, 3) if stem == "cifar" else (224, 224, 3)
+    return models.LAYOUTS[stem][0]
 
 
 def float_tflite(model) -> bytes:
@@ -197,7 +198,7 @@ def float_tflite(model) -> bytes:
 
 def build(kind, stem, connections=0.5):
     tf.keras.backend.clear_session()
-    return models.randomize(models.resnet18(kind, stem), seed=1, connections=connections)
+    return models.randomize(models.build(kind, stem), seed=1, connections=connections)
 
 
 def model_files(stem) -> dict:
@@ -358,9 +359,7 @@ def measure(runners, rounds, threads, budget_s=20.0, warmup_s=0.3, seed=0):
 def layer_shapes(stem):
     """Distinct binary 3x3 convs of the model: (in_size, cin, cout, stride) -> count."""
     counts = {}
-    for _, h, _, cin, _, _, cout, _, stride, _ in models.binary_convs(
-        models.resnet18("float", stem)
-    ):
+    for _, h, _, cin, _, _, cout, _, stride, _ in models.binary_convs(models.build("float", stem)):
         counts[(h, cin, cout, stride)] = counts.get((h, cin, cout, stride), 0) + 1
     return counts
 
@@ -449,7 +448,7 @@ def goals(res) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=["cifar", "imagenet"], choices=list(STEMS))
+    p.add_argument("--models", nargs="+", default=["cifar", "imagenet", "quicknet"], choices=STEMS)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument(
         "--rounds", type=int, default=60, help="interleaved rounds per model and thread count"
@@ -559,7 +558,7 @@ def main():
     for stem in a.models:
         files = model_files(stem)
         x = rng.normal(size=(1, *input_shape(stem))).astype(np.float32)
-        convs = models.binary_convs(models.resnet18("float", stem))
+        convs = models.binary_convs(models.build("float", stem))
         entry = {
             "binary_convs": len(convs),
             "binary_macs": int(sum(c[-1] for c in convs)),
@@ -778,7 +777,7 @@ def sparse_run(a) -> dict:
 def filter_storage(files, stem) -> dict:
     """Binary filter bytes of each file (input 1 of LceBconv2d / SbnnBconv2d: int32
     words or SBF1 uint8) and bits per weight of the layers' weights."""
-    weights = sum(9 * c[3] * c[6] for c in models.binary_convs(models.resnet18("float", stem)))
+    weights = sum(9 * c[3] * c[6] for c in models.binary_convs(models.build("float", stem)))
     out = {"binary_weights": weights}
     for name, data in files.items():
         g = read_tflite(data)

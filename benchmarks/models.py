@@ -1,4 +1,5 @@
-"""Benchmark architectures: binary ResNet-18 (32x32 CIFAR and 224x224 ImageNet layouts).
+"""Benchmark architectures: binary ResNet-18 (32x32 CIFAR and 224x224 ImageNet layouts)
+and a QuickNet-like 224x224 layout (``quicknet``).
 
 One builder, four variants of the same layout, so that latencies are comparable:
 
@@ -29,13 +30,13 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["KINDS", "resnet18", "single_conv", "binary_convs", "randomize"]
+__all__ = ["KINDS", "LAYOUTS", "build", "resnet18", "quicknet", "single_conv", "binary_convs", "randomize"]
 
 KINDS = ("binary", "sbnn", "float", "skeleton")
 STAGES = (64, 128, 256, 512)
 
 
-def _conv3x3(kind, filters, strides, name):
+def _conv3x3(kind, filters, strides, name, pad_values=0.0):
     if kind == "binary":
         return lq.layers.QuantConv2D(
             filters,
@@ -46,6 +47,7 @@ def _conv3x3(kind, filters, strides, name):
             input_quantizer="ste_sign",
             kernel_quantizer="ste_sign",
             kernel_constraint="weight_clip",
+            pad_values=pad_values,
             name=name,
         )
     if kind == "sbnn":
@@ -56,6 +58,7 @@ def _conv3x3(kind, filters, strides, name):
             padding="same",
             use_bias=False,
             kernel_quantizer="sbnn_learned",
+            pad_values=pad_values,
             name=name,
         )
     if kind == "float":
@@ -110,6 +113,67 @@ def resnet18(kind="binary", stem="cifar", num_classes=None, name=None) -> tf.ker
     return tf.keras.Model(inp, out, name=name or f"resnet18_{stem}_{kind}")
 
 
+def quicknet(kind="binary", num_classes=1000, name=None) -> tf.keras.Model:
+    """QuickNet-like layout for 224x224 inputs (larq-zoo's ``QuickNet``, the model LCE
+    was tuned on), with weights from the initializers.
+
+    Stem: 3x3/2 float conv to 8 channels, 3x3/2 depthwise conv with depth multiplier 8
+    (64 channels at 56x56) + BN. Four sections of 64/128/256/512 channels with four
+    residual blocks each (binary 3x3 conv with pad value 1, ReLU, BN, added to the block
+    input); sections 2-4 start with a transition: ReLU, 3x3/1 max-pool, fixed 3x3/2
+    depthwise blur, float 1x1 conv + BN. ReLU, global average pooling, dense classifier.
+    ``kind="skeleton"`` keeps everything but the binary residual branches.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    layers = tf.keras.layers
+    inp = tf.keras.Input((224, 224, 3), name="image")
+    x = layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = layers.DepthwiseConv2D(
+        3, depth_multiplier=8, strides=2, padding="same", use_bias=False, name="stem_dw"
+    )(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    for s, filters in enumerate(STAGES, start=1):
+        if s > 1:
+            x = layers.Activation("relu", name=f"t{s}_relu")(x)
+            x = layers.MaxPool2D(3, strides=1, padding="same", name=f"t{s}_pool")(x)
+            x = layers.DepthwiseConv2D(
+                3, strides=2, padding="same", use_bias=False, name=f"t{s}_blur"
+            )(x)
+            x = layers.Conv2D(filters, 1, use_bias=False, name=f"t{s}_down")(x)
+            x = layers.BatchNormalization(name=f"t{s}_down_bn")(x)
+        for b in range(4):
+            if kind == "skeleton":
+                continue
+            tag = f"s{s}b{b + 1}"
+            if kind in ("binary", "sbnn"):
+                conv = _conv3x3(kind, filters, 1, f"{tag}_conv", pad_values=1.0)
+            else:
+                conv = _conv3x3(kind, filters, 1, f"{tag}_conv")
+            y = conv(x)
+            y = layers.Activation("relu", name=f"{tag}_relu")(y)
+            y = layers.BatchNormalization(name=f"{tag}_bn")(y)
+            x = layers.Add(name=f"{tag}_add")([x, y])
+    x = layers.Activation("relu", name="head_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    out = layers.Dense(num_classes, name="classifier")(x)
+    return tf.keras.Model(inp, out, name=name or f"quicknet_{kind}")
+
+
+LAYOUTS = {
+    "cifar": ((32, 32, 3), lambda kind: resnet18(kind, "cifar")),
+    "imagenet": ((224, 224, 3), lambda kind: resnet18(kind, "imagenet")),
+    "quicknet": ((224, 224, 3), quicknet),
+}
+
+
+def build(kind, layout) -> tf.keras.Model:
+    """The benchmark model ``layout`` (a key of ``LAYOUTS``) in variant ``kind``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
+    return LAYOUTS[layout][1](kind)
+
+
 def single_conv(kind, in_size, in_channels, out_channels, strides=1) -> tf.keras.Model:
     """One 3x3 conv (binary: ``LceQuantize`` + ``LceBconv2d`` with float output) on a
     float input, for per-layer timings."""
@@ -127,6 +191,7 @@ def binary_convs(model) -> list:
     for layer in model.layers:
         if (
             isinstance(layer, tf.keras.layers.Conv2D)
+            and not isinstance(layer, tf.keras.layers.DepthwiseConv2D)
             and layer.kernel_size == (3, 3)
             and "stem" not in layer.name
         ):
@@ -161,6 +226,15 @@ def randomize(model, seed=0, connections=0.5):
             if isinstance(kq, sbnn_keras.SbnnQuantizer) and kq.scale == "learned":
                 kq.tau.assign(np.full(kq.tau.shape, rng.uniform(0.5, 1.5), np.float32))
                 kq.phi.assign(np.full(kq.phi.shape, rng.uniform(-0.5, 0.5), np.float32))
+        elif isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+            shape = layer.depthwise_kernel.shape
+            if layer.name.endswith("_blur"):  # fixed anti-aliasing blur
+                k = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+                kernel = np.broadcast_to(k[:, :, None, None], shape)
+            else:
+                fan_in = int(shape[0] * shape[1])
+                kernel = rng.normal(0, 1 / np.sqrt(fan_in), shape)
+            layer.depthwise_kernel.assign(kernel.astype(np.float32))
         elif isinstance(layer, (tf.keras.layers.Conv2D, tf.keras.layers.Dense)):
             weights = layer.get_weights()
             fan_in = int(np.prod(weights[0].shape[:-1]))
