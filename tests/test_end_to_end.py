@@ -1,8 +1,9 @@
 """End to end: Keras + larq + sbnn_keras models -> .tflite -> every runtime agrees.
 
-Five binary architectures (ResNet-style with float shortcuts, VGG-style with a
+Six binary architectures (ResNet-style with float shortcuts, VGG-style with a
 binary max-pool, grouped binary convs, an SBNN model with {alpha, beta} kernels
-and Si-BNN inputs, a model ending with binary dense layers) are converted
+and Si-BNN inputs, a model ending with binary dense layers, a QuickNet-style model
+with pad value 1 and ReLU between the binary conv and its BatchNorm) are converted
 
 * by LCE's converter directly (the plain-larq models only: LCE leaves
   {alpha, beta} layers as float CONV_2D, see docs/conversion.md), and
@@ -185,12 +186,13 @@ class _Builder:
             x
         )
 
-    def bconv(self, x, filters, kernel=3, strides=1, groups=1):
+    def bconv(self, x, filters, kernel=3, strides=1, groups=1, pad_values=0.0):
         return lq.layers.QuantConv2D(
             filters,
             kernel,
             strides=strides,
             padding="same",
+            pad_values=pad_values,
             groups=groups,
             use_bias=False,
             input_quantizer="ste_sign",
@@ -199,12 +201,16 @@ class _Builder:
             name=self.name("bconv"),
         )(x)
 
-    def sconv(self, x, filters, kernel_quantizer, input_quantizer="ste_sign", strides=1, groups=1):
+    def sconv(
+        self, x, filters, kernel_quantizer, input_quantizer="ste_sign", strides=1, groups=1,
+        pad_values=0.0,
+    ):
         return sbnn_keras.QuantConv2D(
             filters,
             3,
             strides=strides,
             padding="same",
+            pad_values=pad_values,
             use_bias=False,
             groups=groups,
             kernel_quantizer=kernel_quantizer,
@@ -285,6 +291,31 @@ def build_sbnn():
     return tf.keras.Model(inp, out, name="sbnn"), b.roles
 
 
+def build_quicknet():
+    """QuickNet-style (larq-zoo's QuickNet, the layout LCE is tuned on): strided float
+    stem; residual blocks of binary conv with pad value 1, ReLU *before* BatchNorm,
+    added to the float stream; a transition with max-pool and a float 1x1 conv; one
+    block with an SBNN layer (learned per-channel {alpha, beta}) in the same pattern."""
+    b = _Builder()
+    inp = tf.keras.Input((16, 16, 3))
+    x = b.bn(b.fconv(inp, 32, strides=2, role="image"), "half->half")
+
+    def block(x, conv, role):
+        y = b.bn(tf.keras.layers.ReLU()(conv(x)), role)
+        return tf.keras.layers.Add()([x, y])
+
+    x = block(x, lambda t: b.bconv(t, 32, pad_values=1.0), "even->int")
+    x = block(x, lambda t: b.bconv(t, 32, pad_values=1.0), "even->int")
+    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same")(x)
+    x = b.bn(b.fconv(x, 64, kernel=1), "half->half")
+    x = block(x, lambda t: b.bconv(t, 64, pad_values=1.0), "even->int")
+    learned = sbnn_keras.SbnnQuantizer("learned", per_channel=True)
+    x = block(x, lambda t: b.sconv(t, 64, learned, pad_values=1.0), "int->int")
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    out = tf.keras.layers.Dense(10)(x)
+    return tf.keras.Model(inp, out, name="quicknet"), b.roles
+
+
 def build_dense_head():
     """Binary convs, then binary dense layers: larq's QuantDense and, last, an SBNN
     QuantDense with learned per-channel {alpha, beta} (the model's output)."""
@@ -319,6 +350,7 @@ ARCHS = {
     "grouped": (build_grouped, 0.5, True),
     "sbnn": (build_sbnn, 0.1, False),
     "dense_head": (build_dense_head, 0.3, True),
+    "quicknet": (build_quicknet, 0.2, False),
 }
 
 
