@@ -34,6 +34,15 @@ struct BConv2DSelectOptions {
   // How the caller will split rows into run() calls (0: all rows in one call); timing
   // uses the same split.
   int rows_per_call = 0;
+  // Rows per run() call of the dense kernels (0: rows_per_call); the delegate runs them
+  // in small (16 KB) chunks and the sparse ones on whole images.
+  int dense_rows_per_call = 0;
+  // Time each run() call followed by a float output transform of its rows, as the
+  // delegate runs them: the transform reads `dot` right after the kernel wrote it, from
+  // L1 after a small dense chunk, from L2 after a whole image, and that difference
+  // decided layers (timing the kernels alone picked the bit-plane kernel for 50%-dense
+  // 32x32x64 layers that then ran 20% slower than dense in the model).
+  bool time_transform = true;
   // Required relative gain of a sparse kernel over dense (0.05 = 5% faster).
   double min_gain = 0.05;
   // Reuse decisions for the same shape and filter (process-wide, thread-safe cache).

@@ -11,6 +11,7 @@
 #include "bconv2d_pack.h"
 #include "bconv2d_select.h"
 #include "sparse_format.h"
+#include "transform.h"
 
 namespace sbnn {
 namespace {
@@ -42,7 +43,8 @@ uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603u
 struct CacheEntry {
   BConv2DShape shape;
   uint64_t filter_hash;
-  int rows_per_call;
+  int rows_per_call, dense_rows_per_call;
+  bool time_transform;
   const BConv2DKernel* kernel;
   double chosen_ms, dense_ms;
   int num_candidates;
@@ -84,24 +86,49 @@ std::vector<const BConv2DKernel*> sparse_candidates(const BConv2DShape& s) {
   return out;
 }
 
-// Times candidates interleaved (one run of each per round) on batch-1 random input.
+// Times candidates interleaved (one run of each per round) on batch-1 random input,
+// each in its row split (sparse kernels: rows_per_call, dense: dense_rows_per_call),
+// optionally with a float output transform after every call (see time_transform).
 void time_candidates(const BConv2DShape& shape, const int32_t* filter,
                      const std::vector<const BConv2DKernel*>& ks, double budget_ms,
-                     int rows_per_call, std::vector<BConv2DCandidate>* out) {
+                     int rows_per_call, int dense_rows_per_call, bool time_transform,
+                     std::vector<BConv2DCandidate>* out) {
   BConv2DShape s = shape;
   s.batch = 1;
   std::mt19937 rng(0x5b17);
   std::vector<uint32_t> input(static_cast<size_t>(s.in_h) * s.in_w * s.in_words);
   for (auto& v : input) v = rng();
-  std::vector<int32_t> dot(static_cast<size_t>(s.out_h) * s.out_w * s.out_channels);
+  const int64_t row_elems = int64_t{s.out_w} * s.out_channels;
+  std::vector<int32_t> dot(static_cast<size_t>(s.out_h * row_elems));
+  std::vector<float> out_f(time_transform ? dot.size() : 0);
+  std::vector<float> ones(static_cast<size_t>(s.out_channels), 1.0f);
+  std::vector<float> zeros(static_cast<size_t>(s.out_channels), 0.0f);
+  TransformParams tp;
+  tp.K = 0;
+  tp.x_min = -(int32_t{1} << 30);
+  tp.x_max = int32_t{1} << 30;
+  tp.m = ones.data();
+  tp.b = zeros.data();
+  const TransformKernels& tk = transform_kernels();
   const int32_t* in = reinterpret_cast<const int32_t*>(input.data());
   std::vector<void*> prep(ks.size(), nullptr);
   std::vector<std::vector<double>> t(ks.size());
   out->assign(ks.size(), BConv2DCandidate());
-  const int rows = s.out_h, step = rows_per_call > 0 ? rows_per_call : rows;
+  const int rows = s.out_h;
   auto run = [&](size_t i) {
-    for (int r = 0; r < rows; r += step)
-      ks[i]->run(s, prep[i], in, filter, dot.data(), r, std::min(rows, r + step));
+    const int split = is_sparse(ks[i]) || dense_rows_per_call <= 0 ? rows_per_call
+                                                                    : dense_rows_per_call;
+    const int step = split > 0 ? std::min(split, rows) : rows;
+    for (int r = 0; r < rows; r += step) {
+      const int r1 = std::min(rows, r + step);
+      // As in the delegate: each call writes its rows to the start of one chunk buffer
+      // (the same buffer for every chunk), the transform reads them from there.
+      int32_t* base = dot.data() - static_cast<int64_t>(r) * row_elems;
+      ks[i]->run(s, prep[i], in, filter, base, r, r1);
+      if (time_transform)
+        tk.to_float(dot.data(), int64_t{r1 - r} * s.out_w, s.out_channels, tp,
+                    out_f.data() + static_cast<int64_t>(r) * row_elems);
+    }
   };
   const double start = cpu_ms();
   for (size_t i = 0; i < ks.size(); ++i) {
@@ -161,6 +188,8 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
       std::lock_guard<std::mutex> lock(g_cache_mutex);
       for (const CacheEntry& e : cache())
         if (e.filter_hash == h && e.rows_per_call == opt.rows_per_call &&
+            e.dense_rows_per_call == opt.dense_rows_per_call &&
+            e.time_transform == opt.time_transform &&
             std::memcmp(&e.shape, &shape, sizeof shape) == 0) {
           chosen = e.kernel;
           sel->chosen_ms = e.chosen_ms;
@@ -183,7 +212,8 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
       }
       std::vector<BConv2DCandidate> cands;
       if (ks.size() > 1) {
-        time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call, &cands);
+        time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call,
+                        opt.dense_rows_per_call, opt.time_transform, &cands);
         sel->reason = "timed";
       } else {
         cands.resize(1);
@@ -207,6 +237,8 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
         e.shape = shape;
         e.filter_hash = h;
         e.rows_per_call = opt.rows_per_call;
+        e.dense_rows_per_call = opt.dense_rows_per_call;
+        e.time_transform = opt.time_transform;
         e.kernel = chosen;
         e.chosen_ms = sel->chosen_ms;
         e.dense_ms = sel->dense_ms;

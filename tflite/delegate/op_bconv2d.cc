@@ -428,6 +428,7 @@ class Bconv2dOp : public Op {
         BConv2DSelectOptions so;
         so.policy = "auto";
         so.rows_per_call = static_cast<int>(sparse_rows);
+        so.dense_rows_per_call = static_cast<int>(dense_rows_per_chunk_);
         BConv2DSelection sel;
         if (!select_bconv2d(shape_, filter_data, so, &sel))
           return fail(ctx, "no binary conv kernel supports this shape (or prepare failed)");
