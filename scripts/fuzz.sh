@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh [SECONDS]               # each harness SECONDS (default 60)
 #   scripts/fuzz.sh --sanitizers [SECONDS]  # CI: first the ASan+UBSan build of the delegate:
 #                                           # its ctest and the Python tests that drive it
-#                                           # (tflite/scripts/asan_pytest.sh), then the fuzzers
+#                                           # (tflite/scripts/asan_pytest.sh), the TSan build's
+#                                           # native tests, then the fuzzers
 #   scripts/fuzz.sh --only ops,model 600    # some harnesses only
 #   scripts/fuzz.sh --sanitizers --no-fuzz  # the ASan+UBSan tests only (no clang needed)
 #
@@ -46,6 +47,12 @@ if [ "$SANITIZERS" = 1 ]; then
   t0=$(date +%s)
   bash tflite/scripts/asan_pytest.sh tests/test_runtime_ops.py tests/test_runtime_bad_input.py \
     tests/test_version_guards.py tests/test_fuzz_regressions.py -q -p no:cacheprovider
+  echo "== TSan: native tests (thread pool, multi-threaded ops)"
+  cmake -S tflite -B build/tflite-tsan -DSBNN_SANITIZE_THREAD=ON \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build/tflite-tsan -j"$JOBS" >/dev/null
+  (cd build/tflite-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure \
+    -R 'sbnn_delegate_(selftest|fake_runtime_test)')
   echo "== sanitizers: passed in $(( $(date +%s) - t0 )) s"
 fi
 [ -n "$ONLY" ] || exit 0
