@@ -659,9 +659,9 @@ def markdown(result) -> str:
         )
     out.append(
         "\n\\* the bit-plane kernel forced by name on every layer (`kernel=` of the delegate). "
-        "The delegate then runs it in the dense kernel's row chunks, not in the larger chunks "
-        "it gives a sparse kernel that \"auto\" chose; that it is so much slower than "
-        "\"auto\" with the same kernel is a delegate matter, not the kernel's. Ratios and "
+        "Delegates before commit 53cd4a6 ran a forced sparse kernel in the dense kernel's "
+        "small row chunks (hence 1.2-7x slower than \"auto\" with the same kernel in runs "
+        "of those); since then in the same whole-image chunks as \"auto\". Ratios and "
         "goals use \"sparse (auto)\"."
     )
     if any("convs" in e.get("analysis", {}) for e in sets.values()):
