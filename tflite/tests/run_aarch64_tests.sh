@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Cross-builds sbnn_core_tests for aarch64 (static) and runs it under qemu-aarch64.
+# Cross-builds the delegate and the kernels (tflite/) for aarch64 and runs all their
+# native tests under qemu-aarch64 (CI: .ci/run).
 # Installs the Debian cross toolchain and qemu-user with apt-get when they are missing
-# and this runs as root. Usage: tflite/tests/run_aarch64_tests.sh [extra test args]
-# Env: BUILD_DIR (default build/core-aarch64), JOBS (default 2).
+# and this runs as root. Usage: tflite/tests/run_aarch64_tests.sh
+# Env: BUILD_DIR (default build/tflite-aarch64), JOBS (default 2).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BUILD_DIR="${BUILD_DIR:-$ROOT/build/core-aarch64}"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build/tflite-aarch64}"
 JOBS="${JOBS:-2}"
 
 need=()
@@ -23,18 +24,20 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-cmake -S "$ROOT/tflite/core" -B "$BUILD_DIR" \
+# The whole tree (delegate + core): every CTest test (the delegate's self-test, its
+# fake-runtime op tests, the C API test, the kernels' tests) runs through qemu-aarch64
+# (the toolchain file sets it as CMake's cross-compiling emulator).
+cmake -S "$ROOT/tflite" -B "$BUILD_DIR" \
   -DCMAKE_TOOLCHAIN_FILE="$ROOT/tflite/toolchains/aarch64-linux-gnu.cmake" \
-  -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_EXE_LINKER_FLAGS="-static" \
+  -DCMAKE_BUILD_TYPE=Release -DSBNN_BUILD_TESTS=ON -DSBNN_CORE_TESTS=ON \
   -DSBNN_CORE_BENCH=ON >/dev/null
-cmake --build "$BUILD_DIR" -j"$JOBS" --target sbnn_core_tests sbnn_sparse_tests sbnn_transform_tests sbnn_bconv_bench
+cmake --build "$BUILD_DIR" -j"$JOBS"
 
-file "$BUILD_DIR/sbnn_core_tests" 2>/dev/null || true
-echo "running under qemu-aarch64:"
-qemu-aarch64 "$BUILD_DIR/sbnn_core_tests" "$@"
-# The output transforms and quantize packers (NEON vs the scalar reference).
-qemu-aarch64 "$BUILD_DIR/sbnn_transform_tests"
-# The sparse kernels (NEON bit-plane, portable, K0/K1, reference): SPARSE_ARGS selects
+file "$BUILD_DIR/libsbnn_delegate.so" 2>/dev/null || true
+echo "running the CTest tests under qemu-aarch64:"
+(cd "$BUILD_DIR" && ctest --output-on-failure)
+# The sparse kernels once more with extra arguments when given: SPARSE_ARGS selects
 # suites/kernels, e.g. SPARSE_ARGS="--suite models".
-qemu-aarch64 "$BUILD_DIR/sbnn_sparse_tests" ${SPARSE_ARGS:-}
+if [ -n "${SPARSE_ARGS:-}" ]; then
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$BUILD_DIR/core/sbnn_sparse_tests" ${SPARSE_ARGS}
+fi
