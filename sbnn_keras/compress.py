@@ -15,6 +15,10 @@ constants after them, up to an activation) are folded into the ``SbnnBconv2d``
 ``clamp(A * dot + D * dot[q] + B)`` with the q channel (the filter's last, all +1)
 kept in the filter and never written out. Coefficients are folded in float64 and
 stored as float32. Grouped convolutions (q interleaved per group) keep the float ops.
+A residual ``ADD`` that is the only consumer of such a fused op's float output (same
+shape, no activation on the ADD) is folded in too (option ``fused_add = 1``, the other
+summand as input 6): the op writes ``y + residual`` once instead of ``y`` for the ADD
+to read back.
 """
 
 from __future__ import annotations
@@ -166,6 +170,11 @@ def compress_filters(
         if remap is not None:
             for storage in storages:
                 storage.op_index = remap[storage.op_index]
+        by_op = {s.op_index: s for s in storages}
+        remap = _fuse_residual_adds(model, graph, sparse_index, by_op)
+        if remap is not None:
+            for storage in storages:
+                storage.op_index = remap[storage.op_index]
     _drop_unused_tensors(model)
     builder = flatbuffers.Builder(max(1024, len(data)))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -284,6 +293,73 @@ def _fuse_q_ops(model, graph, candidates):
             remap[i] = len(kept)
             kept.append(op)
     graph.operators = kept
+    return remap
+
+
+def _fuse_residual_adds(model, graph, sparse_index, storages):
+    """Fold ``ADD(y, r)`` into each fused-q SbnnBconv2d whose float output y only that
+    ADD reads (module docstring). The op moves to the ADD's place in the operator order
+    (its inputs are produced before its old place, the residual before the ADD).
+    Returns the old -> new operator numbers, or None if nothing was fused."""
+    consumers = {}
+    for i, op in enumerate(graph.operators):
+        for t in op.inputs:
+            if t >= 0:
+                consumers.setdefault(int(t), []).append(i)
+    graph_outputs = set(int(t) for t in graph.outputs)
+    moves = {}  # ADD op number -> conv op number
+    for conv_index, conv in enumerate(graph.operators):
+        if conv.opcodeIndex != sparse_index:
+            continue
+        options = flexbuffers.Loads(bytes(conv.customOptions))
+        if int(options.get("fused_q", 0)) != 1 or int(options.get("fused_add", 0)) != 0:
+            continue
+        y = int(conv.outputs[0])
+        users = consumers.get(y, [])
+        if y in graph_outputs or len(users) != 1:
+            continue
+        add = graph.operators[users[0]]
+        if _builtin(model, add) != _ADD or len(add.inputs) != 2 or len(add.outputs) != 1:
+            continue
+        opts = add.builtinOptions
+        if opts is not None and int(getattr(opts, "fusedActivationFunction", 0) or 0) != 0:
+            continue
+        ins = [int(t) for t in add.inputs]
+        if ins.count(y) != 1:
+            continue
+        r = ins[1] if ins[0] == y else ins[0]
+        rt, yt, ot = graph.tensors[r], graph.tensors[y], graph.tensors[int(add.outputs[0])]
+        shape = [int(d) for d in yt.shape]
+        if (
+            _const(model, graph, r) is not None
+            or any(int(t.type) != _FLOAT32 for t in (rt, yt, ot))
+            or [int(d) for d in rt.shape] != shape
+            or [int(d) for d in ot.shape] != shape
+        ):
+            continue
+        options["fused_add"] = 1
+        conv.customOptions = np.frombuffer(flexbuffers.Dumps(options), dtype=np.uint8).copy()
+        inputs = [int(t) for t in conv.inputs] + [-1] * (6 - len(conv.inputs))
+        conv.inputs = np.array(inputs[:6] + [r], dtype=np.int32)
+        out = int(add.outputs[0])
+        conv.outputs = np.array([out], dtype=np.int32)
+        out_name = bytes(graph.tensors[out].name or b"")
+        y_name = bytes(yt.name or b"")
+        if y_name and y_name not in out_name:
+            graph.tensors[out].name = out_name + b";" + y_name
+        moves[users[0]] = conv_index
+        if conv_index in storages:
+            storages[conv_index].fused_ops = list(storages[conv_index].fused_ops) + ["ADD (residual)"]
+    if not moves:
+        return None
+    moved = set(moves.values())
+    order = []  # new operator list: each fused ADD's place taken by its conv
+    for i in range(len(graph.operators)):
+        if i in moved:
+            continue
+        order.append(moves.get(i, i))
+    remap = {old: new for new, old in enumerate(order)}
+    graph.operators = [graph.operators[i] for i in order]
     return remap
 
 

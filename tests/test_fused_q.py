@@ -14,12 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _runtime_helpers import op_names, ops, options, read, set_tensor_type
+from _runtime_helpers import op_names, ops, options, read, set_options, set_tensor_type, write
 
 import sbnn_keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from sbnn_keras import runtime
+from sbnn_keras.tflite_model import read_tflite
 
 CASES = {
     # name: (input hwc, filters, kernel, strides, padding, pad_values, relu)
@@ -144,3 +145,92 @@ def test_fused_int8_and_bitpacked_outputs(case):
     want8 = np.clip(np.round(y.astype(np.float64) / scale + zp), -128, 127)
     assert q.dtype == np.int8
     assert np.abs(q.astype(np.int32) - want8).max() <= 1
+
+
+# ---- fused residual ADD (option fused_add) ------------------------------------------------
+
+
+def build_residual(case):
+    """An SBNN conv + BN added to a float residual: the model input itself ("input"), a
+    float 1x1 conv of it ("conv"), or the same with ReLU after the ADD ("relu": TFLite
+    fuses the ReLU into the ADD, which must then stay an op)."""
+    inp = tf.keras.Input((7, 9, 48))
+    y = sbnn_keras.QuantConv2D(
+        48,
+        3,
+        padding="same",
+        kernel_quantizer=sbnn_keras.quantizers.SbnnQuantizer(scale="learned", per_channel=True),
+        name="sconv",
+    )(inp)
+    y = tf.keras.layers.BatchNormalization(name="bn")(y)
+    r = inp if case == "input" else tf.keras.layers.Conv2D(48, 1, name="shortcut")(inp)
+    x = tf.keras.layers.Add(name="add")([r, y])
+    if case == "relu":
+        x = tf.keras.layers.ReLU(name="relu")(x)
+    x = tf.keras.layers.Conv2D(5, 1, name="head")(x)  # the ADD's result is not the output
+    model = tf.keras.Model(inp, x)
+    rng = np.random.default_rng(sum(map(ord, case)) + 1)
+    for layer in model.layers:
+        for w in layer.weights:
+            if "moving_variance" in w.name:
+                w.assign(rng.uniform(0.5, 4.0, w.shape).astype(np.float32))
+            elif "tau" in w.name:
+                w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+            else:
+                w.assign(rng.normal(size=w.shape).astype(np.float32))
+    return model
+
+
+@pytest.mark.parametrize("case", ["input", "conv", "relu"])
+def test_fused_residual_add(case):
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
+
+    model = build_residual(case)
+    lce = sbnn_keras.convert(model, flavor="lce")
+    sparse, report = sbnn_keras.convert_with_report(model, flavor="sparse")
+    m = read(sparse)
+    (_, op), = ops(m, "SbnnBconv2d")
+    opts = options(m, op)
+    names = [o.name for o in read_tflite(sparse).ops]
+    layer = next(layer for layer in report.layers if layer.name == "sconv")
+    if case == "relu":
+        assert "fused_add" not in opts and "ADD" in names, names
+        assert "ADD (residual)" not in layer.storage[0]["fused_ops"]
+    else:
+        assert opts["fused_q"] == 1 and opts["fused_add"] == 1, opts
+        assert "ADD" not in names, names
+        assert len(op.inputs) == 7 and int(op.inputs[6]) >= 0
+        assert layer.storage[0]["fused_ops"][-1] == "ADD (residual)"
+    x = inputs(model, batch=3, seed=5)
+    ref = LceInterpreter(lce, use_reference_bconv=True).predict(x)
+    for threads, kernel in ((1, "auto"), (2, "auto"), (1, "reference")):
+        ours = runtime.Interpreter(sparse, num_threads=threads, kernel=kernel).predict(x)
+        _scale_close(ours, ref, f"{case} t{threads} {kernel} vs LCE reference")
+    _scale_close(ours, model(x, training=False).numpy(), f"{case} vs Keras", rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "change,expect",
+    [
+        (dict(fused_add=2), "'fused_add' = 2"),
+        (dict(fused_add="yes"), "'fused_add' is not an integer"),
+        (dict(fused_q=0), "fused_add' = 1 needs fused_q = 1"),
+        ("no_residual", "needs input 6"),
+        ("int_residual", "input 6) type"),
+    ],
+)
+def test_fused_add_bad_input(change, expect):
+    """A hostile fused_add option or residual input: a clear error at load, no crash."""
+    sparse = sbnn_keras.convert(build_residual("input"), flavor="sparse")
+    if isinstance(change, dict):
+        bad = set_options(sparse, "SbnnBconv2d", **change)
+    else:
+        m = read(sparse)
+        (_, op), = ops(m, "SbnnBconv2d")
+        inputs_ = [int(t) for t in op.inputs]
+        inputs_[6] = -1 if change == "no_residual" else inputs_[0]  # bitpacked int32 input
+        op.inputs = np.array(inputs_, dtype=np.int32)
+        bad = write(m)
+    with pytest.raises((RuntimeError, ValueError)) as err:
+        runtime.Interpreter(bad).predict(inputs(build_residual("input")))
+    assert expect in str(err.value), str(err.value)

@@ -42,6 +42,10 @@ struct QTransformParams {
   const float* d = nullptr;  // [channels]
   const float* b = nullptr;  // [channels]
   float lo = 0.0f, hi = 0.0f;
+  // q_to_float only, optional: a pixels x channels float tensor added after the clamp
+  // (a residual ADD folded into the op, option fused_add): y = y + add[p][c], one float
+  // addition, as TFLite's ADD computes it.
+  const float* add = nullptr;
 };
 
 struct TransformKernels {

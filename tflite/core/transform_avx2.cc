@@ -164,6 +164,13 @@ void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransfo
     float* o = out + i * channels;
     const QConsts k(p, static_cast<float>(d[channels]));
     int c = 0;
+    if (p.add != nullptr) {
+      const float* r = p.add + i * channels;
+      for (; c + 8 <= channels; c += 8)
+        _mm256_storeu_ps(o + c, _mm256_add_ps(q_affine8(d, p, c, k), _mm256_loadu_ps(r + c)));
+      q_float_span(d, channels, c, channels, p, o, r);
+      continue;
+    }
     for (; c + 8 <= channels; c += 8) _mm256_storeu_ps(o + c, q_affine8(d, p, c, k));
     q_float_span(d, channels, c, channels, p, o);
   }

@@ -172,6 +172,18 @@ void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransfo
     float* o = out + i * channels;
     const __m512 fq = _mm512_set1_ps(static_cast<float>(d[channels]));
     int c = 0;
+    if (p.add != nullptr) {
+      const float* r = p.add + i * channels;
+      for (; c + 16 <= channels; c += 16)
+        _mm512_storeu_ps(o + c, _mm512_add_ps(q_affine16(d, p, c, 0xffff, fq, lo, hi),
+                                              _mm512_loadu_ps(r + c)));
+      if (c < channels) {
+        const __mmask16 k = lanes16(channels - c);
+        _mm512_mask_storeu_ps(o + c, k, _mm512_add_ps(q_affine16(d, p, c, k, fq, lo, hi),
+                                                      _mm512_maskz_loadu_ps(k, r + c)));
+      }
+      continue;
+    }
     for (; c + 16 <= channels; c += 16)
       _mm512_storeu_ps(o + c, q_affine16(d, p, c, 0xffff, fq, lo, hi));
     if (c < channels) {

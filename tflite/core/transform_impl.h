@@ -61,10 +61,15 @@ inline int8_t round_int8(float y) {
   return static_cast<int8_t>(r);
 }
 // Channels [c0, c1) of one pixel (d: the pixel's channels + 1 dot values).
+// r: the pixel's row of QTransformParams::add (nullptr: none).
 inline void q_float_span(const int32_t* d, int channels, int c0, int c1,
-                         const QTransformParams& p, float* o) {
+                         const QTransformParams& p, float* o, const float* r = nullptr) {
   const float fq = static_cast<float>(d[channels]);
-  for (int c = c0; c < c1; ++c) o[c] = q_float_one(d[c], fq, p, c);
+  if (r != nullptr) {
+    for (int c = c0; c < c1; ++c) o[c] = q_float_one(d[c], fq, p, c) + r[c];
+  } else {
+    for (int c = c0; c < c1; ++c) o[c] = q_float_one(d[c], fq, p, c);
+  }
 }
 inline void q_int8_span(const int32_t* d, int channels, int c0, int c1,
                         const QTransformParams& p, int8_t* o) {

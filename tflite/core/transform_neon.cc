@@ -145,6 +145,13 @@ void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransfo
     float* o = out + i * channels;
     const float32x4_t fq = vdupq_n_f32(static_cast<float>(d[channels]));
     int c = 0;
+    if (p.add != nullptr) {
+      const float* r = p.add + i * channels;
+      for (; c + 4 <= channels; c += 4)
+        vst1q_f32(o + c, vaddq_f32(q_affine4(d, p, c, fq, lo, hi), vld1q_f32(r + c)));
+      q_float_span(d, channels, c, channels, p, o, r);
+      continue;
+    }
     for (; c + 4 <= channels; c += 4) vst1q_f32(o + c, q_affine4(d, p, c, fq, lo, hi));
     q_float_span(d, channels, c, channels, p, o);
   }

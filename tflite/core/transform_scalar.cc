@@ -45,7 +45,8 @@ void pack_bool(const uint8_t* in, int64_t rows, int channels, int32_t* out) {
 void q_to_float(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,
                 float* out) {
   for (int64_t i = 0; i < pixels; ++i)
-    q_float_span(dot + i * (channels + 1), channels, 0, channels, p, out + i * channels);
+    q_float_span(dot + i * (channels + 1), channels, 0, channels, p, out + i * channels,
+                 p.add != nullptr ? p.add + i * channels : nullptr);
 }
 
 void q_to_int8(const int32_t* dot, int64_t pixels, int channels, const QTransformParams& p,

@@ -41,6 +41,11 @@
 // must be absent. int8 output: y / scale + zero_point, rounded and saturated;
 // bitpacked (int32) output: bit c = y[c] < 0 (LceQuantize of the float y). Only for
 // groups == 1.
+//
+// SbnnBconv2d option fused_add (optional int, default 0; 1 = on; needs fused_q = 1 and a
+// float output): a residual ADD folded into the op. Input 6 is a float tensor of the
+// output's shape, added after the clamp: out = y + input6 (one float addition, what
+// TFLite's ADD without activation computes).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -86,7 +91,8 @@ struct Options {
   int padding = kSame;
   int pad_values = 0;
   int activation = kActNone;
-  int fused_q = 0;  // SbnnBconv2d only (see the header comment)
+  int fused_q = 0;    // SbnnBconv2d only (see the header comment)
+  int fused_add = 0;  // SbnnBconv2d only, with fused_q
 };
 
 class Bconv2dOp : public Op {
@@ -160,11 +166,32 @@ class Bconv2dOp : public Op {
         break;
     }
     opt_.fused_q = static_cast<int>(fq);
+    int64_t fa = 0;
+    switch (map.get_int("fused_add", &fa)) {
+      case flex::Lookup::kMissing:
+        fa = 0;
+        break;
+      case flex::Lookup::kNotInt:
+        init_error_ = "custom option 'fused_add' is not an integer";
+        return;
+      case flex::Lookup::kOk:
+        if (fa < 0 || fa > 1) {
+          init_error_ = "custom option 'fused_add' = " + std::to_string(fa) + " is outside [0, 1]";
+          return;
+        }
+        if (fa == 1 && fq != 1) {
+          init_error_ = "custom option 'fused_add' = 1 needs fused_q = 1 (SbnnBconv2d only)";
+          return;
+        }
+        break;
+    }
+    opt_.fused_add = static_cast<int>(fa);
   }
 
   abi::Status do_prepare(abi::Context* ctx) override {
     fused_q_ = opt_.fused_q == 1;
-    const size_t max_inputs = fused_q_ ? 6 : 5;
+    fused_add_ = opt_.fused_add == 1;
+    const size_t max_inputs = fused_add_ ? 7 : fused_q_ ? 6 : 5;
     if (inputs_.size() < 2 || inputs_.size() > max_inputs || outputs_.size() != 1)
       return fail(ctx, "expects 2 to %zu inputs and 1 output, got %zu and %zu", max_inputs,
                   inputs_.size(), outputs_.size());
@@ -184,6 +211,16 @@ class Bconv2dOp : public Op {
       return fail(ctx,
                   "fused_q needs inputs 2 (multiplier), 3 (bias) and 5 (q_multiplier), and no "
                   "output_threshold (input 4)");
+    if (fused_add_) {
+      bool no_res = false;
+      abi::Tensor* res = input(ctx, 6, true, &no_res);
+      if (no_res || res == nullptr) return fail(ctx, "fused_add needs input 6 (the residual)");
+      if (out->type != abi::kFloat32)
+        return fail(ctx, "fused_add needs a float32 output (got %s)", type_name(out->type));
+      if (res->type != abi::kFloat32)
+        return fail(ctx, "fused_add residual (input 6) type %s is not float32",
+                    type_name(res->type));
+    }
 
     if (in->type != abi::kInt32) return fail(ctx, "input type %s is not int32", type_name(in->type));
     int64_t n_in = 0, n_filter = 0;
@@ -372,6 +409,14 @@ class Bconv2dOp : public Op {
     n_filter_ = n_filter;
     n_out_packed_ = int64_t{batch} * out_h * out_w * out_c;
     const int out_dims[4] = {batch, static_cast<int>(out_h), static_cast<int>(out_w), out_c};
+    if (fused_add_) {
+      bool no_res = false;
+      const abi::Tensor* res = input(ctx, 6, true, &no_res);
+      if (res == nullptr || res->dims == nullptr || res->dims->size != 4 ||
+          !std::equal(out_dims, out_dims + 4, res->dims->data))
+        return fail(ctx, "fused_add residual (input 6) must have the output's shape %dx%dx%dx%d",
+                    out_dims[0], out_dims[1], out_dims[2], out_dims[3]);
+    }
     if (resize_output(ctx, out, out_dims, 4) != abi::kOk)
       return fail(ctx, "ResizeTensor failed for the output");
     return abi::kOk;
@@ -482,10 +527,20 @@ class Bconv2dOp : public Op {
       }
     }
 
+    const float* residual = nullptr;
+    if (fused_add_) {
+      bool no_res = false;
+      const abi::Tensor* res = input(ctx, 6, true, &no_res);
+      if (res == nullptr || no_res || res->type != abi::kFloat32 ||
+          !has_bytes(res, static_cast<uint64_t>(n_out_packed_) * 4))
+        return fail(ctx, "fused_add residual (input 6) data is missing or smaller than its shape");
+      residual = static_cast<const float*>(res->data);
+    }
     Run run{this,
             static_cast<const int32_t*>(in->data),
             filter_data,
-            out->data};
+            out->data,
+            residual};
     const int64_t rows = int64_t{shape_.batch} * shape_.out_h;
     const int threads = shared_->pool == nullptr ? 1 : shared_->pool->num_threads();
     // Enough tasks to balance, each at least one chunk of rows.
@@ -501,6 +556,7 @@ class Bconv2dOp : public Op {
     const int32_t* input;
     const int32_t* filter;
     void* output;
+    const float* residual;  // fused_add: input 6, else nullptr
     std::atomic<bool> ok{true};
 
     void rows(int64_t begin, int64_t end) {
@@ -525,7 +581,7 @@ class Bconv2dOp : public Op {
         // shifted so that those rows land in our chunk buffer.
         op->kernel_->run(s, op->prepared_filter_, input, filter, dot.data() - r0 * row_elems,
                          static_cast<int>(r0), static_cast<int>(r1));
-        op->transform(dot.data(), r0, r1, output);
+        op->transform(dot.data(), r0, r1, output, residual);
       }
     }
   };
@@ -632,7 +688,8 @@ class Bconv2dOp : public Op {
 
   // dot of rows [r0, r1) -> output, by the vectorised transforms of core/transform.h
   // (bit-identical to their scalar reference; chosen once per process).
-  void transform(const int32_t* dot, int64_t r0, int64_t r1, void* output) const {
+  void transform(const int32_t* dot, int64_t r0, int64_t r1, void* output,
+                 const float* residual = nullptr) const {
     const int cout = out_channels_;
     const int64_t pixels = (r1 - r0) * shape_.out_w;
     const int64_t first_pixel = r0 * shape_.out_w;
@@ -644,6 +701,7 @@ class Bconv2dOp : public Op {
       q.b = b_.data();
       q.lo = q_lo_;
       q.hi = q_hi_;
+      q.add = residual != nullptr ? residual + first_pixel * cout : nullptr;
       if (out_type_ == abi::kFloat32)
         k.q_to_float(dot, pixels, cout, q, static_cast<float*>(output) + first_pixel * cout);
       else if (out_type_ == abi::kInt8)
@@ -687,6 +745,7 @@ class Bconv2dOp : public Op {
   int32_t x_min_ = 0, x_max_ = 0;
   std::vector<float> m_, b_;
   bool fused_q_ = false;
+  bool fused_add_ = false;
   int out_channels_ = 0;  // output channels (fused_q: the filter's minus q)
   std::vector<float> a_, d_;  // fused_q: A and D (b_ is B)
   float q_lo_ = 0.0f, q_hi_ = 0.0f;

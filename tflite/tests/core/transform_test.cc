@@ -327,6 +327,26 @@ void test_q_transforms(const TransformKernels& ref, const TransformKernels& k) {
           }
         CHECK(restated, "scalar q float != its definition, channels %d mode %d", channels, mode);
 
+        // With a residual added after the clamp (option fused_add): y + add, as TFLite's ADD.
+        Buf<float> res(n, 4 * misalign(g_rng));
+        for (size_t i = 0; i < n; ++i) res.data()[i] = random_float(g_rng, mode);
+        sbnn::QTransformParams pa = p;
+        pa.add = res.data();
+        Buf<float> fa_ref(n, 4 * out_shift), fa_got(n, 4 * out_shift);
+        ref.q_to_float(dot.data(), pixels, channels, pa, fa_ref.data());
+        k.q_to_float(dot.data(), pixels, channels, pa, fa_got.data());
+        canonical_nans(fa_ref);
+        canonical_nans(fa_got);
+        CHECK(fa_got.same(fa_ref), "%s q float + add, channels %d pixels %d mode %d", k.isa,
+              channels, pixels, mode);
+        bool added = true;
+        for (size_t i = 0; i < n; ++i) {
+          volatile float want = f_ref.data()[i] + res.data()[i];
+          const float w = want, got = fa_ref.data()[i];
+          added = added && (std::memcmp(&w, &got, 4) == 0 || (w != w && got != got));
+        }
+        CHECK(added, "scalar q float + add != (q float) + add, channels %d mode %d", channels, mode);
+
         Buf<int8_t> i_ref(n, out_shift), i_got(n, out_shift);
         ref.q_to_int8(dot.data(), pixels, channels, p, i_ref.data());
         k.q_to_int8(dot.data(), pixels, channels, p, i_got.data());
