@@ -185,3 +185,40 @@ def test_sbf1_corpus_native_matches_python(sbf1_tool, tmp_path):
         np.testing.assert_array_equal(np.fromfile(out, np.int32), ref, err_msg=f.name)
         accepted += 1
     assert accepted >= 20
+
+
+def test_sbf1_shape_whose_product_wraps_is_rejected():
+    """fuzz_sbf1 finding (regressions/sbf1/shape_product_wraps_uint64): a header whose
+    filter_h * filter_w * channels overflows 64 bits wrapped to 0 and passed the SBF1
+    parser's size check, so its decoder wrote past an empty buffer (the delegate's own
+    dimension limits happened to reject this header before decoding; sbf1_tool and the
+    harness did not). The parser now rejects it; in a .tflite the delegate reports it."""
+    import numpy as np_
+
+    from _runtime_helpers import read, write
+
+    hostile = (FUZZ / "regressions" / "sbf1" / "shape_product_wraps_uint64").read_bytes()
+    with pytest.raises(SparseFilterError):
+        decode_filter(hostile)
+    model = read(sbnn_keras_sparse_chain())
+    graph = model.subgraphs[0]
+    op = next(
+        op
+        for op in graph.operators
+        if model.operatorCodes[op.opcodeIndex].customCode
+        and bytes(model.operatorCodes[op.opcodeIndex].customCode) == b"SbnnBconv2d"
+    )
+    tensor = graph.tensors[op.inputs[1]]
+    model.buffers[tensor.buffer].data = np_.frombuffer(hostile, dtype=np_.uint8).copy()
+    tensor.shape = np_.array([len(hostile)], dtype=np_.int32)
+    with pytest.raises(RuntimeError, match="too large"):
+        runtime.Interpreter(write(model))
+
+
+def sbnn_keras_sparse_chain():
+    import sbnn_keras
+    import tensorflow as tf
+
+    x = tf.keras.Input((6, 6, 40))
+    y = sbnn_keras.QuantConv2D(8, 3, padding="same", kernel_quantizer="sbnn_learned")(x)
+    return sbnn_keras.convert(tf.keras.Model(x, y), flavor="sparse")

@@ -58,8 +58,19 @@ inline bool ParseHeader(const uint8_t* data, std::size_t size, Header* h, char* 
     std::snprintf(error, error_size, "SBF1: zero dimension in the shape");
     return false;
   }
-  const uint64_t per_channel = uint64_t(h->filter_h) * h->filter_w * h->channels;
-  if (per_channel > kMaxChannelWeights || per_channel * h->out_channels > kMaxFilterWeights) {
+  // Overflow-safe: each factor is checked against the bound divided by the others
+  // (three uint32 factors can exceed 2^64 and wrap to a small product).
+  uint64_t per_channel = h->filter_h;
+  bool too_large = per_channel > kMaxChannelWeights / h->filter_w;
+  if (!too_large) {
+    per_channel *= h->filter_w;
+    too_large = per_channel > kMaxChannelWeights / h->channels;
+  }
+  if (!too_large) {
+    per_channel *= h->channels;
+    too_large = per_channel > kMaxFilterWeights / h->out_channels;
+  }
+  if (too_large) {
     std::snprintf(error, error_size, "SBF1: shape %ux%ux%ux%u is too large", h->out_channels,
                   h->filter_h, h->filter_w, h->channels);
     return false;

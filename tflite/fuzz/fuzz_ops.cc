@@ -25,7 +25,8 @@
 //    fused_q = 1 (the filter plus an all-(+1) q channel, a random q multiplier):
 //    reference/1 thread vs the other kernel/threads byte-identical, and the naive
 //    computation y = clamp(A*dot + D*dot[q] + B) (bitpacked: y < 0, except within
-//    rounding of 0).
+//    rounding of 0); with a float output also with fused_add = 1 and a constant
+//    residual (y + residual).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -465,8 +466,17 @@ bool Corrupt(Graph& g, Cursor& c, Rng& rng) {
 
 // ---- naive reference for uncorrupted conv graphs (with or without pooling) -------
 
+// Output height and width of the conv graph (after the optional max-pool).
+void ConvOutHW(const Conv& v, int* oh, int* ow) {
+  const int ih = v.pool ? OutSize(v.h, v.pool_fh, v.pool_sh, 1, v.pool_padding) : v.h;
+  const int iw = v.pool ? OutSize(v.w, v.pool_fw, v.pool_sw, 1, v.pool_padding) : v.w;
+  *oh = OutSize(ih, v.kh, v.sh, v.dh, v.padding);
+  *ow = OutSize(iw, v.kw, v.sw, v.dw, v.padding);
+}
+
 void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x,
-                const std::vector<float>* qmul = nullptr) {
+                const std::vector<float>* qmul = nullptr,
+                const std::vector<float>* residual = nullptr) {
   const int cg = v.cin / v.groups, og = v.cout / v.groups;
   // The conv's input: x, or x max-pooled (windows clipped to x, SAME padding ignored).
   const int ih = v.pool ? OutSize(v.h, v.pool_fh, v.pool_sh, 1, v.pool_padding) : v.h;
@@ -539,6 +549,8 @@ void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x,
             const double flo = v.act == 1 || v.act == 3 ? 0.0 : v.act == 2 ? -1.0 : -HUGE_VAL;
             const double fhi = v.act == 2 ? 1.0 : v.act == 3 ? 6.0 : HUGE_VAL;
             want = std::min(fhi, std::max(flo, want));
+            if (residual != nullptr)  // fused_add: float(y) + residual, one float add
+              want = static_cast<double>(static_cast<float>(want) + (*residual)[pix * v.cout + o]);
           }
           if (v.out_type == kFloat32) {
             float got;
@@ -762,6 +774,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Compare(fa, fb, "fused_q: reference/1 thread vs other kernel/threads");
       if (fa.stage < 4) Die("fused_q graph failed at stage %d: %s", fa.stage, fa.errors.c_str());
       if (!v.dequant) CheckNaive(fv, fused_first, &qmul);
+      if (v.out_type == kFloat32 && !v.dequant) {
+        // The same with a residual added in the op (fused_add = 1, input 6): a constant
+        // of the first invoke's output shape, so that the resize after it must fail
+        // cleanly at prepare (the shapes no longer match) in every run alike.
+        int oh = 0, ow = 0;
+        ConvOutHW(fv, &oh, &ow);
+        std::vector<float> residual(static_cast<size_t>(v.batch) * oh * ow * v.cout);
+        for (float& r : residual) r = rng.uniform() * 4.0f;
+        Graph ga = gf;
+        const int kR = static_cast<int>(ga.tensors.size());
+        ga.tensors.push_back({kFloat32, {v.batch, oh, ow, v.cout}, true, Bytes(residual)});
+        for (NodeSpec& n : ga.nodes)
+          if (n.op == "SbnnBconv2d") {
+            n.options["fused_add"] = 1;
+            n.inputs.resize(6, -1);
+            n.inputs.push_back(kR);
+          }
+        std::vector<uint8_t> added_first;
+        const Outcome aa = Run(ga, 1, "reference", seed, 0, resize_to, &added_first, kO);
+        const Outcome ab = Run(ga, threads, kernel.c_str(), seed, 0x5bd1e995u, resize_to);
+        Compare(aa, ab, "fused_add: reference/1 thread vs other kernel/threads");
+        if (aa.stage < 4) Die("fused_add graph failed at stage %d: %s", aa.stage, aa.errors.c_str());
+        CheckNaive(fv, added_first, &qmul, &residual);
+      }
     }
   } else if (!pooled) {
     CheckQuantNaive(first, x_dims, in_type, in_zp, out_type, out_scale, out_zp);
