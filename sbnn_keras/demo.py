@@ -392,7 +392,7 @@ def main(argv=None) -> int:
             x_test.astype("float32"),
             y_test,
             n_eval=256 if args.quick else 2000,
-            runs=10 if args.quick else 100,
+            runs=10 if args.quick else 500,
         )
         print(format_rows(rows))
         results["deployment"] = rows

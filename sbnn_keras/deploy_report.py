@@ -3,7 +3,7 @@
 Converts each trained Keras model, runs it in stock TFLite with the project's
 delegate on this machine and reports, side by side: TFLite accuracy (and agreement
 with Keras), file size, bits per binary weight, and latency (median of repeated
-single-image invokes, 1 thread). The BNN is converted with the "lce" flavor (LCE's
+single-image invokes, 1 thread, the models' invokes interleaved). The BNN is converted with the "lce" flavor (LCE's
 1 bit/weight filters); the SBNN with "sparse" (SBF1 filters). The delegate picks
 the kernel of every layer by timing ("auto"): dense for the BNN's 50% filters, the
 sparse kernels where they are faster.
@@ -25,25 +25,33 @@ from sbnn_keras.runtime import Interpreter  # noqa: E402
 __all__ = ["deployment_rows", "format_rows"]
 
 
-def _latency_ms(interp, x, runs: int, warmup: int = 3) -> float:
+def _latencies_ms(interps: dict, x, runs: int, warmup: int = 3) -> dict:
+    """Median single-image invoke time of each interpreter, measured side by side:
+    every round runs each model once, in alternating order, so that load changes on a
+    shared machine hit them alike (a model measured minutes after another can look
+    1.5x slower or faster for no reason of its own)."""
     sample = x[:1]
-    for _ in range(warmup):
-        interp.predict(sample)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        interp.predict(sample)
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
+    for interp in interps.values():
+        for _ in range(warmup):
+            interp.predict(sample)
+    times = {name: [] for name in interps}
+    order = list(interps)
+    for r in range(runs):
+        for name in order if r % 2 == 0 else order[::-1]:
+            t = time.perf_counter()
+            interps[name].predict(sample)
+            times[name].append(time.perf_counter() - t)
+    return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
 
 
 def deployment_rows(models: dict, x_test, y_test, *, n_eval: int = 1000, runs: int = 50) -> list:
-    """One row per (name, (keras_model, flavor)) in ``models``."""
+    """One row per (name, (keras_model, flavor)) in ``models``; latencies measured
+    side by side (interleaved invokes, median wall time of single-image invokes)."""
     x_eval, y_eval = x_test[:n_eval], y_test[:n_eval]
-    rows = []
+    rows, interps = [], {}
     for name, (model, flavor) in models.items():
         data, report = convert_with_report(model, flavor=flavor)
-        interp = Interpreter(data, num_threads=1)
+        interp = interps[name] = Interpreter(data, num_threads=1)
         logits = np.concatenate([interp.predict(x_eval[i : i + 100]) for i in range(0, len(x_eval), 100)])
         keras_logits = model.predict(x_eval, verbose=0, batch_size=100)
         storage = [s for layer in report.layers for s in layer.storage]
@@ -60,10 +68,12 @@ def deployment_rows(models: dict, x_test, y_test, *, n_eval: int = 1000, runs: i
                 "agreement_with_keras": float(np.mean(np.argmax(logits, -1) == np.argmax(keras_logits, -1))),
                 "file_bytes": len(data),
                 "binary_bits_per_weight": float(bits),
-                "latency_ms": _latency_ms(interp, x_eval, runs),
-                "kernels": interp.describe(),
             }
         )
+    latencies = _latencies_ms(interps, x_eval, runs)
+    for row in rows:
+        row["latency_ms"] = latencies[row["model"]]
+        row["kernels"] = interps[row["model"]].describe()
     return rows
 
 
