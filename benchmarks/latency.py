@@ -241,12 +241,17 @@ class Runner:
             self.call = call
         self.wall, self.cpu = [], []
 
-    def sample(self):
+    def timed_call(self) -> tuple:
+        """(wall seconds, process CPU seconds) of one call."""
         c0, w0 = time.process_time(), time.perf_counter()
         self.call()
         w1, c1 = time.perf_counter(), time.process_time()
-        self.wall.append(w1 - w0)
-        self.cpu.append(c1 - c0)
+        return w1 - w0, c1 - c0
+
+    def sample(self):
+        wall, cpu = self.timed_call()
+        self.wall.append(wall)
+        self.cpu.append(cpu)
 
     def summary(self) -> dict:
         wall, cpu = np.array(self.wall) * 1e3, np.array(self.cpu) * 1e3

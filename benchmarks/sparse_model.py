@@ -338,11 +338,9 @@ class WarmRunner(latency.Runner):
         super().sample()
         for _ in range(self.warm - 1):
             self.call()
-        c0, w0 = time.process_time(), time.perf_counter()
-        self.call()
-        w1, c1 = time.perf_counter(), time.process_time()
-        self.wall_warm.append(w1 - w0)
-        self.cpu_warm.append(c1 - c0)
+        wall, cpu = self.timed_call()
+        self.wall_warm.append(wall)
+        self.cpu_warm.append(cpu)
 
     def summary(self) -> dict:
         out = super().summary()

@@ -248,15 +248,35 @@ def _slice_range(model, graph, op, in_shape):
     return b, e
 
 
-def _fuse_q_ops(model, graph, candidates):
-    """Fold the float ops after each candidate SbnnBconv2d into it (module docstring).
-    Removes the folded operators; returns the old -> new operator numbers (None if
-    nothing was fused)."""
+def _consumers(graph):
+    """tensor -> numbers of the operators that read it."""
     consumers = {}
     for i, op in enumerate(graph.operators):
         for t in op.inputs:
             if t >= 0:
                 consumers.setdefault(int(t), []).append(i)
+    return consumers
+
+
+def _set_custom_options(op, options):
+    op.customOptions = np.frombuffer(flexbuffers.Dumps(options), dtype=np.uint8).copy()
+
+
+def _append_name(graph, tensor, other):
+    """Add tensor `other`'s name to `tensor`'s (``a;b``) unless it is in it already: the
+    report attributes an op to the layers named in its output (the fused op's output
+    keeps the name the unfused file gives it, first)."""
+    own = bytes(graph.tensors[tensor].name or b"")
+    extra = bytes(graph.tensors[other].name or b"")
+    if extra and extra not in own:
+        graph.tensors[tensor].name = own + b";" + extra
+
+
+def _fuse_q_ops(model, graph, candidates):
+    """Fold the float ops after each candidate SbnnBconv2d into it (module docstring).
+    Removes the folded operators; returns the old -> new operator numbers (None if
+    nothing was fused)."""
+    consumers = _consumers(graph)
     graph_outputs = set(int(t) for t in graph.outputs)
     removed = set()
     for conv_index, storage in sorted(candidates.items()):
@@ -268,7 +288,7 @@ def _fuse_q_ops(model, graph, candidates):
         options = flexbuffers.Loads(bytes(conv.customOptions))
         options["fused_q"] = 1
         options["fused_activation_function"] = act
-        conv.customOptions = np.frombuffer(flexbuffers.Dumps(options), dtype=np.uint8).copy()
+        _set_custom_options(conv, options)
         inputs = [int(conv.inputs[0]), int(conv.inputs[1])]
         for name, vec in (("A", A), ("B", B)):
             inputs.append(_add_const(model, graph, vec, conv, name))
@@ -277,12 +297,7 @@ def _fuse_q_ops(model, graph, candidates):
         conv_out = int(conv.outputs[0])
         conv.inputs = np.array(inputs, dtype=np.int32)
         conv.outputs = np.array([exit_tensor], dtype=np.int32)
-        # the layer names of both ends, for the report's attribution (the exit tensor's
-        # own name first: it is what the unfused file calls this tensor)
-        exit_name = bytes(graph.tensors[exit_tensor].name or b"")
-        conv_name = bytes(graph.tensors[conv_out].name or b"")
-        if conv_name and conv_name not in exit_name:
-            graph.tensors[exit_tensor].name = exit_name + b";" + conv_name
+        _append_name(graph, exit_tensor, conv_out)
         removed.update(region)
         storage.fused_ops = names
     if not removed:
@@ -301,11 +316,7 @@ def _fuse_residual_adds(model, graph, sparse_index, storages):
     ADD reads (module docstring). The op moves to the ADD's place in the operator order
     (its inputs are produced before its old place, the residual before the ADD).
     Returns the old -> new operator numbers, or None if nothing was fused."""
-    consumers = {}
-    for i, op in enumerate(graph.operators):
-        for t in op.inputs:
-            if t >= 0:
-                consumers.setdefault(int(t), []).append(i)
+    consumers = _consumers(graph)
     graph_outputs = set(int(t) for t in graph.outputs)
     moves = {}  # ADD op number -> conv op number
     for conv_index, conv in enumerate(graph.operators):
@@ -338,15 +349,12 @@ def _fuse_residual_adds(model, graph, sparse_index, storages):
         ):
             continue
         options["fused_add"] = 1
-        conv.customOptions = np.frombuffer(flexbuffers.Dumps(options), dtype=np.uint8).copy()
+        _set_custom_options(conv, options)
         inputs = [int(t) for t in conv.inputs] + [-1] * (6 - len(conv.inputs))
         conv.inputs = np.array(inputs[:6] + [r], dtype=np.int32)
         out = int(add.outputs[0])
         conv.outputs = np.array([out], dtype=np.int32)
-        out_name = bytes(graph.tensors[out].name or b"")
-        y_name = bytes(yt.name or b"")
-        if y_name and y_name not in out_name:
-            graph.tensors[out].name = out_name + b";" + y_name
+        _append_name(graph, out, y)
         moves[users[0]] = conv_index
         if conv_index in storages:
             storages[conv_index].fused_ops = list(storages[conv_index].fused_ops) + ["ADD (residual)"]

@@ -257,7 +257,6 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
       return false;
     }
   }
-  (void)is_sparse;
   return true;
 }
 

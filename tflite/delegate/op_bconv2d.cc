@@ -146,46 +146,38 @@ class Bconv2dOp : public Op {
       }
       *f.dst = static_cast<int>(v);
     }
-    int64_t fq = 0;
-    switch (map.get_int("fused_q", &fq)) {
-      case flex::Lookup::kMissing:
-        fq = 0;
-        break;
-      case flex::Lookup::kNotInt:
-        init_error_ = "custom option 'fused_q' is not an integer";
-        return;
-      case flex::Lookup::kOk:
-        if (fq < 0 || fq > 1) {
-          init_error_ = "custom option 'fused_q' = " + std::to_string(fq) + " is outside [0, 1]";
-          return;
-        }
-        if (fq == 1 && !sparse_) {
-          init_error_ = "custom option 'fused_q' is an SbnnBconv2d option (LceBconv2d has none)";
-          return;
-        }
-        break;
+    int64_t fq = 0, fa = 0;
+    if (!read_switch(map, "fused_q", &fq) || !read_switch(map, "fused_add", &fa)) return;
+    if (fq == 1 && !sparse_) {
+      init_error_ = "custom option 'fused_q' is an SbnnBconv2d option (LceBconv2d has none)";
+      return;
+    }
+    if (fa == 1 && fq != 1) {
+      init_error_ = "custom option 'fused_add' = 1 needs fused_q = 1 (SbnnBconv2d only)";
+      return;
     }
     opt_.fused_q = static_cast<int>(fq);
-    int64_t fa = 0;
-    switch (map.get_int("fused_add", &fa)) {
+    opt_.fused_add = static_cast<int>(fa);
+  }
+
+  // An optional 0/1 option (missing: 0). False with init_error_ set when it is not.
+  bool read_switch(const flex::MapReader& map, const char* key, int64_t* v) {
+    switch (map.get_int(key, v)) {
       case flex::Lookup::kMissing:
-        fa = 0;
-        break;
+        *v = 0;
+        return true;
       case flex::Lookup::kNotInt:
-        init_error_ = "custom option 'fused_add' is not an integer";
-        return;
+        init_error_ = std::string("custom option '") + key + "' is not an integer";
+        return false;
       case flex::Lookup::kOk:
-        if (fa < 0 || fa > 1) {
-          init_error_ = "custom option 'fused_add' = " + std::to_string(fa) + " is outside [0, 1]";
-          return;
-        }
-        if (fa == 1 && fq != 1) {
-          init_error_ = "custom option 'fused_add' = 1 needs fused_q = 1 (SbnnBconv2d only)";
-          return;
-        }
         break;
     }
-    opt_.fused_add = static_cast<int>(fa);
+    if (*v < 0 || *v > 1) {
+      init_error_ = std::string("custom option '") + key + "' = " + std::to_string(*v) +
+                    " is outside [0, 1]";
+      return false;
+    }
+    return true;
   }
 
   abi::Status do_prepare(abi::Context* ctx) override {

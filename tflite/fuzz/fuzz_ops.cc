@@ -466,12 +466,12 @@ bool Corrupt(Graph& g, Cursor& c, Rng& rng) {
 
 // ---- naive reference for uncorrupted conv graphs (with or without pooling) -------
 
-// Output height and width of the conv graph (after the optional max-pool).
-void ConvOutHW(const Conv& v, int* oh, int* ow) {
-  const int ih = v.pool ? OutSize(v.h, v.pool_fh, v.pool_sh, 1, v.pool_padding) : v.h;
-  const int iw = v.pool ? OutSize(v.w, v.pool_fw, v.pool_sw, 1, v.pool_padding) : v.w;
-  *oh = OutSize(ih, v.kh, v.sh, v.dh, v.padding);
-  *ow = OutSize(iw, v.kw, v.sw, v.dw, v.padding);
+// The conv's input size (x, or x max-pooled) and output size.
+void ConvGeometry(const Conv& v, int* ih, int* iw, int* oh, int* ow) {
+  *ih = v.pool ? OutSize(v.h, v.pool_fh, v.pool_sh, 1, v.pool_padding) : v.h;
+  *iw = v.pool ? OutSize(v.w, v.pool_fw, v.pool_sw, 1, v.pool_padding) : v.w;
+  *oh = OutSize(*ih, v.kh, v.sh, v.dh, v.padding);
+  *ow = OutSize(*iw, v.kw, v.sw, v.dw, v.padding);
 }
 
 void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x,
@@ -479,11 +479,10 @@ void CheckNaive(const Conv& v, const std::vector<uint8_t>& out_and_x,
                 const std::vector<float>* residual = nullptr) {
   const int cg = v.cin / v.groups, og = v.cout / v.groups;
   // The conv's input: x, or x max-pooled (windows clipped to x, SAME padding ignored).
-  const int ih = v.pool ? OutSize(v.h, v.pool_fh, v.pool_sh, 1, v.pool_padding) : v.h;
-  const int iw = v.pool ? OutSize(v.w, v.pool_fw, v.pool_sw, 1, v.pool_padding) : v.w;
+  int ih = 0, iw = 0, oh = 0, ow = 0;
+  ConvGeometry(v, &ih, &iw, &oh, &ow);
   const int qt = v.pool && v.pool_padding == 0 ? std::max(0, (ih - 1) * v.pool_sh + v.pool_fh - v.h) / 2 : 0;
   const int ql = v.pool && v.pool_padding == 0 ? std::max(0, (iw - 1) * v.pool_sw + v.pool_fw - v.w) / 2 : 0;
-  const int oh = OutSize(ih, v.kh, v.sh, v.dh, v.padding), ow = OutSize(iw, v.kw, v.sw, v.dw, v.padding);
   const int eff_h = (v.kh - 1) * v.dh + 1, eff_w = (v.kw - 1) * v.dw + 1;
   const int pt = v.padding == 0 ? std::max(0, (oh - 1) * v.sh + eff_h - ih) / 2 : 0;
   const int pl = v.padding == 0 ? std::max(0, (ow - 1) * v.sw + eff_w - iw) / 2 : 0;
@@ -778,8 +777,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // The same with a residual added in the op (fused_add = 1, input 6): a constant
         // of the first invoke's output shape, so that the resize after it must fail
         // cleanly at prepare (the shapes no longer match) in every run alike.
-        int oh = 0, ow = 0;
-        ConvOutHW(fv, &oh, &ow);
+        int ih = 0, iw = 0, oh = 0, ow = 0;
+        ConvGeometry(fv, &ih, &iw, &oh, &ow);
         std::vector<float> residual(static_cast<size_t>(v.batch) * oh * ow * v.cout);
         for (float& r : residual) r = rng.uniform() * 4.0f;
         Graph ga = gf;
