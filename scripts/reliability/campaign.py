@@ -57,7 +57,7 @@ def _edit(data: bytes, fn) -> bytes:
 
 
 def cases_for(base: bytes, rng: random.Random) -> dict:
-    """class -> list of (name, bytes, action)."""
+    """class -> list of (name, make, action); make() gives the mutated bytes."""
     m0 = mu.read(base)
     sg = m0.subgraphs[0]
     n_ops, n_t, n_codes = len(sg.operators), len(sg.tensors), len(m0.operatorCodes)
@@ -68,10 +68,7 @@ def cases_for(base: bytes, rng: random.Random) -> dict:
     out = collections.defaultdict(list)
 
     def add(cls, name, fn, action="run"):
-        try:
-            out[cls].append((name, _edit(base, fn), action))
-        except Exception as err:  # noqa: BLE001 - an edit the object API cannot write
-            print(f"  skipped {cls}/{name}: {type(err).__name__}: {err}", file=sys.stderr)
+        out[cls].append((name, lambda: _edit(base, fn), action))
 
     # Op order and self-reads.
     for i in range(1, n_ops):
@@ -91,7 +88,7 @@ def cases_for(base: bytes, rng: random.Random) -> dict:
                 add("strides", f"op{i}_{key}_{v}", lambda m, i=i, k=key, v=v: mu.set_option(m, i, k, v))
 
     # Empty batch then predict: the unmodified model and some strided variants.
-    out["empty_batch"].append(("unmodified", base, "empty_batch"))
+    out["empty_batch"].append(("unmodified", lambda: base, "empty_batch"))
     for i in bconvs[:2]:
         add("empty_batch", f"op{i}_stride_2", lambda m, i=i: mu.set_option(m, i, "stride_height", 2),
             "empty_batch")
@@ -213,7 +210,12 @@ def main(argv=None) -> int:
             chosen = per.get(cls, [])
             if args.per_class and len(chosen) > args.per_class:
                 chosen = random.Random(f"{args.seed}-{model}-{cls}").sample(chosen, args.per_class)
-            for name, data, action in chosen:
+            for name, make, action in chosen:
+                try:
+                    data = make()
+                except Exception as err:  # noqa: BLE001 - an edit the object API cannot write
+                    print(f"  skipped {cls}/{name}: {type(err).__name__}: {err}", file=sys.stderr)
+                    continue
                 f = out / "cases" / f"{model}.{cls}.{name}.tflite"
                 f.write_bytes(data)
                 for p in paths:

@@ -1,0 +1,146 @@
+"""Regression tests of the reliability campaign (docs/reliability.md, "Campaign").
+
+Each test reproduces one finding of the hostile-user campaign on the converted
+VGG-like and ResNet-like models of the end-to-end tests. Anything that used to kill
+the process runs in a subprocess (``scripts/reliability/runner.py``), so a
+regression fails the test instead of taking pytest down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts" / "reliability"))
+
+import mutate as mu  # noqa: E402
+
+from sbnn_keras import runtime  # noqa: E402
+
+
+def golden(name: str) -> bytes:
+    arch, flavor = name.split("-")
+    (path,) = sorted((ROOT / "tests" / "golden" / "e2e").glob(f"{arch}-{flavor}-*.tflite"))
+    return path.read_bytes()
+
+
+def edited(name: str, fn) -> bytes:
+    m = mu.read(golden(name))
+    fn(m)
+    return mu.write(m)
+
+
+def first_op(data: bytes, names) -> int:
+    m = mu.read(data)
+    return next(i for i, op in enumerate(m.subgraphs[0].operators) if mu.op_name(m, op) in names)
+
+
+def run_alone(tmp_path, data: bytes, path: str, action: str = "run") -> dict:
+    """Runs one job of the campaign runner in a fresh process; returns its outcome."""
+    f = tmp_path / f"case-{path}-{action}.tflite"
+    f.write_bytes(data)
+    job = {"id": 0, "file": str(f), "path": path, "action": action}
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reliability" / "runner.py"), "--one", json.dumps(job)],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    if p.returncode != 0:
+        return {"outcome": "death", "detail": f"return code {p.returncode}: {p.stderr[-1500:]}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+BCONV = ("LceBconv2d", "SbnnBconv2d")
+
+
+def self_read(name):
+    i = first_op(golden(name), BCONV)
+    return edited(name, lambda m: mu.self_read(m, i, 0))
+
+
+def read_later(name):
+    i = first_op(golden(name), BCONV)
+    return edited(name, lambda m: mu.read_later(m, i, 0))
+
+
+def stride(name, value):
+    i = first_op(golden(name), BCONV)
+    return edited(name, lambda m: mu.set_option(m, i, "stride_height", value))
+
+
+# ---- 1. graph validator -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case,expect",
+    [
+        (lambda: self_read("vgg-lce"), "reads its own output"),
+        (lambda: self_read("resnet-sparse"), "reads its own output"),
+        (lambda: read_later("resnet-sparse"), "out of order"),
+        (lambda: stride("vgg-lce", 33), "is declared"),
+        (lambda: stride("resnet-sparse", 65536), "is declared"),
+    ],
+    ids=["self_read_vgg", "self_read_resnet_sparse", "read_later", "stride_33", "stride_65536"],
+)
+def test_check_model_refuses_graphs_that_crash_the_stock_runtime(case, expect):
+    with pytest.raises(ValueError, match=expect) as info:
+        runtime.check_model(case())
+    assert "op " in str(info.value) and "tensor " in str(info.value)
+
+
+def test_check_model_accepts_every_golden_model():
+    for path in sorted((ROOT / "tests" / "golden").glob("*/*.tflite")):
+        runtime.check_model(path.read_bytes())
+
+
+@pytest.mark.parametrize("path", ["sbnn", "tf", "cli_inspect", "cli_bench"])
+@pytest.mark.parametrize("case", ["self_read", "read_later", "stride_33"])
+def test_crashing_graphs_give_clean_errors(tmp_path, case, path):
+    data = {"self_read": lambda: self_read("vgg-lce"), "read_later": lambda: read_later("resnet-lce"),
+            "stride_33": lambda: stride("vgg-lce", 33)}[case]()
+    r = run_alone(tmp_path, data, path)
+    assert r["outcome"] in ("error", "ok"), r
+    if path in ("sbnn", "tf", "cli_bench"):
+        assert r["outcome"] == "error", r
+
+
+# ---- 2. Interpreter.predict ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["vgg-lce", "resnet-sparse"])
+def test_empty_batch_is_refused_and_the_next_predict_works(tmp_path, name):
+    r = run_alone(tmp_path, golden(name), "sbnn", "empty_batch")
+    assert r["outcome"] == "ok", r
+    assert "batch 0: ValueError" in r["detail"] and "batch" in r["detail"], r
+
+
+def test_empty_batch_message_names_the_argument():
+    interp = runtime.Interpreter(golden("vgg-lce"))
+    shape = [0] + [int(s) for s in interp.input_details[0]["shape"][1:]]
+    with pytest.raises(ValueError, match=r"x\[0\].*batch.*0"):
+        interp.predict(np.zeros(shape, np.float32))
+    assert interp.predict(np.ones([1] + shape[1:], np.float32)).shape[0] == 1
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_predict_refuses_non_finite_input(bad):
+    interp = runtime.Interpreter(golden("vgg-lce"))
+    x = np.zeros([1] + [int(s) for s in interp.input_details[0]["shape"][1:]], np.float32)
+    x[0, 1, 2, 0] = bad
+    with pytest.raises(ValueError, match=r"x\[0\].*(finite|NaN|inf)"):
+        interp.predict(x)
+
+
+@pytest.mark.parametrize("value", [None, "a", 1 + 2j])
+def test_predict_refuses_non_numeric_input(value):
+    interp = runtime.Interpreter(golden("vgg-lce"))
+    shape = [1] + [int(s) for s in interp.input_details[0]["shape"][1:]]
+    x = np.full(shape, value, dtype=object if value is None or isinstance(value, str) else complex)
+    with pytest.raises(ValueError, match=r"x\[0\]"):
+        interp.predict(x)
