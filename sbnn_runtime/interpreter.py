@@ -34,6 +34,8 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+from sbnn_runtime import graph
+
 __all__ = [
     "TESTED_RUNTIMES",
     "Interpreter",
@@ -271,10 +273,17 @@ def check_model(content: bytes, runtime: str = "tensorflow") -> None:
     so a truncated or corrupted file can crash the process. This decodes every
     table (Python's bounds checks turn bad offsets into exceptions) and checks
     that tensor, buffer and opcode indices are in range and constant buffers are
-    as large as their tensors' shapes.
+    as large as their tensors' shapes; then the graph (``sbnn_runtime.graph``):
+    ops in an order TFLite can run (no op reading its own output or a tensor
+    written later), each tensor written once, no empty or oversized tensor, and
+    convolutions and poolings whose strides, dilations and windows are in range
+    and whose declared output shapes are what their inputs give. Graphs that break
+    these rules crash TFLite 2.16 (its graph partitioner, XNNPACK's pooling), so a
+    file that passes is one the stock runtimes with the sbnn delegate can load.
 
     Raises:
-        ValueError: the content is not a well-formed model; the message says why.
+        ValueError: the content is not a well-formed model; the message says why
+            (for a graph error: the op, its index and the tensor).
     """
     _check_runtime_name(runtime)
     if not isinstance(content, (bytes, bytearray, memoryview)):
@@ -329,6 +338,7 @@ def check_model(content: bytes, runtime: str = "tensorflow") -> None:
             ):
                 if not -1 <= k < n_t:
                     bad(f"subgraph {g} op {j} refers to tensor {k} of {n_t}")
+        graph.validate(model, g)
 
 
 def describe(delegate) -> str:
@@ -404,22 +414,36 @@ class Interpreter:
         else:
             from ai_edge_litert.interpreter import Interpreter as interpreter_cls
         self._content = content  # the interpreter reads the buffer in place
+        self._runtime = runtime
+        self._interpreter_cls = interpreter_cls
+        self._num_threads = int(num_threads)
+        self._interpreter = self._create()
+        self._signatures = [
+            tuple(int(s) for s in d.get("shape_signature", d["shape"])) for d in self._interpreter.get_input_details()
+        ]
+        self._allocate()
+
+    def _create(self):
         try:
-            self._interpreter = interpreter_cls(
-                model_content=content,
-                num_threads=int(num_threads),
+            return self._interpreter_cls(
+                model_content=self._content,
+                num_threads=self._num_threads,
                 experimental_delegates=[self._delegate],
             )
         except ValueError as err:
             raise ValueError(f"model_content_or_path: cannot load the model: {err}") from None
-        self._runtime = runtime
-        self._allocate()
 
     def _allocate(self) -> None:
         try:
             self._interpreter.allocate_tensors()
         except RuntimeError as err:
             raise RuntimeError(f"the model cannot run with the sbnn delegate: {err}") from None
+
+    def _recover(self) -> None:
+        # TF 2.16's interpreter is not safe to use after a failed resize/prepare (the
+        # next call may crash in XNNPACK or the arena planner): start from a new one.
+        self._interpreter = self._create()
+        self._allocate()
 
     @property
     def interpreter(self):
@@ -445,31 +469,52 @@ class Interpreter:
 
         Args:
             x: one array (single-input model) or a list of arrays, each with the
-                batch on axis 0. The batch size may differ from the model's: the
-                inputs are resized (the delegate re-prepares its nodes). Arrays are
-                cast to the input dtype; float data for an int8 input is quantized
-                with the input's scale and zero point.
+                batch on axis 0. The batch size may differ from the model's, and so
+                may any dimension the model declares dynamic (``-1`` in
+                ``input_details[i]["shape_signature"]``, e.g. H and W of a model
+                built with ``Input((None, None, 3))``): the inputs are resized and
+                the delegate re-prepares its nodes. Arrays are cast to the input
+                dtype; float data for an int8 input is quantized with the input's
+                scale and zero point. Values must be real numbers and finite: NaN
+                or infinity has no sign for the binary layers, so such input is
+                refused rather than run to an arbitrary answer.
 
         Returns:
             The output array (single output) or a list of arrays, in the output
             dtype (int8 outputs stay quantized; see ``output_details``).
 
         Raises:
-            ValueError: wrong number of inputs or mismatched shapes.
+            ValueError: wrong number of inputs, mismatched shapes, an empty batch
+                (or any dimension 0), non-numeric or non-finite values.
             RuntimeError: the runtime failed (message from TFLite / the delegate).
+                The interpreter stays usable: after a failed resize or invoke it is
+                rebuilt before the error is raised.
         """
         details = self.input_details
         arrays = [x] if isinstance(x, np.ndarray) or not isinstance(x, (list, tuple)) else list(x)
         if len(arrays) != len(details):
             raise ValueError(f"x: the model has {len(details)} inputs, got {len(arrays)} arrays")
         prepared = []
-        for i, (a, d) in enumerate(zip(arrays, details)):
-            a = np.asarray(a)
-            want = tuple(int(s) for s in d["shape"])
-            if a.ndim != len(want) or tuple(a.shape[1:]) != want[1:]:
+        for i, (a, d, sig) in enumerate(zip(arrays, details, self._signatures)):
+            try:
+                a = np.asarray(a)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"x[{i}]: not an array of numbers ({err})") from None
+            if a.dtype.kind not in "biuf":
+                raise ValueError(f"x[{i}]: values must be real numbers, got dtype {a.dtype}")
+            expected = ("batch",) + tuple("any" if s < 0 else s for s in sig[1:])
+            if a.ndim != len(sig) or any(s >= 0 and n != s for n, s in zip(a.shape[1:], sig[1:])):
+                raise ValueError(f"x[{i}]: shape {a.shape} does not match the model input {expected}")
+            if 0 in a.shape:
                 raise ValueError(
-                    f"x[{i}]: shape {a.shape} does not match the model input "
-                    f"{('batch',) + want[1:]}"
+                    f"x[{i}]: shape {a.shape} is empty (a batch of 0 or a dimension 0); "
+                    "the model needs at least one value per dimension"
+                )
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                bad = np.argwhere(~np.isfinite(a))
+                raise ValueError(
+                    f"x[{i}]: {len(bad)} values are not finite (NaN or infinity), the first at index "
+                    f"{tuple(int(k) for k in bad[0])}: {a[tuple(bad[0])]!r}"
                 )
             dtype = np.dtype(d["dtype"])
             if dtype == np.int8 and a.dtype.kind == "f":
@@ -477,17 +522,22 @@ class Interpreter:
                 a = np.clip(np.round(a / scale) + zero_point, -128, 127)
             prepared.append(np.ascontiguousarray(a, dtype=dtype))
         resized = False
-        for a, d in zip(prepared, details):
-            if tuple(a.shape) != tuple(int(s) for s in d["shape"]):
-                self._interpreter.resize_tensor_input(d["index"], list(a.shape))
-                resized = True
-        if resized:
-            self._allocate()
-        for a, d in zip(prepared, details):
+        try:
+            for a, d in zip(prepared, details):
+                if tuple(a.shape) != tuple(int(s) for s in d["shape"]):
+                    self._interpreter.resize_tensor_input(d["index"], list(a.shape), strict=False)
+                    resized = True
+            if resized:
+                self._allocate()
+        except (RuntimeError, ValueError) as err:
+            self._recover()
+            raise RuntimeError(f"the model cannot run on inputs of shapes {[a.shape for a in prepared]}: {err}") from None
+        for a, d in zip(prepared, self.input_details):
             self._interpreter.set_tensor(d["index"], a)
         try:
             self._interpreter.invoke()
         except RuntimeError as err:
+            self._recover()
             raise RuntimeError(f"invoke failed: {err}") from None
         outs = [self._interpreter.get_tensor(d["index"]) for d in self.output_details]
         return outs[0] if len(outs) == 1 else outs

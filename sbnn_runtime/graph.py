@@ -1,5 +1,8 @@
 """Graph-level checks of a decoded ``.tflite`` model, before any runtime builds it.
 
+``check_model`` runs ``validate`` on every subgraph after its table checks (indices
+in range), so the rules here may index tensors freely.
+
 TFLite's interpreters trust the graph: an op that reads its own output or a tensor
 written later makes the graph partitioner (called when a delegate claims nodes)
 crash, and an output tensor whose declared shape disagrees with what its op
