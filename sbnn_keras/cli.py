@@ -2,6 +2,11 @@
 
 Exit codes: 0 success, 1 a user error (missing file, wrong format, unsupported model;
 one line on stderr starting with ``sbnn-keras: error:``), 2 bad command-line usage.
+
+Output files are never replaced silently: every output path is checked before any
+work starts (not the input, not an existing file unless ``--force``, a writable
+directory), and all outputs of a command are written to temporary files and renamed
+into place together, so a failure leaves neither a half-written file nor half a set.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +39,58 @@ def _require_file(path: str, what: str) -> Path:
     return p
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _check_output(path, what: str, force: bool, inputs=()) -> Path:
+    """Refuses an output path before any work: the input itself, an existing file
+    without --force, a directory, or a place that cannot be written."""
+    p = Path(path)
+    for src in inputs:
+        if _same_file(p, Path(src)):
+            raise CliError(f"{what} {str(p)!r} is the input {str(src)!r}; choose another path")
+    if p.is_dir():
+        raise CliError(f"{what} {str(p)!r} is a directory")
+    if p.exists() and not force:
+        raise CliError(f"{what} {str(p)!r} exists; pass --force to replace it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"{what} {str(p)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"{what} {str(p)!r}: directory {str(parent)!r} is not writable")
+    return p
+
+
+def _write_all(outputs) -> None:
+    """Writes [(path, bytes)] atomically: every file goes to a temporary file in its
+    directory first and the renames happen only once all of them are written, so a
+    failure leaves neither a half-written file nor half of the set."""
+    temps = []
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        for path, data in outputs:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append((tmp, path))
+            os.chmod(tmp, 0o666 & ~umask)  # what open() would have given, not mkstemp's 0600
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except OSError as err:
+        raise CliError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
 def _load_keras(path: str):
     import sbnn_keras
 
@@ -50,6 +108,13 @@ def _is_tflite(path: Path) -> bool:
 
 
 def cmd_convert(args) -> int:
+    _require_file(args.model, "model")
+    out = _check_output(args.output, "output", args.force, inputs=[args.model])
+    report_path = None
+    if args.report_json:
+        report_path = _check_output(args.report_json, "--report-json", args.force, inputs=[args.model])
+        if _same_file(report_path, out):
+            raise CliError(f"--report-json {args.report_json!r} is the output file too")
     import sbnn_keras
 
     model = _load_keras(args.model)
@@ -59,12 +124,12 @@ def cmd_convert(args) -> int:
         )
     except sbnn_keras.ConversionError as err:
         raise CliError(str(err).splitlines()[0]) from None
-    out = Path(args.output)
-    out.write_bytes(data)
+    outputs = [(out, data)]
+    if report_path is not None:
+        outputs.append((report_path, (report.to_json() + "\n").encode()))
+    _write_all(outputs)
     if not args.quiet:
         report.print()
-    if args.report_json:
-        report.to_json(args.report_json)
     print(f"wrote {out} ({len(data):,} bytes)")
     return 0
 
@@ -91,6 +156,8 @@ def _inspect_tflite(path: Path, as_json: bool) -> int:
         for op in graph.ops:
             if op.name not in ("LceBconv2d", SPARSE_OP) or len(op.inputs) < 2:
                 continue
+            if not 0 <= op.inputs[1] < sub.TensorsLength():
+                raise CliError(f"{path}: op {op.index} ({op.name}) has no filter (input 1 is tensor {op.inputs[1]})")
             tensor = sub.Tensors(op.inputs[1])
             buf = model.Buffers(tensor.Buffer())
             raw = bytes(buf.DataAsNumpy()) if buf.DataLength() else b""
@@ -102,13 +169,23 @@ def _inspect_tflite(path: Path, as_json: bool) -> int:
             elif raw:
                 o, kh, kw, words = (int(d) for d in tensor.ShapeAsNumpy())
                 in_words = graph.tensor_shapes[op.inputs[0]][-1]
-                channels = int(flexbuffers.Loads(op.custom_options)["channels_in"]) // max(1, in_words // words)
+                opts = flexbuffers.Loads(op.custom_options)
+                if not isinstance(opts, dict):
+                    raise CliError(f"{path}: op {op.index} ({op.name}): custom options are not a map "
+                                   f"(read as {type(opts).__name__})")
+                channels_in = opts.get("channels_in")
+                if isinstance(channels_in, bool) or not isinstance(channels_in, int) or channels_in < 1:
+                    raise CliError(f"{path}: op {op.index} ({op.name}): option channels_in is {channels_in!r}")
+                channels = channels_in // max(1, in_words // max(1, words))
+                if channels < 1 or min(o, kh, kw) < 1:
+                    raise CliError(f"{path}: op {op.index} ({op.name}): filter shape {[o, kh, kw, words]} "
+                                   f"and channels_in {channels_in} do not fit")
                 entry.update(format="lce", shape=[o, kh, kw, channels])
                 entry["bits_per_weight"] = 8 * len(raw) / (o * kh * kw * channels)
             info["binary_filters"].append(entry)
     except SparseFilterError as err:
         raise CliError(f"{path}: corrupt SBF1 filter: {err}") from None
-    except (KeyError, ValueError, IndexError, ZeroDivisionError) as err:
+    except (KeyError, ValueError, IndexError, ZeroDivisionError, TypeError, AttributeError) as err:
         raise CliError(f"{path}: cannot read the binary filters ({type(err).__name__}: {err})") from None
     if as_json:
         print(json.dumps(info, indent=2))
@@ -149,6 +226,7 @@ def cmd_bench(args) -> int:
     path = _require_file(args.model, "model")
     if not (path.is_file() and _is_tflite(path)):
         raise CliError(f"{args.model!r} is not a .tflite file")
+    json_path = _check_output(args.json, "--json", args.force, inputs=[args.model]) if args.json else None
     data = path.read_bytes()
     import sbnn_runtime as runtime
 
@@ -182,8 +260,8 @@ def cmd_bench(args) -> int:
             print(f"{r['runtime']:<8} {r['threads']:>7}  error: {r['error']}")
         else:
             print(f"{r['runtime']:<8} {r['threads']:>7} {r['median_ms']:>10.3f} {r['min_ms']:>8.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"model": str(path), "rows": rows}, indent=2) + "\n")
+    if json_path is not None:
+        _write_all([(json_path, (json.dumps({"model": str(path), "rows": rows}, indent=2) + "\n").encode())])
     return 0
 
 
@@ -211,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float-layer", action="append", help="binary layer to keep float on purpose (repeatable)")
     p.add_argument("--report-json", help="also write the conversion report as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the report")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("inspect", help="sparsity, K0/K1, ops and bits/weight of a Keras model or a .tflite")
@@ -226,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lce", action="store_true", help="skip LCE's interpreter")
     p.add_argument("--json", help="write the results as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the Fashion-MNIST demo (python -m sbnn_zoo.demo)", add_help=False)
@@ -240,12 +320,13 @@ def main(argv=None) -> int:
     Commands (``sbnn-keras COMMAND --help`` lists every option):
 
     - ``convert MODEL -o OUT.tflite [--flavor lce|sparse|auto] [--float-layer NAME]
-      [--report-json PATH] [-q]``: a saved Keras model (.keras, .h5, SavedModel) to
-      .tflite, printing the conversion report.
+      [--report-json PATH] [-q] [--force]``: a saved Keras model (.keras, .h5,
+      SavedModel) to .tflite, printing the conversion report. Existing outputs are
+      replaced only with ``--force``, the input never.
     - ``inspect PATH [--json]``: connections, K0/K1, operations and bits/weight of a
       Keras model or a .tflite.
     - ``bench MODEL.tflite [--threads N ...] [--runs N] [--warmup N] [--no-lce]
-      [--json PATH] [-q]``: latency with the project's runtime and with LCE's.
+      [--json PATH] [-q] [--force]``: latency with the project's runtime and with LCE's.
     - ``demo [ARGS]``: the Fashion-MNIST demo (``python -m sbnn_zoo.demo ARGS``).
 
     Args:

@@ -81,8 +81,10 @@ def _window_op(model, sg, j, op, name, builtin):
     """(stride_h, stride_w, dil_h, dil_w, window_h, window_w, same) or None if not a window op."""
     if builtin in (_CONV, _DEPTHWISE, _AVG_POOL, _MAX_POOL):
         o = op.builtinOptions
-        if o is None:
-            return None
+        fields = ("strideH", "strideW", "padding") + (
+            ("dilationHFactor", "dilationWFactor") if builtin in (_CONV, _DEPTHWISE) else ("filterHeight", "filterWidth"))
+        if o is None or not all(isinstance(getattr(o, f, None), int) for f in fields):
+            return None  # options of another op type: TFLite's own prepare reports it
         if builtin in (_CONV, _DEPTHWISE):
             if op.inputs is None or len(op.inputs) < 2 or op.inputs[1] < 0:
                 return None

@@ -172,3 +172,111 @@ def test_predict_refuses_non_numeric_input(value):
     x = np.full(shape, value, dtype=object if value is None or isinstance(value, str) else complex)
     with pytest.raises(ValueError, match=r"x\[0\]"):
         interp.predict(x)
+
+
+# ---- 6. no silent overwrite ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keras_file(tmp_path_factory):
+    import larq as lq
+    import tensorflow as tf
+
+    tf.keras.backend.clear_session()
+    inp = tf.keras.Input((8, 8, 3))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(inp)
+    x = lq.layers.QuantConv2D(16, 3, padding="same", input_quantizer="ste_sign",
+                              kernel_quantizer="ste_sign", use_bias=False)(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(4)(x))
+    path = tmp_path_factory.mktemp("keras") / "victim.keras"
+    model.save(path)
+    return path
+
+
+def cli(argv, capsys):
+    from sbnn_keras.cli import main
+
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def test_convert_refuses_to_overwrite_its_input(keras_file, capsys):
+    before = keras_file.read_bytes()
+    code, err = cli(["convert", keras_file, "-o", keras_file, "-q"], capsys)
+    assert code == 1 and "is the input" in err
+    code, err = cli(["convert", keras_file, "-o", keras_file, "-q", "--force"], capsys)
+    assert code == 1 and "is the input" in err
+    assert keras_file.read_bytes() == before
+
+
+def test_convert_refuses_an_existing_output_without_force(keras_file, tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    out.write_bytes(b"precious")
+    code, err = cli(["convert", keras_file, "-o", out, "-q"], capsys)
+    assert code == 1 and "exists; pass --force" in err and out.read_bytes() == b"precious"
+    code, _ = cli(["convert", keras_file, "-o", out, "-q", "--force"], capsys)
+    assert code == 0 and out.read_bytes()[4:8] == b"TFL3"
+    assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # not the temporary file's mode
+
+
+def test_convert_checks_every_output_before_the_work(keras_file, tmp_path, capsys, monkeypatch):
+    import sbnn_keras
+
+    calls = []
+    monkeypatch.setattr(sbnn_keras, "convert_with_report", lambda *a, **k: calls.append(1))
+    out = tmp_path / "ok.tflite"
+    for report in (tmp_path / "missing-dir" / "r.json", tmp_path):
+        code, err = cli(["convert", keras_file, "-o", out, "-q", "--report-json", report], capsys)
+        assert code == 1 and "--report-json" in err, err
+    existing = tmp_path / "r.json"
+    existing.write_text("{}")
+    code, err = cli(["convert", keras_file, "-o", out, "-q", "--report-json", existing], capsys)
+    assert code == 1 and "exists" in err
+    assert calls == [] and not out.exists()
+
+
+def test_a_failed_write_leaves_no_half_written_set(keras_file, tmp_path, capsys, monkeypatch):
+    out, report = tmp_path / "m.tflite", tmp_path / "r.json"
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst) == str(report):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    code, err = cli(["convert", keras_file, "-o", out, "-q", "--report-json", report], capsys)
+    assert code == 1 and "No space left" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["m.tflite"])
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_bench_checks_its_json_path_first(tmp_path, capsys):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(golden("vgg-lce"))
+    code, err = cli(["bench", model, "--no-lce", "--runs", "1", "-q", "--json", tmp_path / "no" / "b.json"], capsys)
+    assert code == 1 and "does not exist" in err
+    code, err = cli(["bench", model, "--no-lce", "--runs", "1", "-q", "--json", model], capsys)
+    assert code == 1 and "is the input" in err
+    assert model.read_bytes() == golden("vgg-lce")
+
+
+# ---- inspect on corrupt options ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit,expect",
+    [
+        (lambda m, i: mu.set_input(m, i, 1, -1), "has no filter"),
+        (lambda m, i: mu.raw_options(m, i, bytes([1, 4, 1])), "not a map"),
+        (lambda m, i: mu.set_option(m, i, "channels_in", 1, "vector"), "channels_in"),
+    ],
+    ids=["filter_minus_1", "options_not_a_map", "channels_in_a_vector"],
+)
+def test_inspect_reports_corrupt_binary_ops_without_a_traceback(tmp_path, capsys, edit, expect):
+    i = first_op(golden("vgg-lce"), ("LceBconv2d",))
+    f = tmp_path / "bad.tflite"
+    f.write_bytes(edited("vgg-lce", lambda m: edit(m, i)))
+    code, err = cli(["inspect", f], capsys)
+    assert code == 1 and expect in err, err
