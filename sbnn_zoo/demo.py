@@ -11,6 +11,8 @@ plain larq BNN (``ste_sign`` kernels), then the SBNN with learned {alpha, beta}
 and the :class:`~sbnn_keras.SparsityRegularizer` at the target EC, prints both
 test accuracies and the sparsity report, and writes into ``--out``:
 ``sparsity_report.json``, ``hamming_histograms.png`` and ``demo_results.json``.
+``--out`` is checked before training; an earlier run's files there are kept (this
+run goes to a new ``run-*`` subdirectory) unless ``--force``.
 
 The training function :func:`train_variant` is shared with
 ``examples/table1_fashion_mnist.py`` (the paper's Table 1 on Fashion-MNIST).
@@ -24,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -342,6 +345,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
     p.add_argument("--seed", type=int, default=RECIPE["seed"])
     p.add_argument("--out", default="artifacts", help="directory for the report JSON and PNG (default %(default)s/)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier run's files in --out (default: keep them, write to a new run-* directory)")
     p.add_argument("--quick", action="store_true", help="tiny subset and 1 epoch: a smoke run in well under a minute")
     p.add_argument("--skip-bnn", action="store_true", help="train only the SBNN")
     p.add_argument("--no-deploy", action="store_true",
@@ -350,9 +355,45 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+DEMO_FILES = ("sparsity_report.json", "hamming_histograms.png", "demo_results.json")
+
+
+def output_dir(out: str, force: bool) -> Path:
+    """The directory this run writes to, checked before any training.
+
+    An earlier run's files are kept: unless ``force``, a directory that already holds
+    them gets a new ``run-YYYYmmdd-HHMMSS`` subdirectory for this run.
+
+    Raises:
+        ValueError: ``out`` is a file, or the directory cannot be created or written.
+    """
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"--out {out!r} is a file, not a directory")
+    if not force and p.is_dir() and any((p / n).exists() for n in DEMO_FILES):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        k, q = 0, p / f"run-{stamp}"
+        while q.exists():
+            k += 1
+            q = p / f"run-{stamp}-{k}"
+        print(f"{out} holds an earlier run (kept); this run writes to {q} (--force replaces it)")
+        p = q
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out!r}: cannot write there ({err.strerror or err})") from None
+    return p
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    out_dir = Path(args.out)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        out_dir = output_dir(args.out, args.force)
+    except ValueError as err:
+        parser.error(str(err))
     data = load_fashion_mnist(data_dir=args.data_dir)
     epochs, val_size = args.epochs, RECIPE["val_size"]
     if args.quick:

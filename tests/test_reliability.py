@@ -280,3 +280,30 @@ def test_inspect_reports_corrupt_binary_ops_without_a_traceback(tmp_path, capsys
     f.write_bytes(edited("vgg-lce", lambda m: edit(m, i)))
     code, err = cli(["inspect", f], capsys)
     assert code == 1 and expect in err, err
+
+
+# ---- demo output directory ----------------------------------------------------------------
+
+
+def test_demo_checks_out_before_training_and_keeps_earlier_runs(tmp_path, capsys):
+    from sbnn_zoo import demo
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit) as info:  # before any data is loaded or trained
+        demo.main(["--quick", "--out", str(blocker)])
+    assert info.value.code == 2 and "is a file" in capsys.readouterr().err
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    (out / "demo_results.json").write_text("earlier")
+    new = demo.output_dir(str(out), force=False)
+    assert new.parent == out and new.name.startswith("run-")
+    assert (out / "demo_results.json").read_text() == "earlier"
+    assert demo.output_dir(str(out), force=True) == out
+    os.chmod(tmp_path, 0o500)
+    try:
+        if not os.access(tmp_path, os.W_OK):  # root can write anyway
+            with pytest.raises(ValueError, match="cannot write"):
+                demo.output_dir(str(tmp_path / "new"), force=False)
+    finally:
+        os.chmod(tmp_path, 0o700)
