@@ -307,3 +307,45 @@ def test_demo_checks_out_before_training_and_keeps_earlier_runs(tmp_path, capsys
                 demo.output_dir(str(tmp_path / "new"), force=False)
     finally:
         os.chmod(tmp_path, 0o700)
+
+
+# ---- 3. convert: nothing converts silently to something else ------------------------
+
+
+def _model_with(layer, shape=(8, 8, 4)):
+    import tensorflow as tf
+
+    tf.keras.backend.clear_session()
+    inp = tf.keras.Input(shape)
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(inp)
+    x = layer(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inp, tf.keras.layers.Dense(2)(x))
+
+
+@pytest.mark.parametrize(
+    "make,expect",
+    [
+        (lambda lq: lq.layers.QuantDepthwiseConv2D(3, padding="same", input_quantizer="ste_sign",
+                                                   depthwise_quantizer="ste_sign", name="dw"),
+         "binary depthwise kernel"),
+        (lambda lq: lq.layers.QuantSeparableConv2D(8, 3, padding="same", input_quantizer="ste_sign",
+                                                   depthwise_quantizer="ste_sign",
+                                                   pointwise_quantizer="ste_sign", name="sep"),
+         "binary depthwise kernel"),
+        (lambda lq: lq.layers.QuantConv2D(8, 3, padding="same", input_quantizer="ste_sign",
+                                          kernel_quantizer=lambda w: w, name="lam"),
+         "is not a larq or sbnn_keras quantizer"),
+    ],
+    ids=["depthwise", "separable", "lambda_kernel_quantizer"],
+)
+def test_convert_refuses_layers_it_would_convert_silently_to_something_else(make, expect):
+    import larq as lq
+
+    import sbnn_keras
+
+    model = _model_with(make(lq))
+    name = model.layers[2].name
+    with pytest.raises(sbnn_keras.ConversionError, match=expect) as info:
+        sbnn_keras.convert(model)
+    assert repr(name) in str(info.value)

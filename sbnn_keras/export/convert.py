@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import larq_compute_engine as lce  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from sbnn_keras import quantizers as sbnn_quantizers  # noqa: E402
 from sbnn_keras.export import compress, lowering  # noqa: E402
 from sbnn_runtime.tflite_model import TFLiteGraph, read_tflite  # noqa: E402
 
@@ -121,6 +122,43 @@ def _short_names(model):
     return {id(layer): f"L{i}" for i, layer in enumerate(model.layers)}
 
 
+_QUANTIZER_ATTRS = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer")
+
+
+def _known_quantizer(q) -> bool:
+    """A larq or sbnn_keras quantizer (object or function): convert knows what it computes."""
+    if isinstance(q, lq.quantizers.Quantizer):
+        return type(q).__module__.split(".")[0] in ("larq", "sbnn_keras")
+    known = list(vars(lq.quantizers).values()) + list(vars(sbnn_quantizers).values())
+    return callable(q) and any(q is f for f in known)
+
+
+def _check_quantizers(layer, float_layers) -> None:
+    """Refuses what would otherwise convert silently to something else: quantizers
+    convert cannot identify (a lambda, a user class), and binary depthwise or
+    separable kernels (no binary TFLite op computes them: they would run as float
+    ops). ``float_layers`` keeps such a layer float on purpose."""
+    if layer.name in float_layers:
+        return
+    keep = f"or keep the layer float on purpose with float_layers=[{layer.name!r}]"
+    for attr in _QUANTIZER_ATTRS:
+        q = getattr(layer, attr, None)
+        if q is not None and not _known_quantizer(q):
+            raise ConversionError(
+                f"convert: layer {layer.name!r} ({type(layer).__name__}): {attr} {q!r} is not a "
+                f"larq or sbnn_keras quantizer, so convert cannot tell what it computes; use one of "
+                f"theirs, {keep}."
+            )
+    for attr in ("depthwise_quantizer", "pointwise_quantizer"):
+        q = getattr(layer, attr, None)
+        if q is not None and lowering._precision(q) == 1:  # pylint: disable=protected-access
+            raise ConversionError(
+                f"convert: layer {layer.name!r} ({type(layer).__name__}) has a binary "
+                f"{attr.split('_')[0]} kernel, but no binary TFLite op computes depthwise or "
+                f"separable convolutions (it would run as a float op); use QuantConv2D, {keep}."
+            )
+
+
 def _lower(model, float_layers):
     if not isinstance(model, (tf.keras.Sequential,)) and not getattr(model, "_is_graph_network", False):
         raise ConversionError(
@@ -133,6 +171,7 @@ def _lower(model, float_layers):
 
     def clone(layer):
         name = short[id(layer)]
+        _check_quantizers(layer, float_layers)
         if isinstance(layer, tf.keras.Model):
             raise ConversionError(
                 f"convert: nested model {layer.name!r}: flatten nested models into one "
@@ -166,6 +205,8 @@ def _lower(model, float_layers):
         lowered = tf.keras.models.clone_model(model, clone_function=clone)
     except lowering.LoweringError as err:
         raise ConversionError(f"convert: {err}") from err
+    except TypeError as err:  # a layer whose config Keras cannot rebuild
+        raise ConversionError(f"convert: a layer of {model.name!r} cannot be rebuilt from its config ({err})") from None
     for original, new in zip(model.layers, lowered.layers):
         if not isinstance(new, lowering.LoweredBinaryConv):
             new.set_weights(original.get_weights())

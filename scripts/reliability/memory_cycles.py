@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("stock", "stock+delegate", "delegate", "sbnn", "delegate_only")
+THREADS = int(os.environ.get("SBNN_MEMORY_THREADS", "2"))
 
 
 def rss_kb() -> int:
@@ -60,16 +61,16 @@ def child(mode: str, cycles: int, warmup: int, every: int) -> dict:
 
     def cycle():
         if mode == "delegate_only":
-            d = runtime.load_delegate(num_threads=2)
+            d = runtime.load_delegate(num_threads=THREADS)
             del d
             return
         if mode == "sbnn":
-            it = runtime.Interpreter(data, num_threads=2)
+            it = runtime.Interpreter(data, num_threads=THREADS)
             it.predict(np.zeros([1] + [int(s) for s in it.input_details[0]["shape"][1:]], np.float32))
             del it
             return
-        delegates = [runtime.load_delegate(num_threads=2)] if mode != "stock" else []
-        it = tf.lite.Interpreter(model_content=data, experimental_delegates=delegates, num_threads=2)
+        delegates = [runtime.load_delegate(num_threads=THREADS)] if mode != "stock" else []
+        it = tf.lite.Interpreter(model_content=data, experimental_delegates=delegates, num_threads=THREADS)
         it.allocate_tensors()
         d = it.get_input_details()[0]
         it.set_tensor(d["index"], np.zeros(d["shape"], np.float32))
