@@ -11,7 +11,7 @@ Layout (all integers little-endian; the bitstream is read LSB-first in each byte
 
     offset size  field
     0      4     magic b"SBF1"
-    4      1     version (1)
+    4      1     version (2; 1 = the same without the checksum, still read)
     5      1     rice_k: Rice parameter of the gaps, 0..24
     6      2     reserved, 0
     8      4     out_channels          (>= 1)
@@ -21,6 +21,14 @@ Layout (all integers little-endian; the bitstream is read LSB-first in each byte
     24     4     total_connections     (sum over channels, checked by the decoder)
     28     4     payload_bits          (bits of the bitstream that follow)
     32     ...   bitstream, ceil(payload_bits / 8) bytes, unused high bits 0
+    end-4  4     version 2: CRC-32 (IEEE 802.3, as zlib.crc32) of every byte before it
+
+The checksum makes a corrupted filter an error at load instead of a different
+filter: the structural checks below catch most damage, but a flipped bit inside a
+gap or a raw bitmap decodes to another valid filter. Version 1 files (written
+before the checksum) are still read, with the structural checks only: safe for
+memory (the decoder checks every read), but not protected against silent
+corruption; converting the model again writes version 2.
 
 Bitstream, for each output channel in order:
     2 bits mode: 0 = coded connections, 1 = every weight is a connection,
@@ -43,6 +51,7 @@ then the m bits of v + 1 from the most significant down.
 from __future__ import annotations
 
 import struct
+import zlib
 
 import numpy as np
 
@@ -56,7 +65,8 @@ __all__ = [
 ]
 
 MAGIC = b"SBF1"
-VERSION = 1
+VERSION = 2  # written; 1 (no checksum) is still read
+CHECKSUM_SIZE = 4
 HEADER = struct.Struct("<4sBBHIIIIII")
 HEADER_SIZE = HEADER.size  # 32
 MAX_RICE_K = 24
@@ -233,7 +243,8 @@ def encode_filter(wb: np.ndarray, rice_k: int | None = None) -> bytes:
     header = HEADER.pack(
         MAGIC, VERSION, rice_k, 0, out_channels, fh, fw, channels, total, len(writer.bits)
     )
-    return header + payload
+    body = header + payload
+    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
@@ -254,8 +265,14 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
     magic, version, rice_k, reserved, out_channels, fh, fw, channels, total, payload_bits = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise SparseFilterError(f"SBF1: bad magic {magic!r}, expected {MAGIC!r}.")
-    if version != VERSION:
-        raise SparseFilterError(f"SBF1: unsupported version {version} (this reader knows {VERSION}).")
+    if version not in (1, VERSION):
+        raise SparseFilterError(f"SBF1: unsupported version {version} (this reader knows 1 and {VERSION}).")
+    stored = None
+    if version == VERSION:
+        if len(data) < HEADER_SIZE + CHECKSUM_SIZE:
+            raise SparseFilterError(f"SBF1: {len(data)} bytes cannot hold the header and the checksum.")
+        (stored,) = struct.unpack_from("<I", data, len(data) - CHECKSUM_SIZE)
+        data = data[:-CHECKSUM_SIZE]
     if rice_k > MAX_RICE_K or reserved != 0:
         raise SparseFilterError(f"SBF1: bad rice_k {rice_k} or reserved field {reserved}.")
     if min(out_channels, fh, fw, channels) < 1:
@@ -277,6 +294,11 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
         )
     if payload_bits < 2 * out_channels:
         raise SparseFilterError(f"SBF1: {payload_bits} payload bits cannot hold {out_channels} channels.")
+    if stored is not None and zlib.crc32(data) != stored:
+        raise SparseFilterError(
+            f"SBF1: checksum mismatch (stored {stored:#010x}, computed {zlib.crc32(data):#010x}): "
+            "the filter is corrupt."
+        )
     reader = _BitReader(payload, payload_bits)
     out = -np.ones((out_channels, per_channel), dtype=np.int8)
     count = 0

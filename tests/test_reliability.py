@@ -349,3 +349,29 @@ def test_convert_refuses_layers_it_would_convert_silently_to_something_else(make
     with pytest.raises(sbnn_keras.ConversionError, match=expect) as info:
         sbnn_keras.convert(model)
     assert repr(name) in str(info.value)
+
+
+# ---- 5. SBF1 checksum, through the delegate ------------------------------------------------
+
+
+def test_delegate_refuses_a_corrupt_sbf1_payload_and_runs_the_intact_one():
+    from sbnn_runtime.sparse_format import decode_filter, encode_filter
+
+    base = mu.read(golden("vgg-sparse"))
+    i, t, data = mu.sbf1_filters(base)[0]
+    v2 = encode_filter(decode_filter(data))
+    assert v2[4] == 2
+    flipped = bytearray(v2)
+    flipped[40] ^= 0x10
+
+    def with_filter(blob):
+        m = mu.read(golden("vgg-sparse"))
+        mu.set_buffer(m, t, blob)
+        mu.set_shape(m, t, [len(blob)])
+        return mu.write(m)
+
+    interp = runtime.Interpreter(with_filter(v2))
+    x = np.ones([1] + [int(s) for s in interp.input_details[0]["shape"][1:]], np.float32)
+    np.testing.assert_array_equal(interp.predict(x), runtime.Interpreter(golden("vgg-sparse")).predict(x))
+    with pytest.raises(RuntimeError, match="checksum"):
+        runtime.Interpreter(with_filter(bytes(flipped)))

@@ -59,7 +59,7 @@ def test_structured_channels_cost_two_bits():
     wb = -np.ones((16, 3, 3, 32))
     wb[3] = 1.0  # an all-connection channel (the converter's q channel)
     data = encode_filter(wb)
-    assert len(data) <= HEADER_SIZE + 4
+    assert len(data) <= HEADER_SIZE + 4 + 4  # header, 2 bits per channel, checksum
     np.testing.assert_array_equal(decode_filter(data), wb)
 
 
@@ -76,7 +76,7 @@ def test_decode_rejects_header_problems():
     data = bytearray(encode_filter(random_filter(np.random.default_rng(3), (3, 3, 3, 8), 0.2)))
     cases = {
         "magic": (0, b"XXXX", "bad magic"),
-        "version": (4, b"\x02", "unsupported version"),
+        "version": (4, b"\x03", "unsupported version"),
         "zero dim": (8, struct.pack("<I", 0), "zero dimension"),
         "huge": (20, struct.pack("<I", 2**31 - 1), "too large"),
         "huge but few channels": (8, struct.pack("<I", 1) + struct.pack("<I", 2**15) * 3, "too large"),
@@ -115,3 +115,26 @@ def test_every_single_byte_mutation_is_rejected_or_consistent():
                 continue
             # accepted: then it is a well-formed filter of the declared shape
             assert out.ndim == 4 and set(np.unique(out)) <= {-1, 1} and out.size <= 2**26
+
+
+def test_payload_bit_flips_are_refused_by_the_checksum():
+    """A flipped bit inside a gap or a raw bitmap decodes to another valid filter;
+    version 2's CRC-32 refuses it (the campaign found 25 such flips decoded silently)."""
+    rng = np.random.default_rng(11)
+    wb = random_filter(rng, (8, 3, 3, 32), 0.1)
+    data = encode_filter(wb)
+    assert data[4] == 2
+    for pos in range(HEADER_SIZE, len(data) - 4):
+        for bit in (0, 3, 7):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            with pytest.raises(SparseFilterError):
+                decode_filter(bytes(bad))
+
+
+def test_version_1_files_without_checksum_are_still_read():
+    wb = random_filter(np.random.default_rng(12), (4, 3, 3, 16), 0.2)
+    v2 = encode_filter(wb)
+    v1 = bytearray(v2[:-4])
+    v1[4] = 1
+    np.testing.assert_array_equal(decode_filter(bytes(v1)), wb)

@@ -36,6 +36,22 @@ def rss_kb() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def malloc_in_use_kb() -> int:
+    """Bytes the C heap has handed out and not taken back (glibc mallinfo2: arena
+    blocks in use + mmapped blocks): a leak shows here, fragmentation does not."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                   "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    gc.collect()
+    m = libc.mallinfo2()
+    return (m.uordblks + m.hblkhd) // 1024
+
+
 def float_model() -> bytes:
     import tensorflow as tf
 
@@ -56,7 +72,13 @@ def child(mode: str, cycles: int, warmup: int, every: int) -> dict:
     import tensorflow as tf
     from sbnn_keras import runtime
 
-    (vgg,) = sorted((ROOT / "tests" / "golden" / "e2e").glob("vgg-lce-*.tflite"))
+    # SBNN_MEMORY_MODEL: another converted file for the delegate modes (e.g. one with
+    # LCE ops only, to separate the delegate's kernels from TFLite's float ops)
+    model = os.environ.get("SBNN_MEMORY_MODEL")
+    if model:
+        vgg = Path(model)
+    else:
+        (vgg,) = sorted((ROOT / "tests" / "golden" / "e2e").glob("vgg-lce-*.tflite"))
     data = vgg.read_bytes() if mode in ("delegate", "sbnn") else float_model()
 
     def cycle():
@@ -79,16 +101,18 @@ def child(mode: str, cycles: int, warmup: int, every: int) -> dict:
 
     for _ in range(warmup):
         cycle()
-    samples = []
+    samples, heap = [], []
     for n in range(cycles + 1):
         if n % every == 0:
             samples.append((n, rss_kb()))
+            heap.append(malloc_in_use_kb())
         if n < cycles:
             cycle()
     xs = np.array([s[0] for s in samples], float)
     ys = np.array([s[1] for s in samples], float)
     slope = float(np.polyfit(xs, ys, 1)[0]) if len(xs) > 1 else 0.0
-    return {"mode": mode, "cycles": cycles, "warmup": warmup, "rss_start_kb": samples[0][1],
+    heap_slope = float(np.polyfit(xs, np.array(heap, float), 1)[0]) if len(xs) > 1 else 0.0
+    return {"mode": mode, "heap_growth_kb": heap[-1] - heap[0], "heap_slope_kb_per_1000": 1000 * heap_slope, "cycles": cycles, "warmup": warmup, "rss_start_kb": samples[0][1],
             "rss_end_kb": samples[-1][1], "growth_kb": samples[-1][1] - samples[0][1],
             "slope_kb_per_1000": 1000 * slope, "samples": samples}
 
@@ -118,7 +142,8 @@ def main(argv=None) -> int:
         rows.append(r)
         print(f"{mode:<16} {r['cycles']:>6} cycles  RSS {r['rss_start_kb'] / 1024:8.1f} -> "
               f"{r['rss_end_kb'] / 1024:8.1f} MB  growth {r['growth_kb']:+6d} KB  "
-              f"slope {r['slope_kb_per_1000']:+8.1f} KB / 1000 cycles", flush=True)
+              f"slope {r['slope_kb_per_1000']:+8.1f} KB / 1000 cycles; malloc in use "
+              f"{r['heap_growth_kb']:+6d} KB (slope {r['heap_slope_kb_per_1000']:+8.1f} KB / 1000)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -39,6 +39,10 @@ import sys
 import time
 from pathlib import Path
 
+# The checkout this script belongs to, after everything else on the path (an installed
+# or PYTHONPATH copy of the packages wins; a checkout run from its own venv finds them).
+sys.path.append(str(Path(__file__).resolve().parents[2]))
+
 PATHS = ("sbnn", "tf", "litert", "cli_inspect", "cli_inspect_json", "cli_bench")
 MARK = "@@R "
 CLEAN_ERRORS = ("ValueError", "RuntimeError", "UnsupportedRuntimeError", "SparseFilterError",

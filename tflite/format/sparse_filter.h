@@ -19,6 +19,7 @@ constexpr uint64_t kMaxChannelWeights = (uint64_t{1} << 31) - 1;
 constexpr uint64_t kMaxFilterWeights = uint64_t{1} << 26;
 
 struct Header {
+  uint32_t version = 0;  // 2: CRC-32 trailer (verified by ParseHeader); 1: none
   uint32_t rice_k = 0;
   uint32_t out_channels = 0, filter_h = 0, filter_w = 0, channels = 0;
   uint32_t total_connections = 0, payload_bits = 0;
@@ -26,6 +27,19 @@ struct Header {
 
 inline uint32_t ReadU32(const uint8_t* p) {
   return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+
+constexpr std::size_t kChecksumSize = 4;
+
+// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320; zlib's crc32), bit by bit:
+// filters are decoded once per prepare, so a table is not worth its cache lines.
+inline uint32_t Crc32(const uint8_t* data, std::size_t size) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (std::size_t i = 0; i < size; ++i) {
+    crc ^= data[i];
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
 }
 
 // Parses and validates the header. On failure writes a message into `error`.
@@ -39,9 +53,20 @@ inline bool ParseHeader(const uint8_t* data, std::size_t size, Header* h, char* 
     std::snprintf(error, error_size, "SBF1: bad magic");
     return false;
   }
-  if (data[4] != 1) {
+  if (data[4] != 1 && data[4] != 2) {
     std::snprintf(error, error_size, "SBF1: unsupported version %u", unsigned(data[4]));
     return false;
+  }
+  // Version 2 ends with a CRC-32 of everything before it; version 1 (no checksum) is
+  // still read, with the structural checks only.
+  h->version = data[4];
+  if (h->version == 2) {
+    if (size < kHeaderSize + kChecksumSize) {
+      std::snprintf(error, error_size, "SBF1: %zu bytes cannot hold the header and the checksum",
+                    size);
+      return false;
+    }
+    size -= kChecksumSize;
   }
   h->rice_k = data[5];
   if (h->rice_k > kMaxRiceK || data[6] != 0 || data[7] != 0) {
@@ -84,6 +109,15 @@ inline bool ParseHeader(const uint8_t* data, std::size_t size, Header* h, char* 
   if (uint64_t(h->payload_bits) < 2ull * h->out_channels) {
     std::snprintf(error, error_size, "SBF1: payload too short for %u channels", h->out_channels);
     return false;
+  }
+  if (h->version == 2) {
+    const uint32_t stored = ReadU32(data + size), computed = Crc32(data, size);
+    if (stored != computed) {
+      std::snprintf(error, error_size,
+                    "SBF1: checksum mismatch (stored 0x%08x, computed 0x%08x): the filter is corrupt",
+                    stored, computed);
+      return false;
+    }
   }
   return true;
 }
@@ -266,8 +300,11 @@ inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& 
     std::snprintf(error, error_size, "SBF1: unused payload bits after the last channel");
     return false;
   }
+  // The last payload byte (ParseHeader checked that the payload fills the buffer up
+  // to the version-2 checksum).
   const uint32_t tail = h.payload_bits % 8;
-  if (tail && (data[size - 1] >> tail) != 0) {
+  const std::size_t last = kHeaderSize + (uint64_t(h.payload_bits) + 7) / 8 - 1;
+  if (tail && (last >= size || (data[last] >> tail) != 0)) {
     std::snprintf(error, error_size, "SBF1: padding bits after the payload are not zero");
     return false;
   }
