@@ -275,6 +275,7 @@ class SparsityRegularizer(tf.keras.losses.Loss):
                 "before `model.compile(loss=reg)`, or load saved models with "
                 "`sbnn_keras.load_model`, which binds it again."
             )
+        self._check_caller(y_pred)
         self.task_loss._allow_sum_over_batch_size = getattr(
             self, "_allow_sum_over_batch_size", False
         )
@@ -314,6 +315,43 @@ class SparsityRegularizer(tf.keras.losses.Loss):
         ]
         with tf.control_dependencies(updates):
             return tf.identity(total)
+
+    def _check_caller(self, y_pred) -> None:
+        """Refuses predictions that the bound model did not compute.
+
+        The loss only sees ``y_pred``; when it is traced (``fit``/``evaluate`` run the
+        step as a ``tf.function``), its graph says which variables computed it. A
+        regularizer bound to ``m2`` but compiled into ``m1`` would otherwise penalize
+        ``m2``'s kernels while ``m1`` trains, without a word. Eager calls (no graph:
+        ``run_eagerly=True``, direct calls) cannot be checked and pass.
+        """
+        graph = getattr(y_pred, "graph", None)
+        captures = getattr(graph, "captures", None)
+        variables = self._model.trainable_variables
+        if not captures or not variables or tf.executing_eagerly():
+            return
+        ours = {id(v.handle) for v in variables}
+        placeholders = {internal.op for external, internal in captures if id(external) in ours}
+        if not placeholders:  # the step reads none of the bound model's variables
+            raise ValueError(self._wrong_model_message())
+        seen, stack = set(), [y_pred.op]
+        while stack:
+            op = stack.pop()
+            if op in placeholders:
+                return
+            for t in op.inputs:
+                if t.op not in seen:
+                    seen.add(t.op)
+                    stack.append(t.op)
+        raise ValueError(self._wrong_model_message())
+
+    def _wrong_model_message(self) -> str:
+        return (
+            f"SparsityRegularizer {self.name!r} is bound to model {self._model.name!r}, but the "
+            "predictions it was given were not computed by that model's weights: it would "
+            f"regularize {self._model.name!r} while another model trains. Bind it to the model "
+            "that uses it: model.compile(loss=reg.bind(model))."
+        )
 
     def values(self) -> dict:
         """Values of the last step: lambda, j, task loss L, total loss, connections."""

@@ -375,3 +375,39 @@ def test_delegate_refuses_a_corrupt_sbf1_payload_and_runs_the_intact_one():
     np.testing.assert_array_equal(interp.predict(x), runtime.Interpreter(golden("vgg-sparse")).predict(x))
     with pytest.raises(RuntimeError, match="checksum"):
         runtime.Interpreter(with_filter(bytes(flipped)))
+
+
+# ---- 4. the regularizer serves only the model it is bound to ----------------------------------
+
+
+def _sbnn_model(name):
+    import tensorflow as tf
+
+    import sbnn_keras
+
+    inp = tf.keras.Input((6, 6, 2))
+    x = sbnn_keras.QuantConv2D(8, 3, padding="same", kernel_quantizer="sbnn", name=f"{name}_c")(inp)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inp, tf.keras.layers.Dense(2)(x), name=name)
+
+
+@pytest.mark.parametrize("how", ["fit_other_model", "compile_other_model"])
+def test_regularizer_refuses_a_model_it_is_not_bound_to(how):
+    import tensorflow as tf
+
+    import sbnn_keras
+
+    tf.keras.backend.clear_session()
+    m1, m2 = _sbnn_model("m1"), _sbnn_model("m2")
+    reg = sbnn_keras.SparsityRegularizer("mse", expected_connections=0.1)
+    if how == "fit_other_model":
+        reg.bind(m2)
+        m1.compile(optimizer="sgd", loss=reg)
+    else:
+        m1.compile(optimizer="sgd", loss=reg.bind(m2))
+    x, y = np.ones((4, 6, 6, 2), np.float32), np.zeros((4, 2), np.float32)
+    with pytest.raises(ValueError, match="bound to model 'm2'"):
+        m1.fit(x, y, epochs=1, verbose=0)
+    # the model it is bound to trains
+    m2.compile(optimizer="sgd", loss=reg)
+    m2.fit(x, y, epochs=1, verbose=0)

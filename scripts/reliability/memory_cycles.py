@@ -26,12 +26,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT))  # the checkout, after any installed copy
 MODES = ("stock", "stock+delegate", "delegate", "sbnn", "delegate_only")
 THREADS = int(os.environ.get("SBNN_MEMORY_THREADS", "2"))
 
 
 def rss_kb() -> int:
     gc.collect()
+    if os.environ.get("SBNN_MEMORY_TRIM") == "1":  # give free heap pages back first
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
