@@ -113,6 +113,8 @@ def _window_op(model, sg, j, op, name, builtin):
         sh, sw, pad = get("stride_height", None), get("stride_width", None), get("padding", None)
         if name == "LceBMaxPool2d":
             kh, kw, dh, dw = get("filter_height", None), get("filter_width", None), 1, 1
+            if kh is None or kw is None:
+                return None  # missing or mistyped window: the delegate names it
         else:
             if op.inputs is None or len(op.inputs) < 2 or op.inputs[1] < 0:
                 return None
