@@ -742,6 +742,10 @@ const SegFn kSeg[3][kMaxPlanes - 2] = {SBNN_SEG_TABLE(2), SBNN_SEG_TABLE(4), SBN
 #undef SBNN_SEG_TABLE
 
 struct Avx512Impl : BitplanePortable<8> {
+  // Fused outputs: written by the emit stages (direct and permute strategies) when they
+  // run; the portable fallbacks inside process_channels write them too.
+  static bool native_output(const BandCtx&) { return false; }
+
   static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f, const SparsePrepared* sp) {
     const size_t lq = (static_cast<size_t>(p.nb) * p.R + 63) / 64;
     const size_t nv = (lq + 7) / 8;
@@ -1329,11 +1333,17 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
                            kYBudget);
 }
 
+void run_output(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                const int32_t* filter, const BConv2DOutput& out, int row_begin, int row_end) {
+  run_bitplane_output<Avx512Impl>(s, prepared, input, filter, out, row_begin, row_end,
+                                  kKindAvx512, kYBudget);
+}
+
 }  // namespace
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_avx512 = {
     "bconv2d_sparse_bitplane_512__avx512", internal::supported, internal::prepare, internal::run,
-    internal::release_sparse_prepared};
+    internal::release_sparse_prepared, internal::run_output};
 
 }  // namespace sbnn
