@@ -417,27 +417,32 @@ inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* pl
   }
 }
 
-// dot of channel o for the band's pixels into qd[r * out_w + ox], on 64-bit words (the
-// q channel of kQFloat: one channel per band, usually without connections).
-inline void band_channel_dot(const BandCtx& x, int o, int32_t* qd, uint64_t* planes, uint32_t* cnt) {
-  const BitplanePlan& p = *x.p;
+// dot of channel o for the band's pixels into qd[r * out_w + ox] (the q channel of
+// kQFloat, groups == 1), from the input bits of its connections: it does not depend on
+// the layout an Impl builds for the band, and costs nothing for the usual q without
+// connections (an all-(+1) filter channel).
+inline void band_channel_dot(const BandCtx& x, int o, int32_t* qd) {
+  const BConv2DShape& s = *x.s;
   const SparseFilter& f = *x.f;
-  const int lq = (x.nbr * p.R + 63) / 64;
-  const uint32_t* off = p.off + f.conn_begin[o];
-  const int n = static_cast<int>(f.conn_begin[o + 1] - f.conn_begin[o]);
-  Vec<1> acc[32];
-  int np = 3;
-  const size_t pstride = static_cast<size_t>(lq);
-  for (int q = 0; q < lq; ++q) {
-    const uint8_t* y = x.Y + static_cast<size_t>(q) * 8;
-    np = accumulate_portable<1>(n, [&](int i, Vec<1>* v) { std::memcpy(v->w, y + off[i], 8); }, acc);
-    for (int k = 0; k < np; ++k) planes[k * pstride + q] = acc[k].w[0];
+  const int ow = s.out_w, taps = f.taps;
+  const uint32_t c0 = f.conn_begin[o], c1 = f.conn_begin[o + 1];
+  for (int r = 0; r < x.nbr; ++r) {
+    const int oy = x.oy0 + r;
+    for (int ox = 0; ox < ow; ++ox) {
+      uint32_t c = 0;
+      for (uint32_t i = c0; i < c1; ++i) {
+        const int ch = static_cast<int>(f.conns[i] / taps), t = static_cast<int>(f.conns[i] % taps);
+        const int fy = t / s.filter_w, fx = t % s.filter_w;
+        const long iy = static_cast<long>(oy) * s.stride_h - s.pad_top + static_cast<long>(fy) * s.dilation_h;
+        const long ix = static_cast<long>(ox) * s.stride_w - s.pad_left + static_cast<long>(fx) * s.dilation_w;
+        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) continue;  // (as Y's zero rows)
+        const uint32_t w = static_cast<uint32_t>(
+            x.input[((x.b * s.in_h + iy) * s.in_w + ix) * static_cast<size_t>(s.in_words) + ch / 32]);
+        c += (w >> (ch % 32)) & 1u;
+      }
+      qd[static_cast<size_t>(r) * ow + ox] = dot_of_count(x, o, r, ox, c);
+    }
   }
-  counts_of_planes(planes, pstride, np, lq, cnt);
-  const int ow = x.s->out_w;
-  for (int r = 0; r < x.nbr; ++r)
-    for (int ox = 0; ox < ow; ++ox)
-      qd[static_cast<size_t>(r) * ow + ox] = dot_of_count(x, o, r, ox, cnt[static_cast<size_t>(r) * p.R + ox]);
 }
 
 // Bytes of work scratch process_channels_portable needs.
@@ -601,14 +606,10 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
     const size_t h_bytes = sizeof(int32_t) * (static_cast<size_t>(p.sh) * p.rows_pp * s.out_w + 16);
     const size_t b_bytes = sizeof(int32_t) * (static_cast<size_t>(p.nb) * s.out_w + 16);
     const size_t w_bytes = Impl::work_bytes(p, f, sp);
-    // Fused outputs: q's band dot and its planes/counts, the band dot of the fallback.
-    const size_t lq_max = (static_cast<size_t>(p.nb) * p.R + 63) / 64;
+    // Fused outputs: q's band dot, the band dot of the fallback.
     const size_t o_bytes =
         out == nullptr ? 0
-                       : sizeof(int32_t) * static_cast<size_t>(p.nb) * s.out_w +      // qd
-                             sizeof(uint64_t) * 32 * lq_max +                         // q planes
-                             sizeof(uint32_t) * 64 * lq_max +                         // q counts
-                             sizeof(int32_t) * static_cast<size_t>(p.nb) * s.out_w * s.out_channels;
+                       : sizeof(int32_t) * static_cast<size_t>(p.nb) * s.out_w * (1 + s.out_channels);
     auto up = [](size_t v) { return (v + 63) / 64 * 64; };
     const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
                          up(w_bytes) + up(o_bytes);
@@ -631,9 +632,7 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
       x.pc_stride = pc_stride;
       x.pc_margin = pc_margin;
       int32_t* qd = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.work) + up(w_bytes));
-      uint64_t* qplanes = reinterpret_cast<uint64_t*>(qd + static_cast<size_t>(p.nb) * s.out_w);
-      uint32_t* qcnt = reinterpret_cast<uint32_t*>(qplanes + 32 * lq_max);
-      int32_t* band_dot = reinterpret_cast<int32_t*>(qcnt + 64 * lq_max);
+      int32_t* band_dot = qd + static_cast<size_t>(p.nb) * s.out_w;
       std::memset(x.pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
       // The zero region after the blocks (for padded connection lists).
       std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
@@ -653,9 +652,9 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
           if (out != nullptr) {
             if (g == 0) {
               // (the same for every group of the band: it depends on the shape only)
+              x.out = out;
               native = Impl::native_output(x);
               if (native) {
-                x.out = out;
                 if (out->kind == BConv2DOutputKind::kBits) clear_band_bits(x);
               } else {
                 x.out = nullptr;
@@ -663,7 +662,7 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
               }
             }
             if (native && qfloat) {
-              band_channel_dot(x, s.out_channels - 1, qd, qplanes, qcnt);
+              band_channel_dot(x, s.out_channels - 1, qd);
               x.qd = qd;
               o_end -= 1;
             }
