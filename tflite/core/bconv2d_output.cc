@@ -54,7 +54,8 @@ bool compose(const TransformKernels& tk, const BConv2DKernel& k, const BConv2DSh
   row_end = std::min(row_end, s.batch * s.out_h);
   if (row_end <= row_begin || s.out_w <= 0) return true;
   const int64_t row_elems = int64_t{s.out_w} * s.out_channels;
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 16) / row_elems);
+  // 16 KB of dot per chunk (as the delegate's dense path: the transform reads it from L1).
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 12) / row_elems);
   // (the core is built without exceptions: plain malloc)
   int32_t* dot = static_cast<int32_t*>(std::malloc(
       sizeof(int32_t) * static_cast<size_t>(std::min<int64_t>(chunk, row_end - row_begin) * row_elems)));
