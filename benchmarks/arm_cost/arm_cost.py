@@ -308,16 +308,15 @@ def build_harness(lib, out):
     return out
 
 
-def disassembly(binary):
-    """address -> instruction text (objdump syntax)."""
-    out = run(["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", binary],
-              capture_output=True, text=True).stdout
+def disassembly(binary, objdump="aarch64-linux-gnu-objdump"):
+    """(address -> instruction text in objdump syntax, sorted addresses)."""
+    out = run([objdump, "-d", "--no-show-raw-insn", binary], capture_output=True, text=True).stdout
     insns = {}
     for line in out.splitlines():
         m = re.match(r"^\s*([0-9a-f]+):\s+(\S.*?)\s*$", line)
         if m:
             insns[int(m.group(1), 16)] = m.group(2)
-    return insns
+    return insns, sorted(insns)
 
 
 # ----------------------------------------------------------------------------------
@@ -435,29 +434,35 @@ def stage_of(chain, rules):
 # llvm-mca
 
 
-def mca_lines(insns, vaddr, n):
-    """The block as llvm-mca input, or None when an address has no instruction text."""
+def mca_lines(dis, vaddr, n, comment="//"):
+    """The block (n instructions from vaddr) as llvm-mca input, or None when the
+    disassembly does not have them."""
+    import bisect
+    insns, addrs = dis
+    i = bisect.bisect_left(addrs, vaddr)
+    if i + n > len(addrs) or addrs[i] != vaddr:
+        return None
     label = ".Lb%x" % vaddr
     out = [label + ":"]
-    for i in range(n):
-        t = insns.get(vaddr + 4 * i)
-        if t is None:
+    for a in addrs[i:i + n]:
+        t = insns[a].split(comment, 1)[0].strip()
+        if t.startswith("(bad)") or t.startswith(".inst") or not t:
             return None
-        t = re.sub(r"\s*//.*$", "", t)
         t = re.sub(r"\b[0-9a-f]+ <[^>]*>", label, t)  # branch/adrp/literal targets
         # llvm-mca gives a call a fixed 100-cycle latency; here a call is the taken
         # branch it is (the callee's blocks are counted on their own).
         t = re.sub(r"^bl(r?)\s", r"b\1 ", t)
+        t = re.sub(r"^call[q]?\s", "jmp ", t)
         out.append(t)
     return out
 
 
-def mca_cycles(mca, cpu, blocks, insns, work):
+def mca_cycles(mca, cpu, blocks, dis, work, triple="aarch64"):
     """(vaddr, n) -> llvm-mca cycles per execution (100 iterations, steady state)."""
     todo = []
     res = {}
     for key in blocks:
-        body = mca_lines(insns, *key)
+        body = mca_lines(dis, key[0], key[1], "//" if triple == "aarch64" else "#")
         if body is None:
             res[key] = None
         else:
@@ -470,7 +475,7 @@ def mca_cycles(mca, cpu, blocks, insns, work):
         path = os.path.join(work, "mca-%s.s" % cpu)
         with open(path, "w") as f:
             f.write("\n".join(src) + "\n")
-        r = subprocess.run([mca, "-mtriple=aarch64", "-mcpu=" + cpu, "-iterations=100",
+        r = subprocess.run([mca, "-mtriple=" + triple, "-mcpu=" + cpu, "-iterations=100",
                             "--instruction-info=0", "--resource-pressure=0", path],
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -519,12 +524,12 @@ def analyse(index, regions, binary, mca, work):
         blocks.update(regions[d["_region"]]["blocks"])
     pcs = sorted({va + 4 * i for va, n in blocks for i in range(n)})
     chains = inline_chains(binary, pcs)
-    insns = disassembly(binary)
+    dis = disassembly(binary)
     cycles = {}
     if mca:
         for label, cpu in MCA_CPUS:
             t0 = time.time()
-            cycles[label] = mca_cycles(mca, cpu, sorted(blocks), insns, work)
+            cycles[label] = mca_cycles(mca, cpu, sorted(blocks), dis, work)
             log("llvm-mca -mcpu=%s: %d blocks in %.0f s" % (cpu, len(blocks), time.time() - t0))
 
     for d in res.values():
@@ -592,6 +597,133 @@ def analyse(index, regions, binary, mca, work):
                             "cycles_per_execution": {k: v for k, v in cy.items()}}
                            for va, n, e, st, cy in hot[:2]]
     return list(res.values())
+
+
+# ----------------------------------------------------------------------------------
+# How far instruction counts predict time: the same harness on this x86 host
+
+
+X86_PAIRS = (("bconv2d_dot_3x8__avx2_lut", "bconv2d_sparse_bitplane_256__avx2"),
+             ("bconv2d_dot_2x4__scalar_popcnt", "bconv2d_sparse_bitplane_64__scalar"))
+
+
+X86_MCA_CPU = "znver4"  # LLVM 19's Zen 4 model (its znver5 reuses it)
+
+
+def x86_check(work, plugin, jobs, layers, gens, sparsities, time_reps, install, mca):
+    """Counts the x86 kernels' instructions under qemu-x86_64 -cpu max (AVX2, no
+    AVX-512 in QEMU 7.2) and times them natively (interleaved, thread CPU time): the
+    AVX2 pair (a hand-written dense micro-kernel against the bit-plane kernel on its
+    portable stages, the situation of the NEON pair) and the scalar pair. Returns rows
+    with the sparse/dense instruction ratio next to the measured time ratio."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        sys.exit("--x86-check needs an x86-64 host")
+    if not (have("g++") and have("qemu-x86_64")):
+        if not install:
+            sys.exit("--x86-check needs g++ and qemu-x86_64 (qemu-user)")
+        apt_install(["g++", "qemu-user"])
+    build = os.path.join(work, "core-x86_64")
+    run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+         "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF", "-DSBNN_CORE_BENCH=OFF"], stdout=subprocess.DEVNULL)
+    log("x86 check: building the core library for this host (Release)")
+    run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
+    lib = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))[0]
+    exe = os.path.join(work, "harness-x86_64")
+    cmd = ["g++", "-O2", "-g", "-std=c++17", "-fno-ipa-icf"]
+    for d in include_dirs():
+        cmd += ["-I", d]
+    run(cmd + [os.path.join(HERE, "harness.cc"), lib, "-static", "-pthread", "-o", exe])
+    args = []
+    for l in layers:
+        args += ["--layer", ":".join(str(x) for x in l[:8])]
+    for g in gens:
+        args += ["--gen", g]
+    for sp in sparsities:
+        args += ["--sparsity", repr(sp)]
+    for pair in X86_PAIRS:
+        for k in pair:
+            args += ["--kernel", k]
+    counts = os.path.join(work, "counts-x86_64.txt")
+    r = run(["qemu-x86_64", "-cpu", "max", "-plugin", plugin + ",out=" + counts, exe] + args + ["--reps", "1"],
+            capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        sys.exit("x86 check: harness under qemu-x86_64 failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    index = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    regions = parse_counts(counts)
+    # QEMU runs a REP-prefixed string instruction (memset's REP STOSB) as one block
+    # execution per iteration: such blocks are left out of the counts.
+    dis = run(["objdump", "-d", "--no-show-raw-insn", exe], capture_output=True, text=True).stdout
+    rep = {int(m.group(1), 16) for m in re.finditer(r"^\s*([0-9a-f]+):\s+rep", dis, re.M)}
+    empty = next((regions[x["region"]]["insns"] for x in index if x.get("phase") == "empty"), 0)
+    runs = [x for x in index if x.get("phase") == "run"]
+    cyc = {}
+    if mca:
+        blocks = sorted({b for x in runs for b in regions[x["region"]]["blocks"] if b[0] not in rep})
+        cyc = mca_cycles(mca, X86_MCA_CPU, blocks, disassembly(exe, "objdump"), work, "x86_64")
+    insns, cycles, missing = {}, {}, {}
+    for x in runs:
+        blocks = regions[x["region"]]["blocks"]
+        key = (x["layer"], x["gen"], round(x["sparsity"], 4), x["kernel"])
+        insns[key] = sum(n * e for (va, n), (e, _) in blocks.items() if va not in rep) - empty
+        cycles[key] = sum(e * (cyc.get((va, n)) or 0) for (va, n), (e, _) in blocks.items() if va not in rep)
+        if mca:
+            missing[key] = sum(n * e for (va, n), (e, _) in blocks.items()
+                               if va not in rep and cyc.get((va, n)) is None) / max(insns[key], 1)
+    log("x86 check: timing natively, %d interleaved rounds per configuration (load %.1f)" %
+        (time_reps, os.getloadavg()[0]))
+    load0 = os.getloadavg()[0]
+    t = run([exe] + args + ["--reps", "1", "--time", str(time_reps)], capture_output=True, text=True)
+    times = {}
+    for line in t.stdout.splitlines():
+        if line.startswith('{"timing"'):
+            x = json.loads(line)
+            times[(x["layer"], x["gen"], round(x["sparsity"], 4), x["timing"])] = x
+    rows = []
+    for l in layers:
+        for g in gens:
+            for sp in sparsities:
+                for dk, sk in X86_PAIRS:
+                    kd, ks = (l[0], g, round(sp, 4), dk), (l[0], g, round(sp, 4), sk)
+                    if kd in insns and ks in insns and kd in times and ks in times:
+                        rows.append({"layer": l[0], "gen": g, "sparsity": sp, "dense": dk, "sparse": sk,
+                                     "dense_instructions": insns[kd], "sparse_instructions": insns[ks],
+                                     "dense_ms": times[kd]["min_ms"], "sparse_ms": times[ks]["min_ms"],
+                                     "dense_median_ms": times[kd]["median_ms"],
+                                     "sparse_median_ms": times[ks]["median_ms"],
+                                     "instr_ratio": insns[ks] / insns[kd],
+                                     "mca_ratio": cycles[ks] / cycles[kd] if cycles[kd] else None,
+                                     "time_ratio": times[ks]["min_ms"] / times[kd]["min_ms"],
+                                     "median_time_ratio": times[ks]["median_ms"] / times[kd]["median_ms"]})
+    return rows, {"load_before": round(load0, 1), "load_after": round(os.getloadavg()[0], 1),
+                  "cpu": cpu_name(), "time_reps": time_reps, "llvm_mca_cpu": X86_MCA_CPU if mca else None,
+                  "mca_unmodelled_instruction_share": round(max(missing.values(), default=0), 4)}
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def x86_table(rows, info):
+    out = ["How far instruction ratios predict time on this host (%s; load %.1f -> %.1f): "
+           "sparse/dense instructions counted under qemu-x86_64 -cpu max against measured "
+           "thread CPU time, minimum (median) of %d interleaved runs:" % (
+               info["cpu"], info["load_before"], info["load_after"], info["time_reps"]), "",
+           "| layer | filters | sparsity | pair (dense / sparse) | instr ratio | llvm-mca %s ratio | "
+           "time ratio | time / instr | time / mca |" % X86_MCA_CPU,
+           "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        m = r.get("mca_ratio")
+        out.append("| %s | %s | %.2f | %s / %s | %.2f | %s | %.2f (%.2f) | %.2f | %s |" % (
+            r["layer"], r["gen"], r["sparsity"], r["dense"].replace("bconv2d_", ""),
+            r["sparse"].replace("bconv2d_", ""), r["instr_ratio"], "%.2f" % m if m else "-", r["time_ratio"],
+            r["median_time_ratio"], r["time_ratio"] / r["instr_ratio"], "%.2f" % (r["time_ratio"] / m) if m else "-"))
+    return "\n".join(out) + "\n"
 
 
 # ----------------------------------------------------------------------------------
@@ -721,11 +853,11 @@ def tables(results, layers, labels):
 
 def write_json(path, doc):
     """Indented JSON with one line per result (readable diffs, a few hundred KB)."""
-    head = {k: v for k, v in doc.items() if k not in ("results", "network_totals")}
+    head = {k: v for k, v in doc.items() if k not in ("results", "network_totals", "x86_check")}
     text = json.dumps(head, indent=1)[:-2]
-    for key in ("network_totals", "results"):
+    for key in ("network_totals", "x86_check", "results"):
         text += ',\n "%s": [\n' % key
-        text += ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc[key])
+        text += ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc.get(key) or [])
         text += "\n ]"
     with open(path, "w") as f:
         f.write(text + "\n}\n")
@@ -761,6 +893,12 @@ def main(argv=None):
                     help="directory with qemu-plugin.h (default: from the installed qemu's Debian source)")
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "arm_cost"), help="build directory")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--x86-check", action="store_true",
+                    help="also check on this x86 host how well instruction ratios predict time "
+                         "ratios (AVX2 and scalar pairs: qemu-x86_64 counts vs native timings)")
+    ap.add_argument("--x86-layer", action="append", metavar="SUBSTR",
+                    help="layers for --x86-check (default: those measured, ResNet-18 ones only)")
+    ap.add_argument("--time-reps", type=int, default=200, help="timed runs per kernel for --x86-check")
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables here")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -771,6 +909,8 @@ def main(argv=None):
             ap.error("--sparsity %r: must be in [0.5, 1)" % s)
     if not 1 <= a.reps <= 100:
         ap.error("--reps %r: must be in 1..100" % a.reps)
+    if a.time_reps < 1:
+        ap.error("--time-reps %r: must be >= 1" % a.time_reps)
     if a.jobs < 1:
         ap.error("--jobs %r: must be >= 1" % a.jobs)
     nets = a.network or list(NETWORKS)
@@ -814,6 +954,13 @@ def main(argv=None):
     results = analyse(index, regions, harness, mca, work)
     labels = [lab for lab, _ in MCA_CPUS] if mca else []
     md, totals = tables(results, layers, labels)
+    x86_rows, x86_info = None, None
+    if a.x86_check:
+        xl = [l for l in NETWORKS["resnet18"]
+              if (any(x in l[0] for x in a.x86_layer) if a.x86_layer else l in layers)]
+        x86_rows, x86_info = x86_check(work, plugin, a.jobs, xl, gens, sparsities, a.time_reps,
+                                       not a.no_install, mca)
+        md += "\n\n" + x86_table(x86_rows, x86_info)
     nondet = [r for r in results if not r["deterministic"]]
     dense_vary = collections.defaultdict(set)
     for r in results:
@@ -855,6 +1002,8 @@ def main(argv=None):
             "seconds": round(time.time() - t_start, 1),
             "results": results,
             "network_totals": totals,
+            "x86_check": x86_rows,
+            "x86_check_host": x86_info,
         }
         write_json(a.json, doc)
     if nondet:

@@ -6,19 +6,23 @@
 //
 //   harness --layer NAME:H:W:C:O:K:STRIDE:PAD ... [--gen bernoulli|k0k1]...
 //           [--sparsity S]... [--kernel SUBSTR]... [--reps N] [--no-check]
-//           [--list-kernels]
+//           [--time N] [--list-kernels]
 //
 // stdout: one JSON object per line, one per region, in region order, e.g.
 //   {"region": 3, "layer": "8x8x256->256", "gen": "bernoulli", "sparsity": 0.95,
 //    "kernel": "bconv2d_sparse_bitplane_128__neon", "sparse": true, "phase": "run", ...}
 // and {"mismatch": ...} lines when a kernel's output differs from the reference kernel.
-// Exit status 1 on a mismatch, 2 on bad arguments.
+// Exit status 1 on a mismatch, 2 on bad arguments. --time N (for native x86 runs, the
+// driver's --x86-check) also times N rounds of the kernels, interleaved, and prints
+// {"timing": kernel, ..., "min_ms", "median_ms"} lines (thread CPU time per run).
 //
 // Filters and input are made as benchmarks/sparse_kernels.cc makes them (same
 // generators from tflite/tests/core/sparse_filter_gen.h, same seeds), so the counts
 // belong to the filters of docs/sparse_kernels.md's timings. Before the measured runs
 // each kernel runs once unmeasured (it grows its scratch buffers) and that output is
 // checked against the reference kernel.
+#include <time.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -89,6 +93,12 @@ sbnn::BConv2DShape make_shape(const Layer& l) {
   return s;
 }
 
+double thread_cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
 bool matches(const std::vector<std::string>& subs, const std::string& s) {
   if (subs.empty()) return true;
   for (const auto& x : subs)
@@ -132,7 +142,7 @@ int main(int argc, char** argv) {
   std::vector<Layer> layers;
   std::vector<std::string> gens, kernel_subs;
   std::vector<double> sparsities;
-  int reps = 2;
+  int reps = 2, time_reps = 0;
   bool check = true, list = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -170,6 +180,12 @@ int main(int argc, char** argv) {
       reps = std::atoi(v.c_str());
       if (reps < 1 || reps > 100) {
         std::fprintf(stderr, "harness: --reps %s: expected 1..100\n", v.c_str());
+        return 2;
+      }
+    } else if (a == "--time") {
+      time_reps = std::atoi(v.c_str());
+      if (time_reps < 1 || time_reps > 100000) {
+        std::fprintf(stderr, "harness: --time %s: expected 1..100000\n", v.c_str());
         return 2;
       }
     } else {
@@ -247,6 +263,11 @@ int main(int argc, char** argv) {
         const int32_t* in = reinterpret_cast<const int32_t*>(input.data());
         const int32_t* flt = reinterpret_cast<const int32_t*>(filter.data());
         if (check) ref->run(s, nullptr, in, flt, expect.data(), 0, s.out_h);
+        // Prepare every kernel, check it, count its runs; then (--time) time them
+        // interleaved, so that all of them see the same machine load.
+        std::vector<const sbnn::BConv2DKernel*> ks;
+        std::vector<bool> sparse;
+        std::vector<void*> preps;
         for (const auto& kp : kernels) {
           const sbnn::BConv2DKernel* k = kp.first;
           if (!k->supported(s)) continue;
@@ -280,8 +301,28 @@ int main(int argc, char** argv) {
                         k->name, l.name.c_str(), gen.c_str(), sp);
             ok = false;
           }
-          if (k->release) k->release(prep);
+          ks.push_back(k);
+          sparse.push_back(kp.second);
+          preps.push_back(prep);
         }
+        if (time_reps > 0) {
+          std::vector<std::vector<double>> t(ks.size());
+          for (int r = 0; r < time_reps; ++r)
+            for (size_t i = 0; i < ks.size(); ++i) {
+              const double t0 = thread_cpu_ms();
+              ks[i]->run(s, preps[i], in, flt, got.data(), 0, s.out_h);
+              t[i].push_back(thread_cpu_ms() - t0);
+            }
+          for (size_t i = 0; i < ks.size(); ++i) {
+            std::sort(t[i].begin(), t[i].end());
+            std::printf("{\"timing\": \"%s\", \"layer\": \"%s\", \"gen\": \"%s\", \"sparsity\": %.4f, "
+                        "\"sparse\": %s, \"reps\": %d, \"min_ms\": %.6f, \"median_ms\": %.6f}\n",
+                        ks[i]->name, l.name.c_str(), gen.c_str(), sp, sparse[i] ? "true" : "false", time_reps,
+                        t[i][0], t[i][t[i].size() / 2]);
+          }
+        }
+        for (size_t i = 0; i < ks.size(); ++i)
+          if (ks[i]->release) ks[i]->release(preps[i]);
         std::fflush(stdout);
       }
   }
