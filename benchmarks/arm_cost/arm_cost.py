@@ -783,11 +783,15 @@ def tables(results, layers, labels):
     out.append("| network | sparse kernel | filters | sparsity | " + " | ".join("ratio " + m for m in metrics) + " |")
     out.append("|---|---|---|---:|" + "---:|" * len(metrics))
     totals = []
+    all_sparse = []
+    for r in results:
+        if r["sparse"] and r["kernel"] not in all_sparse:
+            all_sparse.append(r["kernel"])
     for net, nl in NETWORKS.items():
         names = {l[0]: l[8] for l in nl}
         if not any(l[0] in names for l in layers):
             continue
-        for sk in sparse_ks:
+        for sk in all_sparse:
             for g, sp in gs:
                 sums = {m: [0.0, 0.0] for m in metrics}
                 complete = True
@@ -902,8 +906,20 @@ def main(argv=None):
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables here")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--from-json", metavar="PATH",
+                    help="only print the tables of a saved --json result (nothing is built or run)")
     a = ap.parse_args(argv)
     VERBOSE = a.verbose
+    if a.from_json:
+        doc = json.load(open(a.from_json))
+        saved = [tuple(l) for n in doc["networks"] for l in doc["networks"][n]]
+        labels = [lab for lab in doc.get("mca_cpus") or {}]
+        md, _ = tables(doc["results"], saved, labels)
+        print("commit %s: `%s`\n" % (doc["commit"], doc["command"]))
+        print(md)
+        if doc.get("x86_check"):
+            print("\n" + x86_table(doc["x86_check"], doc["x86_check_host"]))
+        return 0
     for s in a.sparsity or []:
         if not 0.5 <= s < 1:
             ap.error("--sparsity %r: must be in [0.5, 1)" % s)
