@@ -819,6 +819,9 @@ def tables(results, layers, labels):
     if not totals:
         out.append("| (no network measured completely) |")
     out.append("")
+    g = goals_table(results, labels)
+    if g:
+        out.append(g)
     # Stage split.
     lab = labels[-1] if labels else None
     for kname in [dense_k] + sparse_ks:
@@ -869,6 +872,53 @@ def write_json(path, doc):
         text += "\n ]"
     with open(path, "w") as f:
         f.write(text + "\n}\n")
+
+
+# The project's NEON goals for the sparse kernels (docs/benchmarks.md "ARM cost"), on the
+# binary convs of ResNet-18: (what, model, sparsity, limit of sparse/dense).
+GOALS = (
+    ("every layer", "A76~N1", 0.95, 0.5),
+    ("16 convs together", "A76~N1", 0.95, 0.4),
+    ("16 convs together", "A76~N1", 0.99, 0.25),
+    ("16 convs together", "A72", 0.95, 0.6),
+)
+
+
+def goals_table(results, labels):
+    """The NEON goals against the results: one row per sparse ISA kernel and generator."""
+    if not labels:
+        return ""
+    by = {(r["layer"], r["gen"], round(r["sparsity"], 4), r["kernel"]): r for r in results}
+    dense_k = next((r["kernel"] for r in results if not r["sparse"] and isa_kernel(r["kernel"])), None)
+    sparse_ks = []
+    for r in results:
+        if r["sparse"] and isa_kernel(r["kernel"]) and r["kernel"] not in sparse_ks:
+            sparse_ks.append(r["kernel"])
+    layers = NETWORKS["resnet18"]
+    rows = []
+    for sk in sparse_ks:
+        for g in GENS:
+            cells, complete = [], True
+            for what, lab, sp, limit in GOALS:
+                ds = [(by.get((l[0], g, sp, dense_k)), by.get((l[0], g, sp, sk)), l[8]) for l in layers]
+                if lab not in labels or not all(d and s for d, s, _ in ds):
+                    complete = False
+                    break
+                if what == "every layer":
+                    v = max(s["cycles"][lab] / d["cycles"][lab] for d, s, _ in ds)
+                else:
+                    v = (sum(c * s["cycles"][lab] for d, s, c in ds) /
+                         sum(c * d["cycles"][lab] for d, s, c in ds))
+                cells.append("%.2f %s" % (v, "met" if v <= limit else "not met"))
+            if complete:
+                rows.append("| %s | %s | %s |" % (sk.replace("bconv2d_", ""), g, " | ".join(cells)))
+    if not rows:
+        return ""
+    head = " | ".join("%s, %s, %.0f%%: <= %.2f" % (w, lab, 100 * sp, lim) for w, lab, sp, lim in GOALS)
+    return "\n".join(["NEON goals on ResNet-18's binary convs (sparse/dense model cycles; "
+                      "\"every layer\" = the worst layer):", "",
+                      "| sparse kernel | filters | " + head + " |",
+                      "|---|---|" + "---|" * len(GOALS)] + rows) + "\n\n"
 
 
 def git_commit():
