@@ -15,6 +15,7 @@ tensor:
   runs ops in is the file's order);
 - every tensor is written at most once, and never a model input or a constant;
 - every model output is produced;
+- a builtin op (other than the recurrent ones) has tensors for its inputs 0 and 1;
 - no tensor has a zero dimension, and none needs more than ``MAX_TENSOR_BYTES``;
 - convolutions and poolings (TFLite's and the binary ops) have strides, dilations,
   windows and paddings in range, and their declared output shape is the one their
@@ -29,6 +30,11 @@ MAX_TENSOR_BYTES = 1 << 31
 MAX_STRIDE = 1 << 16  # the delegate's kMaxStrideOrDilation / kMaxWindow bounds
 
 ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 11: 16, 16: 4}
+
+#: builtin recurrent ops (LSTM, RNN and their sequence forms, SVDF), whose many
+#: optional inputs may be -1 anywhere; every other builtin needs inputs 0 and 1 when it
+#: lists them (TFLite's reduce ops, e.g. MEAN, dereference a missing axis tensor)
+_RECURRENT = {16, 24, 27, 35, 44, 46, 52}
 
 #: builtin codes with a 2-D window: CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D
 _CONV, _DEPTHWISE, _AVG_POOL, _MAX_POOL = 3, 4, 1, 17
@@ -167,6 +173,11 @@ def validate(model, g: int = 0) -> None:
         name = _op_name(model, op)
         where = f"op {j} ({name})"
         outs = set(int(k) for k in ([] if op.outputs is None else op.outputs))
+        builtin = _builtin(model, op)
+        if builtin >= 0 and builtin not in _RECURRENT and op.inputs is not None:
+            for slot, k in enumerate(list(op.inputs)[:2]):
+                if int(k) < 0:
+                    bad(f"{where} has no tensor for its required input {slot}")
         for k in [] if op.inputs is None else op.inputs:
             k = int(k)
             if not 0 <= k < n_t:

@@ -85,8 +85,14 @@ def stride(name, value):
         (lambda: read_later("resnet-sparse"), "out of order"),
         (lambda: stride("vgg-lce", 33), "is declared"),
         (lambda: stride("resnet-sparse", 65536), "is declared"),
+        # found by fuzz_runtime: MEAN without its axis tensor, SIGSEGV in TFLite's
+        # reduce::PrepareSimple (stock tf.lite, after check_model)
+        (lambda: edited("resnet-lce", lambda m: mu.set_input(
+            m, next(i for i, op in enumerate(m.subgraphs[0].operators)
+                    if mu.op_name(m, op) == "builtin_40"), 1, -1)), "required input 1"),
     ],
-    ids=["self_read_vgg", "self_read_resnet_sparse", "read_later", "stride_33", "stride_65536"],
+    ids=["self_read_vgg", "self_read_resnet_sparse", "read_later", "stride_33", "stride_65536",
+         "mean_without_axis"],
 )
 def test_check_model_refuses_graphs_that_crash_the_stock_runtime(case, expect):
     with pytest.raises(ValueError, match=expect) as info:

@@ -17,7 +17,8 @@ a worker subprocess through:
 A process death or hang is re-run alone, then under gdb for a native backtrace, and
 triaged: *ours* when the crashing frame is in ``libsbnn_delegate.so`` (or our
 Python), *stock* otherwise (TFLite, XNNPACK, LiteRT). Each crashing file is kept in
-``--findings``. Exit status 1 when any crash was found.
+``--findings``. Exit status 1 when a crash reproduces alone (one that does not was
+left behind by an earlier execution and is only reported).
 
     python scripts/reliability/fuzz_runtime.py --seconds 300 --findings /tmp/findings
 """
@@ -131,7 +132,10 @@ def main(argv=None) -> int:
     print(f"crashes: {len(crashes)} ({summary['ours']} ours)")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
-    return 1 if any(c["outcome"] in ("death", "hang") for c in crashes) else 0
+    # A crash that does not happen again in a fresh process came from heap damage an
+    # earlier execution left in the worker: it is reported (and its file kept), but only
+    # a crash that reproduces alone fails the run, since the damaging input is unknown.
+    return 1 if any(c.get("isolated") in ("death", "hang") for c in crashes) else 0
 
 
 if __name__ == "__main__":
