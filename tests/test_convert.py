@@ -154,7 +154,6 @@ def test_unsupported_binary_layer_names_the_layer():
         lq.layers.QuantDepthwiseConv2D(3, input_quantizer="ste_sign", depthwise_quantizer="ste_sign", name="dw"),
         sbnn_keras.QuantConv2D(4, 1, kernel_quantizer="sbnn_learned", input_quantizer="ste_sign"),
     ])
-    # the depthwise layer has no kernel_quantizer: it is float to LCE and not flagged binary here;
     # a binary-kernel layer of an unsupported class is flagged:
     conv1d = tf.keras.Sequential([
         tf.keras.Input((6, 4)),
@@ -162,7 +161,11 @@ def test_unsupported_binary_layer_names_the_layer():
     ])
     with pytest.raises(ConversionError, match="'c1d' \\(QuantConv1D\\) has binary weights but no binary"):
         sbnn_keras.convert(conv1d)
-    assert sbnn_keras.convert(model)
+    # a binary depthwise kernel has no binary op either (it used to become a float op
+    # silently); float_layers keeps it float on purpose
+    with pytest.raises(ConversionError, match="'dw' \\(QuantDepthwiseConv2D\\) has a binary depthwise"):
+        sbnn_keras.convert(model)
+    assert sbnn_keras.convert(model, float_layers=["dw"])
 
 
 def test_custom_layer_with_binary_layers_is_an_error():
