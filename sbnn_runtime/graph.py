@@ -132,6 +132,8 @@ def _window_op(model, sg, j, op, name, builtin):
             dh, dw = get("dilation_height_factor", 1), get("dilation_width_factor", 1)
         if None in (sh, sw, pad, dh, dw) or pad not in (0, 1):
             return None  # missing or mistyped options: the delegate names them
+        if not all(1 <= v <= MAX_STRIDE for v in (sh, sw, dh, dw) + ((kh, kw) if kh is not None else ())):
+            return None  # out of the delegate's bounds: it names the option and the node
         return (sh, sw, dh, dw, kh, kw, pad == 0)
     return None
 
@@ -229,6 +231,8 @@ def _check_window(model, sg, j, op, name) -> None:
         raise GraphError(f"the .tflite graph is inconsistent: {where} has a {kh}x{kw} window")
     oh = _out_size(xs[1], kh, sh, dh, same)
     ow = _out_size(xs[2], kw, sw, dw, same)
+    if (oh < 1 or ow < 1) and builtin < 0:
+        return  # a binary op's window larger than its input: the delegate says so, naming it
     if oh < 1 or ow < 1:
         raise GraphError(
             f"the .tflite graph is inconsistent: {where}: its {kh}x{kw} window (dilation {dh}x{dw}) "
