@@ -76,8 +76,8 @@ import tensorflow as tf  # noqa: E402
 from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter  # noqa: E402
 
 import models  # noqa: E402  (benchmarks/models.py)
-from sbnn_keras import runtime  # noqa: E402
-from sbnn_keras.tflite_model import read_tflite  # noqa: E402
+import sbnn_runtime as runtime
+from sbnn_runtime.tflite_model import read_tflite  # noqa: E402
 
 CACHE = ROOT / "build" / "latency"
 #: the dense kernel forced in the "..._dense" configurations (None: not on this CPU)
@@ -472,7 +472,7 @@ def main():
     p.add_argument(
         "--delegate",
         default="installed",
-        help="'installed' (sbnn_keras.runtime.library_path()), 'head' (build tflite/ of the "
+        help="'installed' (sbnn_runtime.library_path()), 'head' (build tflite/ of the "
         "git HEAD commit into build/latency/delegate-<commit>/), or a path",
     )
     p.add_argument(

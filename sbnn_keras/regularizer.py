@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 from sbnn_keras import layers as sbnn_layers_mod  # noqa: E402
 from sbnn_keras import math as sbnn_math  # noqa: E402
 
-__all__ = ["SparsityRegularizer", "load_model", "custom_objects"]
+__all__ = ["SparsityRegularizer", "load_model", "custom_objects", "register_custom_objects"]
 
 AUTHORS_LAMBDA_THRESHOLD = 1e-4
 
@@ -393,13 +393,33 @@ class _FnLoss(tf.keras.losses.Loss):
         return getattr(self.fn, "__name__", None)
 
 
+_REGISTERED: dict = {}
+
+
+def register_custom_objects(objects: dict) -> None:
+    """Adds classes to ``custom_objects()`` (and so to ``load_model``).
+
+    Packages built on sbnn_keras (the zoo in ``sbnn_zoo``) register their layers and
+    quantizers when they are imported, so the library never imports them.
+
+    Raises:
+        ValueError: ``objects`` is not a dict of names to classes.
+    """
+    if not isinstance(objects, dict) or not all(
+        isinstance(k, str) and isinstance(v, type) for k, v in objects.items()
+    ):
+        raise ValueError(f"register_custom_objects: argument `objects` must map names to classes, got {objects!r}")
+    _REGISTERED.update(objects)
+
+
 def custom_objects() -> dict:
     """Every sbnn_keras class by name, for ``tf.keras.models.load_model``.
 
-    Includes the model zoo's quantizers and layers (IR-Net's EDE sign, ReActNet's
-    RPReLU, ...), so models built by ``sbnn_keras.zoo`` load without importing it.
+    Also holds the classes that packages built on sbnn_keras registered with
+    ``register_custom_objects`` (after ``import sbnn_zoo.zoo``: IR-Net's EDE sign,
+    ReActNet's RPReLU, ...).
     """
-    from sbnn_keras import layers, quantizers, zoo
+    from sbnn_keras import layers, quantizers
 
     return {
         "QuantConv2D": layers.QuantConv2D,
@@ -407,7 +427,7 @@ def custom_objects() -> dict:
         "SbnnQuantizer": quantizers.SbnnQuantizer,
         "SiBnnQuantizer": quantizers.SiBnnQuantizer,
         "SparsityRegularizer": SparsityRegularizer,
-        **zoo.custom_objects(),
+        **_REGISTERED,
     }
 
 
