@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 import sbnn_keras
+import sbnn_runtime
 from sbnn_zoo import datasets, zoo
 
 ROOT = Path(__file__).resolve().parent.parent
