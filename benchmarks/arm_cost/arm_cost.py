@@ -84,14 +84,15 @@ MCA_CANDIDATES = ("llvm-mca-19", "llvm-mca-18", "llvm-mca-17", "llvm-mca")
 # take the stage of the function that called them. Kernels change: a function no pattern
 # knows lands in "other", and the JSON's "functions" lists the innermost functions by
 # name whatever the patterns say.
-OUTPUT_PATTERN = r"output|(^|_)emit($|_)|store_dot|write_dot|bitpack|threshold|^to_(bits|float|int8)|^q_to_"
-SPARSE_STAGES = (
-    ("transpose", r"build_band|transpose_row|extract_rows|band_bits|^h_row|zero_rows"),
-    ("count", r"accumulate|^csa|ripple|hs_count|^count_|_count$"),
-    ("convert", r"convert|to_counts"),
+OUTPUT_PATTERN = (r"output|(^|_)emit($|_)|clear_band|store_dot|write_dot|bitpack|threshold|"
+                  r"^to_(bits|float|int8)|^q_to_")
+SPARSE_STAGES = (  # per frame the first matching rule wins: setup before output
+    ("transpose", r"build_band|transpose_row|extract_rows|^band_bits$|^h_row$|zero_rows"),
+    ("count", r"accumulate|^csa$|ripple|hs_count|^count_"),
+    ("convert", r"convert|to_counts|counts_of|dot_of"),
+    ("setup", r"^run_bitplane|scratch|plan|seg_lists|band_segments"),
     ("output", OUTPUT_PATTERN),
     ("channels", r"process_channels"),
-    ("setup", r"run_bitplane|scratch|plan|seg_lists|band_segments"),
 )
 DENSE_STAGES = (
     ("tile", r"tile|micro"),
@@ -513,8 +514,9 @@ def analyse(index, regions, binary, mca, work):
         if x["phase"] == "empty":
             continue
         key = (x["layer"], x["gen"], round(x["sparsity"], 4), x["kernel"])
-        d = res.setdefault(key, {k: x[k] for k in ("layer", "gen", "sparsity", "kernel", "sparse",
-                                                   "connections", "density", "k0", "k1", "macs")})
+        d = res.setdefault(key, {k: x.get(k) for k in ("layer", "gen", "sparsity", "kernel", "sparse",
+                                                       "fused_output", "connections", "density", "k0",
+                                                       "k1", "macs")})
         n = regions[x["region"]]["insns"] - empty
         if x["phase"] == "prepare":
             d["prepare_instructions"] = n
