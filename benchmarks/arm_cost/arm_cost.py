@@ -278,14 +278,19 @@ def build_plugin(work, inc):
     return out
 
 
+NO_TESTS = ["-DSBNN_BUILD_TESTS=OFF", "-DSBNN_BUILD_BENCH=OFF", "-DSBNN_CORE_TESTS=OFF",
+            "-DSBNN_CORE_BENCH=OFF", "-Wno-dev", "--no-warn-unused-cli"]
+
+
 def build_core(build, jobs, debug):
     """The core library cross-built with the project's CMake and toolchain file,
     Release (the library sets -O3 itself). -g only adds debug info."""
     flags = ["-DCMAKE_CXX_FLAGS=-g"] if debug else ["-DCMAKE_CXX_FLAGS="]
+    # Tests and benchmarks off (their options before and after the CMake restructure, so
+    # that --source can point at an older tree too; unused ones are only warned about).
     run(["cmake", "-S", os.path.join(SOURCE, "tflite"), "-B", build,
          "-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(SOURCE, "tflite/toolchains/aarch64-linux-gnu.cmake"),
-         "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF",
-         "-DSBNN_CORE_BENCH=OFF"] + flags, stdout=subprocess.DEVNULL)
+         "-DCMAKE_BUILD_TYPE=Release"] + NO_TESTS + flags, stdout=subprocess.DEVNULL)
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     libs = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))
     if not libs:
@@ -631,8 +636,8 @@ def x86_check(work, plugin, jobs, layers, gens, sparsities, time_reps, install, 
             sys.exit("--x86-check needs g++ and qemu-x86_64 (qemu-user)")
         apt_install(["g++", "qemu-user"])
     build = os.path.join(work, "core-x86_64")
-    run(["cmake", "-S", os.path.join(SOURCE, "tflite"), "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-         "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF", "-DSBNN_CORE_BENCH=OFF"], stdout=subprocess.DEVNULL)
+    run(["cmake", "-S", os.path.join(SOURCE, "tflite"), "-B", build, "-DCMAKE_BUILD_TYPE=Release"] + NO_TESTS,
+        stdout=subprocess.DEVNULL)
     log("x86 check: building the core library for this host (Release)")
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     lib = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))[0]
