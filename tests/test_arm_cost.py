@@ -139,6 +139,8 @@ def _check_counts(doc):
         lo, hi = by[(k, 0.9)], by[(k, 0.99)]
         if lo["sparse"]:
             assert hi["instructions"] < lo["instructions"], k
-        else:
+        elif doc["output"] == "dot":
             assert hi["instructions"] == lo["instructions"], k
+        else:  # the output call allocates scratch: malloc's path depends on the heap's history
+            assert abs(hi["instructions"] - lo["instructions"]) < 1e-3 * lo["instructions"], k
     assert doc["network_totals"] == []  # one layer is not a network
