@@ -29,15 +29,18 @@ fi
 # (the toolchain file sets it as CMake's cross-compiling emulator).
 cmake -S "$ROOT/tflite" -B "$BUILD_DIR" \
   -DCMAKE_TOOLCHAIN_FILE="$ROOT/tflite/toolchains/aarch64-linux-gnu.cmake" \
-  -DCMAKE_BUILD_TYPE=Release -DSBNN_BUILD_TESTS=ON -DSBNN_CORE_TESTS=ON \
-  -DSBNN_CORE_BENCH=ON >/dev/null
+  -DCMAKE_BUILD_TYPE=Release -DSBNN_BUILD_TESTS=ON -DSBNN_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD_DIR" -j"$JOBS"
 
 file "$BUILD_DIR/libsbnn_delegate.so" 2>/dev/null || true
+# What the library asks of a device (docs/deployment.md): glibc floor <= 2.28, no C++
+# runtime needed; the C functions its own code calls all exported by Android's bionic.
+python3 "$ROOT/tflite/abi/check_library.py" "$BUILD_DIR/libsbnn_delegate.so" --glibc-max 2.28 \
+  --objects "$BUILD_DIR"/CMakeFiles/sbnn_delegate_obj.dir/*/*.o "$BUILD_DIR/core/libsbnn_core.a"
 echo "running the CTest tests under qemu-aarch64:"
 (cd "$BUILD_DIR" && ctest --output-on-failure)
 # The sparse kernels once more with extra arguments when given: SPARSE_ARGS selects
 # suites/kernels, e.g. SPARSE_ARGS="--suite models".
 if [ -n "${SPARSE_ARGS:-}" ]; then
-  qemu-aarch64 -L /usr/aarch64-linux-gnu "$BUILD_DIR/core/sbnn_sparse_tests" ${SPARSE_ARGS}
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$BUILD_DIR/tests/sbnn_sparse_tests" ${SPARSE_ARGS}
 fi
