@@ -275,7 +275,89 @@ void emit(const Pix* pix, int n, int q0, const uint8_t* tr, const uint8_t* trh, 
   }
 }
 
+// ----------------------------------------------------------------------------------
+// Input transposition.
+
+// transpose_row_portable's result (T and pc for input row iy of group g) with the 8x8
+// bit transposes done 16 channel bytes x 8 pixels at a time across 8 registers.
+inline void transpose_row_neon(BandCtx& x, int iy) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg, sw = p.sw, tq = p.tq;
+  const int cg8 = (cg + 7) & ~7, nbytes = (cg + 7) / 8;
+  std::memset(x.T, 0, sizeof(uint64_t) * cg8 * sw * tq);
+  const size_t pstride = static_cast<size_t>(s.in_words) * 4;
+  // The group's channels start at byte g * filter_words * 4 of a pixel when groups are
+  // word-aligned (groups == 1 or cg % 32 == 0): the caller checks.
+  const size_t gofs = static_cast<size_t>(x.g) * s.filter_words * 4;
+  const size_t avail = pstride - gofs;  // bytes of the pixel from the group's start
+  const uint8_t* row = reinterpret_cast<const uint8_t*>(x.input) + (x.b * s.in_h + iy) * s.in_w * pstride + gofs;
+  uint8_t* T8 = reinterpret_cast<uint8_t*>(x.T);
+  const size_t cstride = static_cast<size_t>(sw) * tq * 8;  // bytes between channels
+  const uint8_t last_mask = static_cast<uint8_t>(cg % 8 == 0 ? 0xff : (1u << (cg % 8)) - 1u);
+  for (int phi = 0; phi < sw && phi < s.in_w; ++phi) {
+    const int nxp = (s.in_w - phi + sw - 1) / sw;
+    int32_t* pc = x.pc + phi * x.pc_stride + x.pc_margin;
+    for (int j0 = 0; j0 < nxp; j0 += 8) {
+      const int n = std::min(8, nxp - j0);
+      uint32_t cnt[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int k0 = 0; k0 < nbytes; k0 += 16) {
+        const int nb = std::min(16, nbytes - k0);
+        // Bytes k0 + nb - 1 and beyond are masked (the group's last channels).
+        alignas(16) uint8_t mask_bytes[16];
+        for (int k = 0; k < 16; ++k)
+          mask_bytes[k] = k < nb - 1 ? 0xff : k == nb - 1 ? (k0 + k == nbytes - 1 ? last_mask : 0xff) : 0;
+        const uint8x16_t mask = vld1q_u8(mask_bytes);
+        uint8x16_t r[8];
+        for (int i = 0; i < 8; ++i) {
+          if (i >= n) {
+            r[i] = vdupq_n_u8(0);
+            continue;
+          }
+          const uint8_t* px = row + static_cast<size_t>((j0 + i) * sw + phi) * pstride + k0;
+          uint8x16_t v;
+          if (static_cast<size_t>(k0) + 16 <= avail) {
+            v = vld1q_u8(px);
+          } else if (nb <= 8 && static_cast<size_t>(k0) + 8 <= avail) {
+            v = vcombine_u8(vld1_u8(px), vdup_n_u8(0));
+          } else {
+            alignas(16) uint8_t tmp[16] = {0};
+            std::memcpy(tmp, px, std::min<size_t>(16, avail - k0));
+            v = vld1q_u8(tmp);
+          }
+          v = vandq_u8(v, mask);
+          cnt[i] += vaddvq_u8(vcntq_u8(v));
+          r[i] = v;
+        }
+        transpose_bits8(r);
+        // r[c] byte k: pixels j0 .. j0 + 7 of channel 8 (k0 + k) + c.
+        uint8_t* dst = T8 + static_cast<size_t>(phi) * tq * 8 + (p.tmargin + j0) / 8 +
+                       static_cast<size_t>(8 * k0) * cstride;
+        for (int c = 0; c < 8; ++c) {
+          alignas(16) uint8_t b[16];
+          vst1q_u8(b, r[c]);
+          uint8_t* d = dst + c * cstride;
+          for (int k = 0; k < nb; ++k) d[static_cast<size_t>(8 * k) * cstride] = b[k];
+        }
+      }
+      for (int i = 0; i < n; ++i) pc[j0 + i] = static_cast<int32_t>(cnt[i]);
+    }
+  }
+}
+
 struct NeonImpl : BitplanePortable<2> {
+  static void build_band(BandCtx& x) {
+    const BConv2DShape& s = *x.s;
+    if (s.groups != 1 && x.f->cg % 32 != 0) {
+      BitplanePortable<2>::build_band(x);
+      return;
+    }
+    build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+      transpose_row_neon(c, iy);
+      extract_rows_portable(c, ph, jj);
+    });
+  }
+
   // Work memory of process_channels: bp [ncl][og] int32, pix [nb * R], CB [2][8 or 16][16]
   // vectors (count bytes of 16 channels, before the byte transpose), TR [2][G or 2
   // vectors * 128][16] bytes (count bytes in pixel order, low and high).
