@@ -345,6 +345,29 @@ inline void transpose_row_neon(BandCtx& x, int iy) {
   }
 }
 
+// extract_rows_portable for rows of RB <= 8 bytes (R <= 64): one shifted, masked word
+// per (column, channel), stored with one RB-byte store (no library call).
+template <int RB>
+inline void extract_rows_small(BandCtx& x, int ph, int jj) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg, sw = p.sw, tq = p.tq;
+  const size_t rowoff = (static_cast<size_t>(ph) * p.rows_pp + jj) * RB;
+  const uint64_t mask = s.out_w >= 64 ? ~uint64_t{0} : (uint64_t{1} << s.out_w) - 1;
+  const size_t cstep = static_cast<size_t>(sw) * tq;
+  for (int fx = 0; fx < s.filter_w; ++fx) {
+    const long start = p.tmargin + p.qx[fx];
+    const int sh = static_cast<int>(start & 63);
+    const uint64_t* t = x.T + static_cast<size_t>(p.phx[fx]) * tq + (start >> 6);
+    uint8_t* y = x.Y + static_cast<size_t>(fx) * cg * p.plane_bytes + rowoff;
+    for (int c = 0; c < cg; ++c, t += cstep, y += p.plane_bytes) {
+      // (t[1] << 1) << (63 - sh): the high part without a shift by 64 when sh == 0.
+      const uint64_t v = ((t[0] >> sh) | ((t[1] << 1) << (63 - sh))) & mask;
+      std::memcpy(y, &v, RB);  // little-endian: the RB low bytes
+    }
+  }
+}
+
 struct NeonImpl : BitplanePortable<2> {
   static void build_band(BandCtx& x) {
     const BConv2DShape& s = *x.s;
@@ -352,10 +375,33 @@ struct NeonImpl : BitplanePortable<2> {
       BitplanePortable<2>::build_band(x);
       return;
     }
-    build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
-      transpose_row_neon(c, iy);
-      extract_rows_portable(c, ph, jj);
-    });
+    switch (x.p->R) {
+      case 8:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<1>(c, ph, jj);
+        });
+      case 16:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<2>(c, ph, jj);
+        });
+      case 32:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<4>(c, ph, jj);
+        });
+      case 64:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<8>(c, ph, jj);
+        });
+      default:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_portable(c, ph, jj);
+        });
+    }
   }
 
   // Work memory of process_channels: bp [ncl][og] int32, pix [nb * R], CB [2][8 or 16][16]
