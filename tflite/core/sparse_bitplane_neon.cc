@@ -21,6 +21,8 @@
 #include <arm_neon.h>
 
 #include <initializer_list>
+#include <new>
+#include <vector>
 
 #include "bconv2d_kernels.h"
 #include "cpu_features.h"
@@ -194,6 +196,28 @@ void count_segments(const uint8_t* y, const uint8_t* zero, const uint32_t* const
       planes);
 }
 
+// Segments from a prepared list: entry i holds the G offsets of input i (zero_off where
+// a channel has fewer connections), so a load is an address add and a lane load.
+template <int NP, int G>
+void count_segment_list(const uint8_t* y, const uint32_t* list, int n, uint8x16_t (*planes)[kMaxPlanes]) {
+  hs_count<NP, 1>(
+      n,
+      [&](int i, int) __attribute__((always_inline)) {
+        const uint32_t* o = list + G * i;
+        if (G == 2) {
+          const uint64x1_t a = vld1_u64(reinterpret_cast<const uint64_t*>(y + o[0]));
+          const uint64x1_t b = vld1_u64(reinterpret_cast<const uint64_t*>(y + o[1]));
+          return vreinterpretq_u8_u64(vcombine_u64(a, b));
+        }
+        uint32x4_t v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[0]), vdupq_n_u32(0), 0);
+        v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[1 % G]), v, 1);
+        v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[2 % G]), v, 2);
+        v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[3 % G]), v, 3);
+        return vreinterpretq_u8_u32(v);
+      },
+      planes);
+}
+
 typedef void (*DirectFn)(const uint8_t*, const uint32_t*, int, uint8x16_t (*)[kMaxPlanes]);
 typedef void (*SegFn)(const uint8_t*, const uint8_t*, const uint32_t* const*, const int*,
                       uint8x16_t (*)[kMaxPlanes]);
@@ -204,6 +228,9 @@ typedef void (*SegFn)(const uint8_t*, const uint8_t*, const uint32_t* const*, co
    &F<15, __VA_ARGS__>, &F<16, __VA_ARGS__>}
 const DirectFn kDirect[2][kMaxPlanes - 2] = {SBNN_NP_TABLE(count_direct, 1), SBNN_NP_TABLE(count_direct, 2)};
 const SegFn kSeg[2][kMaxPlanes - 2] = {SBNN_NP_TABLE(count_segments, 2), SBNN_NP_TABLE(count_segments, 4)};
+typedef void (*ListFn)(const uint8_t*, const uint32_t*, int, uint8x16_t (*)[kMaxPlanes]);
+const ListFn kList[2][kMaxPlanes - 2] = {SBNN_NP_TABLE(count_segment_list, 2),
+                                         SBNN_NP_TABLE(count_segment_list, 4)};
 #undef SBNN_NP_TABLE
 
 // Planes of one vector -> count bytes: out[i] byte b = low byte of the count of bit
@@ -215,6 +242,70 @@ inline void planes_to_counts(const uint8x16_t* planes, int np, uint8x16_t* out) 
     for (int k = 0; k < 8; ++k) out[8 + k] = 8 + k < np ? planes[8 + k] : vdupq_n_u8(0);
     transpose_bits8(out + 8);
   }
+}
+
+// Prepared segment lists (SparsePrepared::extra) for plans whose whole band fits 64
+// bits (8x8 and 4x4 maps): for unit u (16 G channels from g * og + 16 G u' in group g)
+// and vector j, first[u * 16 + j] .. first[u * 16 + j + 1] are its inputs, G offsets each.
+struct SegLists {
+  uint32_t magic;  // kSegListMagic
+  int G, groups, og, units_per_group;
+  const BitplanePlan* plan;  // the plan the offsets index
+  uint32_t* first;           // [groups * units_per_group * 16 + 1]
+  uint32_t* offs;            // [first[last] * G]
+};
+constexpr uint32_t kSegListMagic = 0x53425347u;  // "SBSG"
+
+int band_segments(int band_bits) { return band_bits > 64 ? 1 : band_bits > 32 ? 2 : 4; }
+
+void free_seg_lists(void* p) { std::free(p); }
+
+SegLists* build_seg_lists(const BConv2DShape& s, const SparseFilter& f, const BitplanePlan& p) {
+  const int G = band_segments(p.nb * p.R);
+  if (G == 1) return nullptr;
+  const int og = f.og, upg = (og + 16 * G - 1) / (16 * G);
+  const size_t nfirst = static_cast<size_t>(s.groups) * upg * 16 + 1;
+  std::vector<uint32_t> first(nfirst, 0);
+  auto conns = [&](int o) { return static_cast<uint32_t>(f.conn_begin[o + 1] - f.conn_begin[o]); };
+  size_t k = 0;
+  for (int g = 0; g < s.groups; ++g)
+    for (int u = 0; u < upg; ++u)
+      for (int j = 0; j < 16; ++j, ++k) {
+        uint32_t n = 0;
+        for (int sg = 0; sg < G; ++sg) {
+          const int c = 16 * G * u + 16 * sg + j;
+          if (c < og) n = std::max(n, conns(g * og + c));
+        }
+        first[k + 1] = first[k] + n;
+      }
+  const size_t entries = first.back();
+  const size_t head = (sizeof(SegLists) + 63) / 64 * 64;
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 64, head + 4 * nfirst + 4 * entries * G + 64) != 0 || mem == nullptr) return nullptr;
+  auto* sl = new (mem) SegLists();
+  sl->magic = kSegListMagic;
+  sl->G = G;
+  sl->groups = s.groups;
+  sl->og = og;
+  sl->units_per_group = upg;
+  sl->plan = &p;
+  sl->first = reinterpret_cast<uint32_t*>(static_cast<char*>(mem) + head);
+  sl->offs = sl->first + nfirst;
+  std::copy(first.begin(), first.end(), sl->first);
+  k = 0;
+  for (int g = 0; g < s.groups; ++g)
+    for (int u = 0; u < upg; ++u)
+      for (int j = 0; j < 16; ++j, ++k) {
+        uint32_t* e = sl->offs + static_cast<size_t>(sl->first[k]) * G;
+        const uint32_t n = sl->first[k + 1] - sl->first[k];
+        for (int sg = 0; sg < G; ++sg) {
+          const int c = 16 * G * u + 16 * sg + j, o = g * og + c;
+          const uint32_t m = c < og ? conns(o) : 0;
+          for (uint32_t i = 0; i < n; ++i)
+            e[static_cast<size_t>(i) * G + sg] = i < m ? p.off[f.conn_begin[o] + i] : *p.zero_off;
+        }
+      }
+  return sl;
 }
 
 // ----------------------------------------------------------------------------------
@@ -433,7 +524,7 @@ struct NeonImpl : BitplanePortable<2> {
       return;
     }
     const int band_bits = x.nbr * p.R;
-    const int G = band_bits > 64 ? 1 : band_bits > 32 ? 2 : 4;
+    const int G = band_segments(band_bits);
     const bool two = np > 8;
     size_t o_pix, o_cb, o_tr;
     layout(p, f, &o_pix, &o_cb, &o_tr);
@@ -516,8 +607,23 @@ struct NeonImpl : BitplanePortable<2> {
     const uint8_t* zero = Y + *p.zero_off;
     const SegFn count = kSeg[G == 2 ? 0 : 1][np - 3];
     const int segb = 16 / G;  // bytes per segment
+    // The prepared lists when this band is the plan's (whole image) band.
+    const auto* sl = static_cast<const SegLists*>(x.sp->extra);
+    const bool use_list = sl != nullptr && sl->magic == kSegListMagic && sl->plan == x.p && sl->G == G &&
+                          sl->groups == s.groups && sl->og == f.og;
+    const ListFn count_list = kList[G == 2 ? 0 : 1][np - 3];
     for (int o0 = o_begin; o0 < o_end; o0 += 16 * G) {
+      const size_t unit = static_cast<size_t>(x.g) * (use_list ? sl->units_per_group : 0) +
+                          static_cast<size_t>(o0 - o_begin) / (16 * G);
       for (int j = 0; j < 16; ++j) {
+        if (use_list) {
+          const uint32_t b = sl->first[unit * 16 + j], e = sl->first[unit * 16 + j + 1];
+          count_list(Y, sl->offs + static_cast<size_t>(b) * G, static_cast<int>(e - b), planes);
+          uint8x16_t c[16];
+          planes_to_counts(planes[0], np, c);
+          for (int i = 0; i < (two ? 16 : 8); ++i) CB[i * 16 + j] = c[i];
+          continue;
+        }
         const uint32_t* offs[4];
         int ns[4];
         for (int sg = 0; sg < G; ++sg) {
@@ -553,7 +659,13 @@ struct NeonImpl : BitplanePortable<2> {
 bool supported(const BConv2DShape& s) { return cpu_features().arm_neon && shape_is_valid(s); }
 
 void* prepare(const BConv2DShape& s, const int32_t* filter) {
-  return make_sparse_prepared(s, filter, kKindNeon, NeonImpl::kNW * 8, kYBudget, true);
+  SparsePrepared* sp = make_sparse_prepared(s, filter, kKindNeon, NeonImpl::kNW * 8, kYBudget, true);
+  if (sp != nullptr && sp->plan != nullptr) {
+    // Narrow maps: segment lists (without them, run uses the per-input checks).
+    sp->extra = build_seg_lists(s, *sp->filter, *sp->plan);
+    sp->free_extra = &free_seg_lists;
+  }
+  return sp;
 }
 
 void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
