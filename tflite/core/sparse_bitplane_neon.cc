@@ -370,14 +370,20 @@ void emit(const Pix* pix, int n, int q0, const uint8_t* tr, const uint8_t* trh, 
 // Input transposition.
 
 // transpose_row_portable's result (T and pc for input row iy of group g) with the 8x8
-// bit transposes done 16 channel bytes x 8 pixels at a time across 8 registers.
-inline void transpose_row_neon(BandCtx& x, int iy) {
+// bit transposes done 16 channel bytes x 8 pixels at a time across 8 registers. With
+// DIRECT (R == 8 and at most 8 pixels per phase: a transposed byte is a whole row) the Y
+// rows of stored row jj of phase ph are written directly instead of T: per filter
+// column, one vector shift and mask for 16 channels.
+template <bool DIRECT = false>
+inline void transpose_row_neon(BandCtx& x, int iy, int ph = 0, int jj = 0) {
   const BConv2DShape& s = *x.s;
   const BitplanePlan& p = *x.p;
   const int cg = x.f->cg, sw = p.sw, tq = p.tq;
   const int cg8 = (cg + 7) & ~7, nbytes = (cg + 7) / 8;
-  std::memset(x.T, 0, sizeof(uint64_t) * cg8 * sw * tq);
+  if (!DIRECT) std::memset(x.T, 0, sizeof(uint64_t) * cg8 * sw * tq);
   const size_t pstride = static_cast<size_t>(s.in_words) * 4;
+  const size_t rowoff = (static_cast<size_t>(ph) * p.rows_pp + jj) * p.rb;
+  const uint8x16_t outmask = vdupq_n_u8(static_cast<uint8_t>(s.out_w >= 8 ? 0xff : (1u << s.out_w) - 1u));
   // The group's channels start at byte g * filter_words * 4 of a pixel when groups are
   // word-aligned (groups == 1 or cg % 32 == 0): the caller checks.
   const size_t gofs = static_cast<size_t>(x.g) * s.filter_words * 4;
@@ -422,6 +428,22 @@ inline void transpose_row_neon(BandCtx& x, int iy) {
         }
         transpose_bits8(r);
         // r[c] byte k: pixels j0 .. j0 + 7 of channel 8 (k0 + k) + c.
+        if (DIRECT) {
+          for (int fx = 0; fx < s.filter_w; ++fx) {
+            if (p.phx[fx] != phi) continue;
+            const int8x16_t shift = vdupq_n_s8(static_cast<int8_t>(std::max(-8, std::min(8, -p.qx[fx]))));
+            uint8_t* ybase = x.Y + static_cast<size_t>(fx) * cg * p.plane_bytes + rowoff +
+                             static_cast<size_t>(8 * k0) * p.plane_bytes;
+            for (int c = 0; c < 8; ++c) {
+              alignas(16) uint8_t b[16];
+              vst1q_u8(b, vandq_u8(vshlq_u8(r[c], shift), outmask));
+              uint8_t* d = ybase + c * p.plane_bytes;
+              // (channels past cg would land in the next column's block)
+              for (int k = 0; k < nb && 8 * (k0 + k) + c < cg; ++k) d[static_cast<size_t>(8 * k) * p.plane_bytes] = b[k];
+            }
+          }
+          continue;
+        }
         uint8_t* dst = T8 + static_cast<size_t>(phi) * tq * 8 + (p.tmargin + j0) / 8 +
                        static_cast<size_t>(8 * k0) * cstride;
         for (int c = 0; c < 8; ++c) {
@@ -468,6 +490,10 @@ struct NeonImpl : BitplanePortable<2> {
     }
     switch (x.p->R) {
       case 8:
+        if ((s.in_w + x.p->sw - 1) / x.p->sw <= 8)
+          return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+            transpose_row_neon<true>(c, iy, ph, jj);
+          });
         return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
           transpose_row_neon(c, iy);
           extract_rows_small<1>(c, ph, jj);
