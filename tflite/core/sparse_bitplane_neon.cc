@@ -196,6 +196,19 @@ void count_segments(const uint8_t* y, const uint8_t* zero, const uint32_t* const
       planes);
 }
 
+// Scalar loads into lane 0 of a vector (LDR S / LDR D with a register offset: load
+// pipe only, where a lane-inserting LD1 also occupies a vector pipe).
+inline uint32x4_t load_s(const uint8_t* base, uint32_t off) {
+  uint32x4_t v;
+  __asm__("ldr %s0, [%1, %w2, uxtw]" : "=w"(v) : "r"(base), "r"(off) : "memory");
+  return v;
+}
+inline uint64x2_t load_d(const uint8_t* base, uint32_t off) {
+  uint64x2_t v;
+  __asm__("ldr %d0, [%1, %w2, uxtw]" : "=w"(v) : "r"(base), "r"(off) : "memory");
+  return v;
+}
+
 // Segments from a prepared list: entry i holds the G offsets of input i (zero_off where
 // a channel has fewer connections), so a load is an address add and a lane load.
 template <int NP, int G>
@@ -205,15 +218,13 @@ void count_segment_list(const uint8_t* y, const uint32_t* list, int n, uint8x16_
       [&](int i, int) __attribute__((always_inline)) {
         const uint32_t* o = list + G * i;
         if (G == 2) {
-          const uint64x1_t a = vld1_u64(reinterpret_cast<const uint64_t*>(y + o[0]));
-          const uint64x1_t b = vld1_u64(reinterpret_cast<const uint64_t*>(y + o[1]));
-          return vreinterpretq_u8_u64(vcombine_u64(a, b));
+          const uint64x2_t a = load_d(y, o[0]), b = load_d(y, o[1]);
+          return vreinterpretq_u8_u64(vzip1q_u64(a, b));
         }
-        uint32x4_t v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[0]), vdupq_n_u32(0), 0);
-        v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[1 % G]), v, 1);
-        v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[2 % G]), v, 2);
-        v = vld1q_lane_u32(reinterpret_cast<const uint32_t*>(y + o[3 % G]), v, 3);
-        return vreinterpretq_u8_u32(v);
+        const uint32x4_t a = load_s(y, o[0]), b = load_s(y, o[1 % G]);
+        const uint32x4_t c = load_s(y, o[2 % G]), d = load_s(y, o[3 % G]);
+        return vreinterpretq_u8_u64(
+            vzip1q_u64(vreinterpretq_u64_u32(vzip1q_u32(a, b)), vreinterpretq_u64_u32(vzip1q_u32(c, d))));
       },
       planes);
 }
