@@ -176,10 +176,7 @@ void count_segments(const uint8_t* y, const uint8_t* zero, const uint32_t* const
         const uint8_t* q[G];
         for (int k = 0; k < G; ++k) q[k] = i < ns[k] ? y + offs[k][i] : zero;
         if (G == 2) {
-          return vreinterpretq_u8_u64(vld1q_lane_u64(reinterpret_cast<const uint64_t*>(q[1 % G]),
-                                                     vcombine_u64(vld1_u64(reinterpret_cast<const uint64_t*>(q[0])),
-                                                                  vcreate_u64(0)),
-                                                     1));
+          return vcombine_u8(vld1_u8(q[0]), vld1_u8(q[1 % G]));  // (byte loads: any alignment)
         }
         uint32x4_t v = vdupq_n_u32(0);
         uint32_t w;
