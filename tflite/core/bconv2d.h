@@ -19,6 +19,8 @@
 
 namespace sbnn {
 
+struct BConv2DOutput;  // bconv2d_output.h: a fused output stage instead of `dot`
+
 struct BConv2DShape {
   int batch = 0;
   int in_h = 0, in_w = 0;
@@ -47,6 +49,12 @@ struct BConv2DKernel {
   void (*run)(const BConv2DShape& shape, const void* prepared, const int32_t* input,
               const int32_t* filter, int32_t* dot, int row_begin, int row_end);
   void (*release)(void* prepared);
+  // Optional (nullptr: the caller runs `run` and a transform of core/transform.h): the
+  // same rows written as the output `out` describes (bitpacked words or float) instead
+  // of `dot`, bit-identical to `run` followed by the scalar transform (bconv2d_output.h).
+  void (*run_output)(const BConv2DShape& shape, const void* prepared, const int32_t* input,
+                     const int32_t* filter, const BConv2DOutput& out, int row_begin,
+                     int row_end) = nullptr;
 };
 
 // The one place that chooses a kernel: the fastest supported one, or the one named

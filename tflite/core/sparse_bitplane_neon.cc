@@ -490,6 +490,11 @@ inline void extract_rows_small(BandCtx& x, int ph, int jj) {
 }
 
 struct NeonImpl : BitplanePortable<2> {
+  // Fused outputs (bconv2d_output.h): process_channels writes the band's dot into the
+  // driver's scratch and the driver applies the vectorised transform to the band (no
+  // full-tensor int32 round trip); the NEON emit stage writes dot only.
+  static bool native_output(const BandCtx&) { return false; }
+
   static void build_band(BandCtx& x) {
     const BConv2DShape& s = *x.s;
     if (s.groups != 1 && x.f->cg % 32 != 0) {
@@ -707,11 +712,16 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
   run_bitplane<NeonImpl>(s, prepared, input, filter, dot, row_begin, row_end, kKindNeon, kYBudget);
 }
 
+void run_output(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                const int32_t* filter, const BConv2DOutput& out, int row_begin, int row_end) {
+  run_bitplane_output<NeonImpl>(s, prepared, input, filter, out, row_begin, row_end, kKindNeon, kYBudget);
+}
+
 }  // namespace
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_neon = {
     "bconv2d_sparse_bitplane_128__neon", internal::supported, internal::prepare, internal::run,
-    internal::release_sparse_prepared};
+    internal::release_sparse_prepared, internal::run_output};
 
 }  // namespace sbnn

@@ -50,7 +50,9 @@ void Flavour(BConvTester& t, int n) {
   if (kind == 2) t.minority_flip(true);
 }
 
-void Run(BConvTester& t, TestStats* st) { t.verbose(g_verbose).TestList(g_kernels.data(), st); }
+void Run(BConvTester& t, TestStats* st) {
+  t.verbose(g_verbose).outputs(true).TestList(g_kernels.data(), st);
+}
 
 void TestTable() {
   std::set<std::string> names;
