@@ -281,8 +281,8 @@ def build_core(build, jobs, debug):
     flags = ["-DCMAKE_CXX_FLAGS=-g"] if debug else ["-DCMAKE_CXX_FLAGS="]
     run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", build,
          "-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(ROOT, "tflite/toolchains/aarch64-linux-gnu.cmake"),
-         "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF",
-         "-DSBNN_CORE_BENCH=OFF"] + flags, stdout=subprocess.DEVNULL)
+         "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF",
+         "-DSBNN_BUILD_BENCH=OFF"] + flags, stdout=subprocess.DEVNULL)
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     libs = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))
     if not libs:
@@ -628,7 +628,7 @@ def x86_check(work, plugin, jobs, layers, gens, sparsities, time_reps, install, 
         apt_install(["g++", "qemu-user"])
     build = os.path.join(work, "core-x86_64")
     run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-         "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF", "-DSBNN_CORE_BENCH=OFF"], stdout=subprocess.DEVNULL)
+         "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_BUILD_BENCH=OFF"], stdout=subprocess.DEVNULL)
     log("x86 check: building the core library for this host (Release)")
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     lib = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))[0]

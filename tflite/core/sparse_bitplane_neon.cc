@@ -721,7 +721,8 @@ void run_output(const BConv2DShape& s, const void* prepared, const int32_t* inpu
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_neon = {
-    "bconv2d_sparse_bitplane_128__neon", internal::supported, internal::prepare, internal::run,
+    "bconv2d_sparse_bitplane_128__neon", BConv2DFamily::kSparseBitplane,
+    internal::supported, internal::prepare, internal::run,
     internal::release_sparse_prepared, internal::run_output};
 
 }  // namespace sbnn
