@@ -82,6 +82,7 @@ __all__ = [
     "authors_resnet18",
     "custom_objects",
     "torch_default_initializer",
+    "train_dataset",
 ]
 
 _PACKAGE = "sbnn_keras"
@@ -364,6 +365,49 @@ def authors_reactnet18(
     x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = _classifier(x, num_classes)
     return tf.keras.Model(inputs, outputs, name=name)
+
+
+def train_dataset(
+    x,
+    y,
+    num_classes: int,
+    batch_size: int = 512,
+    rotation_degrees: float = 0.0,
+    mixup_alpha: float = 1.0,
+    augment: bool = True,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """The authors' training pipeline: shuffle, random crop (zero padding 4),
+    horizontal flip, random rotation (CIFAR-100: +-15 degrees, nearest neighbour,
+    filled with 0 as torchvision's ``RandomRotation(15)``), batch, mixup.
+
+    Images stay raw 0..255 floats (the models normalize them), so the rotation's
+    fill is a black pixel, as torchvision's before ``Normalize``. Labels become
+    one-hot (mixed by mixup).
+    """
+    if rotation_degrees < 0:
+        raise ValueError(f"train_dataset: `rotation_degrees` must be >= 0, got {rotation_degrees!r}.")
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(min(len(x), 50000), seed=seed, reshuffle_each_iteration=True)
+    rotate = None
+    if augment and rotation_degrees:
+        rotate = tf.keras.layers.RandomRotation(
+            rotation_degrees / 360.0, fill_mode="constant", interpolation="nearest", fill_value=0.0,
+            seed=seed,
+        )
+
+    def prepare(image, label):
+        image = tf.cast(image, tf.float32)
+        if augment:
+            image = zoo._augment(image)  # crop with zero padding 4, flip
+            if rotate is not None:
+                image = rotate(image, training=True)
+        return image, tf.one_hot(label, num_classes)
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    if mixup_alpha:
+        ds = ds.map(lambda a, b: zoo.mixup(a, b, mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def custom_objects() -> dict:

@@ -42,7 +42,7 @@ _compat.ensure_legacy_keras()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-__all__ = ["batchnorm_layers", "recalibrate_batchnorm"]
+__all__ = ["WHEN", "BatchNormRecalibration", "batchnorm_layers", "recalibrate_batchnorm"]
 
 
 def batchnorm_layers(model) -> list:
@@ -146,3 +146,82 @@ def recalibrate_batchnorm(model, data, batch_size: int = 128, steps: int | None 
         "batches": batches,
         "samples": samples,
     }
+
+
+#: When :class:`BatchNormRecalibration` runs: the end of the first epoch whose
+#: connections satisfy the regularizer, and the end of training.
+WHEN = ("ec", "end")
+
+
+class BatchNormRecalibration(tf.keras.callbacks.Callback):
+    """Runs :func:`recalibrate_batchnorm` during ``fit`` at the moments that matter.
+
+    * ``"ec"``: at the end of the first epoch whose global connections are within
+      the regularizer's ``lambda_threshold`` of its EC (lambda is 0 from there on:
+      the sparsity target is reached, and a user may stop training here);
+    * ``"end"``: at the end of training (skipped when no step was made since the
+      last recalibration).
+
+    ``SparsityCallback(recalibrate=...)`` uses it; it also works on its own.
+
+    Args:
+        data: training inputs for the pass (see :func:`recalibrate_batchnorm`).
+        when: a subset of ``("ec", "end")``.
+        regularizer: the bound ``SparsityRegularizer`` (needed for ``"ec"``).
+        batch_size, steps: as :func:`recalibrate_batchnorm`.
+        verbose: print a line at each recalibration.
+
+    After a run, :attr:`events` lists ``(epoch or "end", info)`` per recalibration.
+    """
+
+    def __init__(self, data, when=WHEN, regularizer=None, batch_size: int = 128,
+                 steps: int | None = None, verbose: bool = False):
+        super().__init__()
+        if isinstance(when, str):
+            when = (when,)
+        when = tuple(when)
+        if not when or any(w not in WHEN for w in when):
+            raise ValueError(f"BatchNormRecalibration: `when` must be a subset of {WHEN}, got {when!r}.")
+        if "ec" in when and regularizer is None:
+            raise ValueError(
+                "BatchNormRecalibration: when='ec' needs the `regularizer` (its EC and lambda_threshold)."
+            )
+        if data is None:
+            raise ValueError("BatchNormRecalibration: argument `data` is required, got None.")
+        self.data, self.when, self.regularizer = data, when, regularizer
+        self.batch_size, self.steps, self.verbose = batch_size, steps, verbose
+        self.events = []
+        self._ec_done = False
+        self._last_step = None
+
+    def _iterations(self):
+        opt = getattr(self.model, "optimizer", None)
+        return int(opt.iterations.numpy()) if opt is not None else None
+
+    def _run(self, tag):
+        info = recalibrate_batchnorm(self.model, self.data, batch_size=self.batch_size, steps=self.steps)
+        self._last_step = self._iterations()
+        self.events.append((tag, info))
+        if self.verbose:
+            print(f"BatchNorm recalibrated ({tag}): {len(info['layers'])} layers, "
+                  f"{info['batches']} batches")
+        return info
+
+    def connections_reached(self) -> bool:
+        """Whether the model's global connections are within lambda_threshold of EC."""
+        from sbnn_keras.report import sparsity_report
+
+        conn = sparsity_report(self.model).total.connections
+        reg = self.regularizer
+        return conn - reg.expected_connections <= reg.lambda_threshold
+
+    def on_epoch_end(self, epoch, logs=None):
+        if "ec" in self.when and not self._ec_done and self.connections_reached():
+            self._ec_done = True
+            self._run(epoch + 1)
+            if logs is not None:
+                logs["bn_recalibrated"] = 1.0
+
+    def on_train_end(self, logs=None):
+        if "end" in self.when and self._iterations() != self._last_step:
+            self._run("end")

@@ -223,3 +223,20 @@ def test_recipes_are_the_authors():
     assert (c10["epochs"], c10["batch_size"], c10["rotation_degrees"], c10["ede"]) == (500, 512, 0, True)
     assert (c100["epochs"], c100["batch_size"], c100["rotation_degrees"], c100["ede"]) == (300, 512, 15, False)
     assert c10["pairs"][2] == (0.05, 0.07) and c100["pairs"][0] == (0.05, 0.05)
+
+
+def test_rotation_pipeline_rotates_and_fills_black():
+    x = np.full((4, 32, 32, 3), 200, np.uint8)
+    y = np.arange(4)
+    ds = authors.train_dataset(x, y, 10, batch_size=4, rotation_degrees=15, mixup_alpha=0, seed=1)
+    images, labels = next(iter(ds))
+    images = images.numpy()
+    assert set(np.unique(images)) <= {0.0, 200.0}  # nearest neighbour, black fill
+    assert labels.shape == (4, 10)
+    # a crop of the zero-padded image blackens at most two adjacent sides, so at
+    # least one corner stays 200; a rotation blackens all four corners
+    corners = images[:, [0, 0, -1, -1], [0, -1, 0, -1], 0]
+    assert (corners == 0).all(axis=1).any()
+    plain = authors.train_dataset(x, y, 10, batch_size=4, rotation_degrees=0, mixup_alpha=0, seed=1)
+    plain_corners = next(iter(plain))[0].numpy()[:, [0, 0, -1, -1], [0, -1, 0, -1], 0]
+    assert not (plain_corners == 0).all(axis=1).any()

@@ -167,3 +167,46 @@ def test_no_batchnorm_and_all_frozen():
         recalibrate_batchnorm(model, np.ones((4, 5, 5, 3), np.float32))
     with pytest.raises(ValueError, match="Keras model"):
         recalibrate_batchnorm("model", np.ones((4, 3)))
+
+
+def test_callback_recalibrates_when_ec_is_reached_and_at_the_end():
+    """EC 0.5 with a threshold of 0.6: satisfied after the first epoch (connections
+    start near 0.5); the pass at the end follows the last training step."""
+    from sbnn_keras.recalibration import BatchNormRecalibration
+    from sbnn_keras.regularizer import SparsityRegularizer
+
+    model = _model()
+    x = np.random.default_rng(1).normal(0.3, 2.0, (64, 5, 5, 3)).astype(np.float32)
+    y = np.random.default_rng(2).integers(0, 5, 64)
+    reg = SparsityRegularizer(
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        expected_connections=0.5, gamma=0.1, lambda_threshold=0.6,
+    )
+    model.compile(tf.keras.optimizers.Adam(1e-3), loss=reg.bind(model))
+    cb = BatchNormRecalibration(x, regularizer=reg, batch_size=32)
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb])
+    assert [tag for tag, _ in cb.events] == [1, "end"]
+    assert history.history["bn_recalibrated"] == [1.0]  # logged once, at epoch 1
+    ref = _reference(model, x, 32)  # the end pass: statistics of the final weights
+    np.testing.assert_allclose(model.get_layer("bn_b").moving_mean.numpy(), ref["bn_b"][0], rtol=2e-4, atol=2e-5)
+    with pytest.raises(ValueError, match="regularizer"):
+        BatchNormRecalibration(x, when="ec")
+    with pytest.raises(ValueError, match="subset"):
+        BatchNormRecalibration(x, when=("start",))
+
+
+def test_callback_not_reached_runs_only_at_the_end():
+    from sbnn_keras.recalibration import BatchNormRecalibration
+    from sbnn_keras.regularizer import SparsityRegularizer
+
+    model = _model()
+    x = np.random.default_rng(1).normal(0.3, 2.0, (32, 5, 5, 3)).astype(np.float32)
+    y = np.zeros(32, np.int64)
+    reg = SparsityRegularizer(
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        expected_connections=0.01, gamma=0.1,
+    )
+    model.compile(tf.keras.optimizers.Adam(1e-3), loss=reg.bind(model))
+    cb = BatchNormRecalibration(x, regularizer=reg)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    assert [tag for tag, _ in cb.events] == ["end"]
