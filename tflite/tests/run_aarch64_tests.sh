@@ -34,6 +34,10 @@ cmake -S "$ROOT/tflite" -B "$BUILD_DIR" \
 cmake --build "$BUILD_DIR" -j"$JOBS"
 
 file "$BUILD_DIR/libsbnn_delegate.so" 2>/dev/null || true
+# What the library asks of a device (docs/deployment.md): glibc floor <= 2.28, no C++
+# runtime needed; the C functions its own code calls all exported by Android's bionic.
+python3 "$ROOT/tflite/abi/check_library.py" "$BUILD_DIR/libsbnn_delegate.so" --glibc-max 2.28 \
+  --objects "$BUILD_DIR"/CMakeFiles/sbnn_delegate_obj.dir/*/*.o "$BUILD_DIR/core/libsbnn_core.a"
 echo "running the CTest tests under qemu-aarch64:"
 (cd "$BUILD_DIR" && ctest --output-on-failure)
 # The sparse kernels once more with extra arguments when given: SPARSE_ARGS selects
