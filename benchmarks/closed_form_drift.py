@@ -109,6 +109,7 @@ def main(argv=None) -> int:
                               gamma=RECIPE["gamma"], lambda_threshold=RECIPE["lambda_threshold"])
     model.compile(optimizer=tf.keras.optimizers.Adam(schedule), loss=reg.bind(model), metrics=["accuracy"])
     tracker = Tracker(args.every)
+    machine = machine_info()  # at the start: the commit of the code that runs
     t0 = time.perf_counter()
     hist = model.fit(x_tr, y_tr, batch_size=RECIPE["batch_size"], epochs=args.epochs,
                      validation_data=(x_val, y_val), shuffle=True, verbose=0, callbacks=[tracker])
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
         "history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
         "trajectory": tracker.rows, "train_wall_s": time.perf_counter() - t0,
         "command": "python benchmarks/closed_form_drift.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(),
+        "machine": machine,
     }
     path = Path(args.out or ROOT / "docs" / "data" / f"closed_form_drift_{args.variant}{'_quick' if args.quick else ''}.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
