@@ -8,7 +8,7 @@ augmentation, optimizer, schedule, EC/gamma pairs and the latent clamp. The
 specification, layer by layer, with parameter counts, is in docs/examples.md
 ("The authors' networks"); ``tests/test_authors_nets.py`` checks the models against it.
 
-:func:`authors_resnet18` (CIFAR-10, IR-Net's ResNet-18 with learned {alpha, beta})::
+``authors_resnet18`` (CIFAR-10, IR-Net's ResNet-18 with learned {alpha, beta})::
 
     normalize (mean 0.4914 0.4822 0.4465, std 0.2023 0.1994 0.2010)
     Conv2D(64, 3) float -> BN                       no activation      32x32
@@ -25,7 +25,7 @@ specification, layer by layer, with parameter counts, is in docs/examples.md
     k t (1 - tanh^2(t x)) on the *raw* values (no balancing, no standardization),
     t from 0.1 to 10 over the run (EdeSchedule); latent weights clamped to +-1.5.
 
-:func:`authors_reactnet18` (CIFAR-100, ReActNet-18 = Bi-Real-Net-18 with RSign and
+``authors_reactnet18`` (CIFAR-100, ReActNet-18 = Bi-Real-Net-18 with RSign and
 RPReLU, one training step, no teacher)::
 
     normalize (mean 0.5071 0.4867 0.4408, std 0.2675 0.2565 0.2761)
