@@ -1,6 +1,6 @@
 // sbnn_bconv_bench: times every bconv2d kernel the CPU supports on binary conv layers of
 // real models (ResNet-18 for 224x224 and 32x32 inputs), plus 56x56x256->256 3x3 (the
-// layer DESIGN.md quotes LCE's x86 numbers for).
+// layer docs/kernels.md compares with LCE's x86 kernels).
 //
 //   sbnn_bconv_bench [--json PATH] [--kernel SUBSTR]... [--shape SUBSTR]...
 //                    [--min-time SEC] [--min-reps N] [--threads N] [--commit SHA]

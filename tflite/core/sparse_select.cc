@@ -141,6 +141,109 @@ void time_candidates(const BConv2DShape& shape, const int32_t* filter,
   }
 }
 
+// The cached decision for (shape, filter hash, options), copied into *sel; nullptr when
+// there is none.
+const BConv2DKernel* cached_choice(const BConv2DShape& shape, uint64_t h,
+                                   const BConv2DSelectOptions& opt, BConv2DSelection* sel) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  for (const CacheEntry& e : cache())
+    if (e.filter_hash == h && e.rows_per_call == opt.rows_per_call &&
+        e.dense_rows_per_call == opt.dense_rows_per_call &&
+        e.time_transform == opt.time_transform &&
+        std::memcmp(&e.shape, &shape, sizeof shape) == 0) {
+      sel->chosen_ms = e.chosen_ms;
+      sel->dense_ms = e.dense_ms;
+      sel->num_candidates = e.num_candidates;
+      std::copy(e.candidates, e.candidates + e.num_candidates, sel->candidates);
+      sel->reason = "cached";
+      return e.kernel;
+    }
+  return nullptr;
+}
+
+void cache_choice(const BConv2DShape& shape, uint64_t h, const BConv2DSelectOptions& opt,
+                  const BConv2DKernel* chosen, const BConv2DSelection& sel) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  if (cache().size() >= kCacheMax) cache().erase(cache().begin());
+  CacheEntry e;
+  e.shape = shape;
+  e.filter_hash = h;
+  e.rows_per_call = opt.rows_per_call;
+  e.dense_rows_per_call = opt.dense_rows_per_call;
+  e.time_transform = opt.time_transform;
+  e.kernel = chosen;
+  e.chosen_ms = sel.chosen_ms;
+  e.dense_ms = sel.dense_ms;
+  e.num_candidates = sel.num_candidates;
+  std::copy(sel.candidates, sel.candidates + sel.num_candidates, e.candidates);
+  cache().push_back(e);
+}
+
+// "auto" without a cached decision: the best dense kernel against the sparse candidates,
+// timed; a sparse kernel must beat dense by opt.min_gain.
+const BConv2DKernel* timed_choice(const BConv2DShape& shape, const int32_t* filter,
+                                  const BConv2DKernel* dense, const BConv2DSelectOptions& opt,
+                                  BConv2DSelection* sel) {
+  std::vector<const BConv2DKernel*> ks = {dense};
+  // Sparse candidates are timed whenever there is a budget: at the same density the
+  // bit-plane kernel beats dense on some layers and loses on others
+  // (docs/sparse_kernels.md, "Selection"), so no density cut-off is safe. Without a
+  // budget the choice is dense ("model").
+  if (opt.budget_ms > 0) {
+    const auto c = sparse_candidates(shape);
+    ks.insert(ks.end(), c.begin(), c.end());
+  }
+  std::vector<BConv2DCandidate> cands;
+  if (ks.size() > 1) {
+    time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call,
+                    opt.dense_rows_per_call, opt.time_transform, &cands);
+    sel->reason = "timed";
+  } else {
+    cands.resize(1);
+    cands[0].kernel = dense;
+    sel->reason = "model";
+  }
+  size_t best = 0;
+  for (size_t i = 1; i < cands.size(); ++i)
+    if (cands[i].ms < cands[best].ms * (1.0 - opt.min_gain) &&
+        (best == 0 || cands[i].ms < cands[best].ms))
+      best = i;
+  sel->chosen_ms = cands[best].ms;
+  sel->dense_ms = cands[0].ms;
+  sel->num_candidates = static_cast<int>(std::min<size_t>(cands.size(), 8));
+  std::copy(cands.begin(), cands.begin() + sel->num_candidates, sel->candidates);
+  return cands[best].kernel;
+}
+
+// The kernel `opt.policy` names for this shape and filter (nullptr: none).
+const BConv2DKernel* choose(const BConv2DShape& shape, const int32_t* filter,
+                            const BConv2DSelectOptions& opt, BConv2DSelection* sel) {
+  const char* policy = opt.policy ? opt.policy : "auto";
+  const BConv2DKernel* dense = select_bconv2d_kernel(shape, nullptr);
+  if (std::strcmp(policy, "dense") == 0) {
+    sel->reason = "policy";
+    return dense;
+  }
+  if (std::strcmp(policy, "sparse") == 0) {
+    const auto c = sparse_candidates(shape);
+    sel->reason = "policy";
+    return c.empty() ? nullptr : c[0];
+  }
+  if (std::strcmp(policy, "auto") != 0) {
+    sel->reason = "forced";
+    return select_bconv2d_kernel(shape, policy);
+  }
+  if (dense == nullptr) return nullptr;
+  const size_t fbytes = sizeof(int32_t) * static_cast<size_t>(shape.out_channels) *
+                        shape.filter_h * shape.filter_w * shape.filter_words;
+  const uint64_t h = fnv1a(filter, fbytes);
+  const BConv2DKernel* chosen = opt.use_cache ? cached_choice(shape, h, opt, sel) : nullptr;
+  if (chosen != nullptr) return chosen;
+  chosen = timed_choice(shape, filter, dense, opt, sel);
+  if (opt.use_cache) cache_choice(shape, h, opt, chosen, *sel);
+  return chosen;
+}
+
 }  // namespace
 
 const BConv2DKernel* const* all_sparse_bconv2d_kernels() { return kSparseKernels; }
@@ -154,88 +257,7 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
   sel->k0_share = st.k0_share;
   sel->k1_share = st.k1_share;
   sel->connections = st.conns;
-  const char* policy = opt.policy ? opt.policy : "auto";
-  const BConv2DKernel* dense = select_bconv2d_kernel(shape, nullptr);
-  const BConv2DKernel* chosen = nullptr;
-
-  if (std::strcmp(policy, "dense") == 0) {
-    chosen = dense;
-    sel->reason = "policy";
-  } else if (std::strcmp(policy, "sparse") == 0) {
-    const auto c = sparse_candidates(shape);
-    chosen = c.empty() ? nullptr : c[0];
-    sel->reason = "policy";
-  } else if (std::strcmp(policy, "auto") != 0) {
-    chosen = select_bconv2d_kernel(shape, policy);
-    sel->reason = "forced";
-  } else if (dense != nullptr) {
-    const size_t fbytes = sizeof(int32_t) * static_cast<size_t>(shape.out_channels) *
-                          shape.filter_h * shape.filter_w * shape.filter_words;
-    const uint64_t h = fnv1a(filter, fbytes);
-    if (opt.use_cache) {
-      std::lock_guard<std::mutex> lock(g_cache_mutex);
-      for (const CacheEntry& e : cache())
-        if (e.filter_hash == h && e.rows_per_call == opt.rows_per_call &&
-            e.dense_rows_per_call == opt.dense_rows_per_call &&
-            e.time_transform == opt.time_transform &&
-            std::memcmp(&e.shape, &shape, sizeof shape) == 0) {
-          chosen = e.kernel;
-          sel->chosen_ms = e.chosen_ms;
-          sel->dense_ms = e.dense_ms;
-          sel->num_candidates = e.num_candidates;
-          std::copy(e.candidates, e.candidates + e.num_candidates, sel->candidates);
-          sel->reason = "cached";
-          break;
-        }
-    }
-    if (chosen == nullptr) {
-      std::vector<const BConv2DKernel*> ks = {dense};
-      // Sparse candidates are timed whenever there is a budget: even at 50% density the
-      // bit-plane kernel beats dense on some layers (32x32x64->64: 1.2x), and loses 3x
-      // on others (docs/sparse_kernels.md), so no density cut-off is safe. Without a
-      // budget the choice is dense ("model").
-      if (opt.budget_ms > 0) {
-        const auto c = sparse_candidates(shape);
-        ks.insert(ks.end(), c.begin(), c.end());
-      }
-      std::vector<BConv2DCandidate> cands;
-      if (ks.size() > 1) {
-        time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call,
-                        opt.dense_rows_per_call, opt.time_transform, &cands);
-        sel->reason = "timed";
-      } else {
-        cands.resize(1);
-        cands[0].kernel = dense;
-        sel->reason = "model";
-      }
-      size_t best = 0;
-      for (size_t i = 1; i < cands.size(); ++i)
-        if (cands[i].ms < cands[best].ms * (1.0 - opt.min_gain) &&
-            (best == 0 || cands[i].ms < cands[best].ms))
-          best = i;
-      chosen = cands[best].kernel;
-      sel->chosen_ms = cands[best].ms;
-      sel->dense_ms = cands[0].ms;
-      sel->num_candidates = static_cast<int>(std::min<size_t>(cands.size(), 8));
-      std::copy(cands.begin(), cands.begin() + sel->num_candidates, sel->candidates);
-      if (opt.use_cache) {
-        std::lock_guard<std::mutex> lock(g_cache_mutex);
-        if (cache().size() >= kCacheMax) cache().erase(cache().begin());
-        CacheEntry e;
-        e.shape = shape;
-        e.filter_hash = h;
-        e.rows_per_call = opt.rows_per_call;
-        e.dense_rows_per_call = opt.dense_rows_per_call;
-        e.time_transform = opt.time_transform;
-        e.kernel = chosen;
-        e.chosen_ms = sel->chosen_ms;
-        e.dense_ms = sel->dense_ms;
-        e.num_candidates = sel->num_candidates;
-        std::copy(sel->candidates, sel->candidates + sel->num_candidates, e.candidates);
-        cache().push_back(e);
-      }
-    }
-  }
+  const BConv2DKernel* chosen = choose(shape, filter, opt, sel);
   if (chosen == nullptr || !chosen->supported(shape)) return false;
   sel->kernel = chosen;
   if (chosen->prepare != nullptr) {
