@@ -105,47 +105,19 @@ class Bconv2dOp : public Op {
 
  protected:
   void parse_options(const void* data, size_t size) override {
-    flex::MapReader map(data, size);
-    if (!map.ok()) {
-      init_error_ = std::string("bad custom options: ") + map.error();
-      return;
-    }
-    struct Field {
-      const char* key;
-      int* dst;
-      int64_t lo, hi;
-    } fields[] = {
-        {"channels_in", &opt_.channels_in, 1, kMaxChannels},
-        {"stride_height", &opt_.stride_h, 1, kMaxStrideOrDilation},
-        {"stride_width", &opt_.stride_w, 1, kMaxStrideOrDilation},
-        {"dilation_height_factor", &opt_.dilation_h, 1, kMaxStrideOrDilation},
-        {"dilation_width_factor", &opt_.dilation_w, 1, kMaxStrideOrDilation},
-        {"padding", &opt_.padding, 0, 1},
-        {"pad_values", &opt_.pad_values, 0, 1},
-        {"fused_activation_function", &opt_.activation, 0, 3},
+    const IntOption options[] = {
+        {"channels_in", &opt_.channels_in, 1, kMaxChannels, nullptr},
+        {"stride_height", &opt_.stride_h, 1, kMaxStrideOrDilation, nullptr},
+        {"stride_width", &opt_.stride_w, 1, kMaxStrideOrDilation, nullptr},
+        {"dilation_height_factor", &opt_.dilation_h, 1, kMaxStrideOrDilation, nullptr},
+        {"dilation_width_factor", &opt_.dilation_w, 1, kMaxStrideOrDilation, nullptr},
+        {"padding", &opt_.padding, 0, 1, " (0 SAME, 1 VALID)"},
+        {"pad_values", &opt_.pad_values, 0, 1, nullptr},
+        {"fused_activation_function", &opt_.activation, 0, 3, nullptr},
     };
-    for (const Field& f : fields) {
-      int64_t v = 0;
-      switch (map.get_int(f.key, &v)) {
-        case flex::Lookup::kMissing:
-          init_error_ = std::string("custom option '") + f.key + "' is missing";
-          return;
-        case flex::Lookup::kNotInt:
-          init_error_ = std::string("custom option '") + f.key + "' is not an integer";
-          return;
-        case flex::Lookup::kOk:
-          break;
-      }
-      if (v < f.lo || v > f.hi) {
-        init_error_ = std::string("custom option '") + f.key + "' = " + std::to_string(v) +
-                      " is outside [" + std::to_string(f.lo) + ", " + std::to_string(f.hi) + "]" +
-                      (f.hi == 1 && f.lo == 0 && std::strcmp(f.key, "padding") == 0
-                           ? " (0 SAME, 1 VALID)"
-                           : "");
-        return;
-      }
-      *f.dst = static_cast<int>(v);
-    }
+    flex::MapReader map(nullptr, 0);
+    init_error_ = read_int_options(data, size, options, sizeof(options) / sizeof(options[0]), &map);
+    if (!init_error_.empty()) return;
     int64_t fq = 0, fa = 0;
     if (!read_switch(map, "fused_q", &fq) || !read_switch(map, "fused_add", &fa)) return;
     if (fq == 1 && !sparse_) {
