@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "bconv2d.h"
@@ -44,6 +45,24 @@ inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Calls call(r0, r1) over rows [0, rows) in pieces of rows_per_call (0: all at once),
+// split evenly over `threads` threads (1: the calling thread).
+template <class Call>
+void run_rows(int rows, int rows_per_call, int threads, const Call& call) {
+  const int step = rows_per_call > 0 ? rows_per_call : rows;
+  auto range = [&](int r0, int r1) {
+    for (int r = r0; r < r1; r += step) call(r, std::min(r1, r + step));
+  };
+  if (threads <= 1) {
+    range(0, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back(range, rows * t / threads, rows * (t + 1) / threads);
+  for (auto& th : pool) th.join();
 }
 
 }  // namespace sbnn_bench

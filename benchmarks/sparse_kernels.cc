@@ -98,39 +98,17 @@ bool matches(const std::vector<std::string>& subs, const std::string& s) {
 void run_kernel(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const void* prep,
                 const int32_t* in, const int32_t* flt, int32_t* dot, int rows_per_call,
                 int threads) {
-  const int rows = s.batch * s.out_h;
-  const int step = rows_per_call > 0 ? rows_per_call : rows;
-  auto range = [&](int r0, int r1) {
-    for (int r = r0; r < r1; r += step) k->run(s, prep, in, flt, dot, r, std::min(r1, r + step));
-  };
-  if (threads <= 1) {
-    range(0, rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back(range, rows * t / threads, rows * (t + 1) / threads);
-  for (auto& th : pool) th.join();
+  sbnn_bench::run_rows(s.batch * s.out_h, rows_per_call, threads,
+                       [&](int r0, int r1) { k->run(s, prep, in, flt, dot, r0, r1); });
 }
 
 // The same with a fused output (run_bconv2d_output).
 void run_kernel_out(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const void* prep,
                     const int32_t* in, const int32_t* flt, const sbnn::BConv2DOutput& out,
                     int rows_per_call, int threads) {
-  const int rows = s.batch * s.out_h;
-  const int step = rows_per_call > 0 ? rows_per_call : rows;
-  auto range = [&](int r0, int r1) {
-    for (int r = r0; r < r1; r += step)
-      sbnn::run_bconv2d_output(*k, s, prep, in, flt, out, r, std::min(r1, r + step));
-  };
-  if (threads <= 1) {
-    range(0, rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back(range, rows * t / threads, rows * (t + 1) / threads);
-  for (auto& th : pool) th.join();
+  sbnn_bench::run_rows(s.batch * s.out_h, rows_per_call, threads, [&](int r0, int r1) {
+    sbnn::run_bconv2d_output(*k, s, prep, in, flt, out, r0, r1);
+  });
 }
 
 struct Timing {
