@@ -19,6 +19,7 @@
 #include "bconv_tester.h"
 #include "kernel_ids.h"
 #include "shape_suites.h"
+#include "sparse_format.h"
 
 using sbnn::BConv2DKernel;
 using sbnn::BConv2DShape;
@@ -92,6 +93,116 @@ bool IsSparse(const BConv2DKernel* k) {
   return k != nullptr && sbnn::is_sparse_family(k->family);
 }
 
+// The NEON cost model against the instruction-count benchmark: llvm-mca Neoverse-N1
+// model cycles of one run of the dense and the sparse NEON kernels on the binary
+// ResNet-18 layers (Bernoulli filters of sparse_filter_gen.h, the benchmark's seeds),
+// measured at the commit that fitted the model (docs/sparse_kernels.md, "NEON cost
+// model"). The model's sparse/dense ratio must stay within 25% of the measured one and
+// on the same side of 1 where the measured ratio is clearly away from it.
+struct MeasuredLayer {
+  int h, c, o, stride;
+  double sparsity;
+  int64_t conns;
+  int max_conns;
+  double dense_cycles, sparse_cycles;
+};
+const MeasuredLayer kMeasured[] = {
+#include "neon_cost_measured.inc"
+};
+
+BConv2DShape LayerShape(int h, int c, int o, int stride) {
+  BConv2DShape s = BConvTester().in(h, h, c).out_channels(o).kernel(3, 3).shape();
+  s.stride_h = s.stride_w = stride;
+  s.out_h = (h + stride - 1) / stride;
+  s.out_w = s.out_h;
+  s.pad_top = s.pad_left = std::max((s.out_h - 1) * stride + 3 - h, 0) / 2;
+  s.pad_values = 0;
+  return s;
+}
+
+void TestCostModel() {
+  int n = 0;
+  for (const MeasuredLayer& m : kMeasured) {
+    const BConv2DShape s = LayerShape(m.h, m.c, m.o, m.stride);
+    const sbnn::NeonCostEstimate e = sbnn::estimate_neon_bconv2d_cost(s, m.conns, m.max_conns);
+    const double measured = m.sparse_cycles / m.dense_cycles, model = e.sparse / e.dense;
+    CHECK(e.sparse_vector_path);
+    CHECK(e.dense > 0.8 * m.dense_cycles && e.dense < 1.25 * m.dense_cycles);
+    CHECK(model > 0.75 * measured && model < 1.25 * measured);
+    if (measured < 0.8) CHECK(model < 1);
+    if (measured > 1.25) CHECK(model > 1);
+    if (g_verbose || !(model > 0.75 * measured && model < 1.25 * measured))
+      std::printf("cost model %dx%dx%d->%d/%d at %.2f: measured %.3f, model %.3f\n", m.h, m.h, m.c, m.o,
+                  m.stride, m.sparsity, measured, model);
+    ++n;
+  }
+  CHECK(n > 0);
+  // Bad input: no estimate for an invalid shape, the portable path rated for huge counts.
+  BConv2DShape bad = LayerShape(8, 64, 64, 1);
+  bad.groups = 3;
+  CHECK(sbnn::estimate_neon_bconv2d_cost(bad, 10, 1).sparse == 0);
+  CHECK(!sbnn::estimate_neon_bconv2d_cost(LayerShape(8, 64, 64, 1), 100, 1 << 20).sparse_vector_path);
+}
+
+// What the cost model picks for the binary convs of the demo SBNN (sbnn_keras.demo,
+// models.fashion_mnist_cnn: 14x14 and 7x7 maps) at the connection densities of the
+// trained demo SBNN (docs/data/table1_cnn_learned.json), with Bernoulli filters of those
+// densities: printed for docs/deployment.md (an estimate: model cycles, not a device).
+void TestCostModelDemo() {
+  struct DemoLayer {
+    const char* name;
+    int h, c, o;
+    double density;
+  };
+  const DemoLayer demo[] = {{"bconv1", 14, 32, 64, 0.2454},
+                            {"bconv2", 14, 64, 64, 0.0806},
+                            {"bconv3", 7, 64, 128, 0.0402},
+                            {"bconv4", 7, 128, 128, 0.0283}};
+  double dense_total = 0, chosen_total = 0;
+  for (const DemoLayer& l : demo) {
+    const BConv2DShape s = LayerShape(l.h, l.c, l.o, 1);
+    const auto bits = SparseFilterBits(s, 1.0 - l.density, 11);
+    const sbnn::internal::SparsityStats st =
+        sbnn::internal::sparsity_stats(s, reinterpret_cast<const int32_t*>(bits.data()));
+    const sbnn::NeonCostEstimate e = sbnn::estimate_neon_bconv2d_cost(s, st.conns, st.max_conns);
+    const bool sparse = e.sparse_vector_path && e.sparse < e.dense * 0.95;
+    dense_total += e.dense;
+    chosen_total += sparse ? e.sparse : e.dense;
+    std::printf("cost model (demo SBNN) %s %dx%dx%d->%d density %.3f: dense %.0f, sparse %.0f cycles -> %s\n",
+                l.name, l.h, l.h, l.c, l.o, st.density, e.dense, e.sparse, sparse ? "sparse" : "dense");
+    if (l.density < 0.1) CHECK(sparse);
+  }
+  std::printf("cost model (demo SBNN) binary convs: dense %.0f, chosen %.0f cycles, %.2fx\n", dense_total,
+              chosen_total, dense_total / chosen_total);
+}
+
+// aarch64 "auto": decided by the cost model ("model"), both candidates estimated, the
+// cheaper one chosen (sparse only when it beats dense by min_gain), never timed.
+void TestSelectModel(const BConv2DShape& s, const int32_t* fh, const int32_t* fs,
+                     const BConv2DKernel* dense) {
+  sbnn::BConv2DSelectOptions opt;
+  opt.use_cache = false;
+  for (double budget : {10.0, 0.0})
+    for (const int32_t* f : {fh, fs}) {
+      opt.budget_ms = budget;
+      sbnn::BConv2DSelection sel;
+      CHECK(sbnn::select_bconv2d(s, f, opt, &sel) && sel.kernel != nullptr);
+      CHECK(std::strcmp(sel.reason, "model") == 0);
+      CHECK(sel.num_candidates == 2 && sel.candidates[0].kernel == dense && !sel.candidates[0].measured &&
+            !sel.candidates[1].measured && IsSparse(sel.candidates[1].kernel));
+      const sbnn::internal::SparsityStats st = sbnn::internal::sparsity_stats(s, f);
+      const sbnn::NeonCostEstimate e = sbnn::estimate_neon_bconv2d_cost(s, st.conns, st.max_conns);
+      const bool sparse = e.sparse < e.dense * (1 - opt.min_gain);
+      CHECK(sel.kernel == (sparse ? sel.candidates[1].kernel : dense));
+      CHECK(sel.chosen_ms <= sel.dense_ms);
+      if (f == fs) CHECK(IsSparse(sel.kernel));  // 99%: the model must pick the sparse kernel
+      std::printf("select (model): 32x32x64->64 at %s: %s, est. %.4f ms vs dense %.4f ms\n",
+                  f == fs ? "99%" : "50%", sel.kernel->name, sel.chosen_ms, sel.dense_ms);
+      sbnn::release_bconv2d_selection(&sel);
+    }
+  // With the NEON kernels masked the model has no sparse candidate: dense.
+}
+
 // select_bconv2d: policies, the auto decision on dense and very sparse filters, the
 // cache, and that the returned prepared object computes the right dot.
 void TestSelect() {
@@ -120,8 +231,13 @@ void TestSelect() {
   opt.policy = "no_such_kernel";
   CHECK(!sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel == nullptr);
 
-  // auto on a dense (50%) filter: timed too; never slower than dense by the measurement.
   opt.policy = "auto";
+#if defined(__aarch64__)
+  // aarch64: the NEON cost model decides, never timing (budget or not).
+  TestSelectModel(s, fh, fs, dense);
+  return;
+#endif
+  // auto on a dense (50%) filter: timed too; never slower than dense by the measurement.
   CHECK(sbnn::select_bconv2d(s, fh, opt, &sel) && sel.kernel != nullptr);
   CHECK(std::strcmp(sel.reason, "timed") == 0 || std::strcmp(sel.reason, "cached") == 0);
   CHECK(sel.chosen_ms <= sel.dense_ms);
@@ -297,5 +413,7 @@ int main(int argc, char** argv) {
 
   TestTable();
   TestSelect();
+  TestCostModel();
+  TestCostModelDemo();
   return sbnn::testing::RunSuites(kSuites, only, g_check_failures) ? 0 : 1;
 }
