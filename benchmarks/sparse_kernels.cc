@@ -14,6 +14,9 @@
 // does); bits: random thresholds; float: to_float; qfloat: the fused q transform (one
 // more filter channel, all +1: the converter's q); qadd: qfloat + a residual (fused_add).
 // Each kernel's output is checked against run_output_reference of the reference kernel.
+// --compose: each sparse kernel is also timed without its fused output (`run` over the
+// whole image, then the fastest transform: the delegate's path before fused outputs),
+// interleaved with the others, reported as "<name>+compose".
 //
 // Method: for each (layer, generator, sparsity) one filter and one input (random bits),
 // every kernel prepared once and checked against the reference dense kernel, then the
@@ -83,6 +86,7 @@ struct Options {
   int threads = 1;
   bool select = true;
   std::string output = "dot";
+  bool compose = false;
   std::vector<std::string> kernels, shapes, gens;
   std::vector<double> sparsities;
 };
@@ -102,12 +106,20 @@ void run_kernel(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const
                        [&](int r0, int r1) { k->run(s, prep, in, flt, dot, r0, r1); });
 }
 
-// The same with a fused output (run_bconv2d_output).
+// The same with a fused output (run_bconv2d_output; compose: `run` per call into `dot`
+// scratch, then the fastest transform, for kernels with a fused output too).
 void run_kernel_out(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const void* prep,
                     const int32_t* in, const int32_t* flt, const sbnn::BConv2DOutput& out,
-                    int rows_per_call, int threads) {
+                    int rows_per_call, int threads, bool compose, int32_t* scratch) {
+  const size_t row_elems = static_cast<size_t>(s.out_w) * s.out_channels;
   sbnn_bench::run_rows(s.batch * s.out_h, rows_per_call, threads, [&](int r0, int r1) {
-    sbnn::run_bconv2d_output(*k, s, prep, in, flt, out, r0, r1);
+    if (compose && k->run_output != nullptr) {
+      k->run(s, prep, in, flt, scratch, r0, r1);  // (full-size scratch: rows at their place)
+      sbnn::internal::apply_output_transform(sbnn::transform_kernels(), s, out,
+                                             scratch + r0 * row_elems, r0, r1);
+    } else {
+      sbnn::run_bconv2d_output(*k, s, prep, in, flt, out, r0, r1);
+    }
   });
 }
 
@@ -153,12 +165,13 @@ int main(int argc, char** argv) {
     else if (a == "--sparsity") opt.sparsities.push_back(std::atof(next()));
     else if (a == "--no-select") opt.select = false;
     else if (a == "--output") opt.output = next();
+    else if (a == "--compose") opt.compose = true;
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N] "
                    "[--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]... "
                    "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select] "
-                   "[--output dot|bits|float|qfloat|qadd]\n",
+                   "[--output dot|bits|float|qfloat|qadd] [--compose]\n",
                    argv[0]);
       return 2;
     }
@@ -191,7 +204,7 @@ int main(int argc, char** argv) {
     for (auto& v : input) v = rng();
     if (l.c % 32) for (size_t p = 0; p < input.size(); p += s.in_words) input[p + s.in_words - 1] &= (1u << (l.c % 32)) - 1;
     const size_t n_out = static_cast<size_t>(s.out_h) * s.out_w * s.out_channels;
-    std::vector<int32_t> expect(n_out), got(n_out);
+    std::vector<int32_t> expect(n_out), got(n_out), compose_dot(n_out);
     // Fused output: parameters and buffers (C output channels).
     const int C = qout ? s.out_channels - 1 : s.out_channels;
     const size_t n_fused = static_cast<size_t>(s.out_h) * s.out_w *
@@ -271,10 +284,17 @@ int main(int argc, char** argv) {
         }
         std::vector<const sbnn::BConv2DKernel*> ks = {dense};
         ks.insert(ks.end(), sparse.begin(), sparse.end());
+        std::vector<bool> comp(ks.size(), false);
+        if (fused && opt.compose)
+          for (const sbnn::BConv2DKernel* k : sparse) {
+            ks.push_back(k);
+            comp.push_back(true);
+          }
         auto ks_at = [&](size_t i) { return ks[i]; };
         auto run_any = [&](size_t i, const void* pp) {
           if (fused)
-            run_kernel_out(ks_at(i), s, pp, in, flt, fo, opt.rows_per_call, opt.threads);
+            run_kernel_out(ks_at(i), s, pp, in, flt, fo, opt.rows_per_call, opt.threads,
+                           comp[i], compose_dot.data());
           else
             run_kernel(ks_at(i), s, pp, in, flt, got.data(), opt.rows_per_call, opt.threads);
         };
@@ -282,7 +302,7 @@ int main(int argc, char** argv) {
         std::vector<std::vector<double>> wall(ks.size()), cpu(ks.size());
         r.t.resize(ks.size());
         for (size_t i = 0; i < ks.size(); ++i) {
-          r.t[i].kernel = ks[i]->name;
+          r.t[i].kernel = std::string(ks[i]->name) + (comp[i] ? "+compose" : "");
           const double p0 = thread_cpu_ms();
           if (ks[i]->prepare) prep[i] = ks[i]->prepare(s, flt);
           r.t[i].prepare_ms = thread_cpu_ms() - p0;
@@ -335,6 +355,10 @@ int main(int argc, char** argv) {
                       l.name, gen.c_str(), sp, r.t[0].cpu_ms, r.t[best].kernel.c_str(),
                       r.t[best].cpu_ms, speed, ideal, 100 * speed / ideal,
                       r.auto_choice.empty() ? "" : "  auto: ", r.auto_choice.c_str());
+          for (size_t i = 1; i < r.t.size(); ++i)
+            if (r.t[i].kernel.find("+compose") != std::string::npos)
+              std::printf("%-17s %-9s sp %.2f    %s %.4f ms  x%.2f\n", l.name, gen.c_str(), sp,
+                          r.t[i].kernel.c_str(), r.t[i].cpu_ms, r.t[0].cpu_ms / r.t[i].cpu_ms);
           std::fflush(stdout);
         }
       }

@@ -30,6 +30,9 @@ struct Avx512Impl : BitplanePortable<8> {
   static bool native_output(const BandCtx& x) {
     // Bits are stored as 16-bit masks per block of 16 channels: blocks must start on a
     // multiple of 16 channels in every group.
+    // kQBits (the fused q's sign bits) has no emit stage here yet: the driver's band
+    // fallback (band dot + q_to_bits) writes it.
+    if (x.out != nullptr && x.out->kind == BConv2DOutputKind::kQBits) return false;
     return x.out == nullptr || x.out->kind != BConv2DOutputKind::kBits || x.s->groups == 1 ||
            x.f->og % 16 == 0;
   }

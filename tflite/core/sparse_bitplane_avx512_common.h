@@ -381,6 +381,7 @@ inline int emit_mode(const BandCtx& x) {
     case BConv2DOutputKind::kBits: return kEmitBits;
     case BConv2DOutputKind::kFloat: return kEmitFloat;
     case BConv2DOutputKind::kQFloat: return kEmitQFloat;
+    case BConv2DOutputKind::kQBits: break;  // (not native here: Avx512Impl::native_output)
   }
   return kEmitDot;
 }

@@ -402,6 +402,15 @@ inline std::vector<std::string> KernelNames() {
     names.push_back(all.substr(start, end - start));
     start = end + 1;
   }
+  // The bit-plane sparse kernels (not in the dense list), so that forced runs also cover
+  // their fused output stages (core/bconv2d_output.h).
+#if defined(__x86_64__)
+  names.push_back("bconv2d_sparse_bitplane_512__avx512");
+  names.push_back("bconv2d_sparse_bitplane_256__avx2");
+#elif defined(__aarch64__)
+  names.push_back("bconv2d_sparse_bitplane_128__neon");
+#endif
+  names.push_back("bconv2d_sparse_bitplane_64__scalar");
   return names;
 }
 
