@@ -42,8 +42,7 @@ struct BConv2DSelectOptions {
   // Time each run() call followed by a float output transform of its rows, as the
   // delegate runs them: the transform reads `dot` right after the kernel wrote it, from
   // L1 after a small dense chunk, from L2 after a whole image, and that difference
-  // decided layers (timing the kernels alone picked the bit-plane kernel for 50%-dense
-  // 32x32x64 layers that then ran 20% slower than dense in the model).
+  // decides layers (docs/sparse_kernels.md, "In the delegate").
   bool time_transform = true;
   // Required relative gain of a sparse kernel over dense (0.05 = 5% faster).
   double min_gain = 0.05;

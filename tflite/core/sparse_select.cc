@@ -330,9 +330,9 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
     }
     if (chosen == nullptr) {
       std::vector<const BConv2DKernel*> ks = {dense};
-      // Sparse candidates are timed whenever there is a budget: even at 50% density the
-      // bit-plane kernel beats dense on some layers (32x32x64->64: 1.2x), and loses 3x
-      // on others (docs/sparse_kernels.md), so no density cut-off is safe. Without a
+      // Sparse candidates are timed whenever there is a budget: at the same density the
+      // bit-plane kernel beats dense on some layers and loses on others
+      // (docs/sparse_kernels.md, "Selection"), so no density cut-off is safe. Without a
       // budget the choice is dense ("model"). On aarch64 the NEON cost model decides,
       // whatever the budget: ARM devices are often emulated (CI, qemu) or throttled,
       // where timings say nothing about the device.

@@ -18,12 +18,14 @@
 #include "bconv2d_select.h"
 #include "bconv_tester.h"
 #include "kernel_ids.h"
+#include "shape_suites.h"
 #include "sparse_format.h"
 
 using sbnn::BConv2DKernel;
 using sbnn::BConv2DShape;
 using sbnn::testing::BConvTester;
 using sbnn::testing::Padding;
+using sbnn::testing::Suite;
 using sbnn::testing::TestStats;
 
 namespace {
@@ -31,14 +33,6 @@ namespace {
 bool g_verbose = false;
 int g_check_failures = 0;
 std::vector<const BConv2DKernel*> g_kernels;  // the kernels under test, nullptr-terminated
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      std::printf("FAIL %s:%d: CHECK(%s)\n", __FILE__, __LINE__, #cond);    \
-      ++g_check_failures;                                                    \
-    }                                                                        \
-  } while (0)
 
 const double kSparsities[] = {0.0, 0.5, 0.9, 0.95, 0.99, 1.0};
 
@@ -289,70 +283,24 @@ void TestSelect() {
   CHECK(!sbnn::select_bconv2d(bad, fs, opt, &sel));
 }
 
-// Every channel count 1..130.
-void SuiteChannels(TestStats* st) {
-  for (int c = 1; c <= 130; ++c) {
-    BConvTester t;
-    t.in(5, 6, c).out_channels(1 + (c * 7) % 70).kernel(3, 3).pad_values(c % 2).seed(c);
-    Flavour(t, c);
+// ---------------------------------------------------------------------------------
+// Sweeps: the shared ones (shape_suites.h) with the filter flavour of the case's index,
+// then the sparse kernels' own.
+
+sbnn::testing::CaseFn Runner(TestStats* st) {
+  return [st](BConvTester& t, int n) {
+    Flavour(t, n);
     Run(t, st);
-  }
+  };
 }
 
-void SuiteOutChannels(TestStats* st) {
-  for (int c : {64, 33})
-    for (int o = 1; o <= 70; o += 3) {
-      BConvTester t;
-      t.in(4, 5, c).out_channels(o).kernel(3, 3).pad_values(o % 2).seed(1000 + o);
-      Flavour(t, o);
-      Run(t, st);
-    }
-}
-
-// kernel x stride x dilation x padding x pad_values x groups x batch.
-void SuiteGrid(TestStats* st) {
-  const int kernels[][2] = {{1, 1}, {3, 3}, {5, 5}, {1, 3}};
-  const int edges[] = {1, 31, 32, 33, 63, 64, 65, 127, 130};
-  const int ogs[] = {1, 5, 8, 17, 32, 33, 40};
-  int n = 0;
-  for (const auto& k : kernels)
-    for (int stride : {1, 2})
-      for (int dil : {1, 2})
-        for (Padding pad : {Padding::kSame, Padding::kValid})
-          for (int pv : {0, 1})
-            for (int groups : {1, 2, 4})
-              for (int batch : {1, 3}) {
-                const int cg = edges[n % 9];
-                const int og = ogs[(n / 9) % 7];
-                BConvTester t;
-                t.batch(batch)
-                    .in(9 + n % 3, 10 - n % 2, cg * groups)
-                    .out_channels(og * groups)
-                    .kernel(k[0], k[1])
-                    .stride(stride)
-                    .dilation(dil)
-                    .padding(pad)
-                    .pad_values(pv)
-                    .groups(groups)
-                    .seed(2000 + n);
-                Flavour(t, n);
-                Run(t, st);
-                ++n;
-              }
-}
-
-void SuiteThreads(TestStats* st) {
-  int n = 0;
-  for (int threads : {2, 3, 5, 16})
-    for (int batch : {1, 3})
-      for (int pv : {0, 1}) {
-        BConvTester t;
-        t.batch(batch).in(9, 7, 96).out_channels(40).kernel(3, 3).stride(1 + n % 2)
-            .pad_values(pv).threads(threads).seed(3000 + n);
-        Flavour(t, n++);
-        Run(t, st);
-      }
-}
+void SuiteChannels(TestStats* st) { sbnn::testing::SweepChannels(Runner(st)); }
+void SuiteOutChannels(TestStats* st) { sbnn::testing::SweepOutChannels(Runner(st), 3); }
+void SuiteGrid(TestStats* st) { sbnn::testing::SweepGrid(Runner(st)); }
+void SuiteThreads(TestStats* st) { sbnn::testing::SweepThreads(Runner(st)); }
+void SuiteGeometry(TestStats* st) { sbnn::testing::SweepGeometry(Runner(st), true); }
+void SuiteGroups(TestStats* st) { sbnn::testing::SweepGroups(Runner(st)); }
+void SuiteRobustness(TestStats* st) { sbnn::testing::SweepRobustness(Runner(st)); }
 
 // The full sparsity sweep x generator x input density, on a 3x3 and a 1x1 layer.
 void SuiteSparsity(TestStats* st) {
@@ -370,78 +318,6 @@ void SuiteSparsity(TestStats* st) {
           if (kind == 2) t.minority_flip(true);
           Run(t, st);
         }
-}
-
-void SuiteGeometry(TestStats* st) {
-  struct G {
-    int h, w, c, o, kh, kw, sh, sw, dh, dw;
-  };
-  const G cases[] = {
-      {1, 1, 32, 8, 3, 3, 1, 1, 1, 1},  {1, 7, 40, 9, 3, 3, 1, 1, 1, 1},
-      {2, 2, 64, 16, 5, 5, 1, 1, 1, 1}, {7, 9, 33, 17, 3, 3, 1, 2, 1, 1},
-      {9, 7, 65, 24, 3, 3, 2, 1, 2, 1}, {10, 10, 32, 32, 3, 3, 3, 3, 3, 3},
-      {5, 12, 48, 20, 1, 5, 1, 2, 1, 2}, {12, 5, 48, 20, 5, 1, 2, 1, 2, 1},
-      {8, 8, 96, 70, 7, 7, 1, 1, 1, 1}, {3, 17, 1, 3, 3, 3, 1, 1, 1, 1},
-      {11, 13, 160, 48, 2, 2, 2, 2, 1, 1}, {6, 6, 64, 64, 4, 4, 1, 1, 1, 1},
-      {3, 70, 16, 8, 3, 3, 1, 1, 1, 1},  {2, 150, 8, 4, 3, 3, 1, 2, 1, 1},
-      {70, 3, 16, 8, 3, 3, 1, 1, 1, 1},  {5, 66, 40, 12, 3, 5, 1, 1, 1, 3},
-  };
-  int n = 0;
-  for (const G& g : cases)
-    for (Padding pad : {Padding::kSame, Padding::kValid})
-      for (int pv : {0, 1}) {
-        BConvTester t;
-        t.batch(1 + n % 2).in(g.h, g.w, g.c).out_channels(g.o).kernel(g.kh, g.kw)
-            .stride(g.sh, g.sw).dilation(g.dh, g.dw).padding(pad).pad_values(pv)
-            .seed(5000 + n);
-        Flavour(t, n++);
-        Run(t, st);
-      }
-  for (int pv : {0, 1}) {
-    BConvTester t;
-    t.in(6, 5, 40).out_channels(12).kernel(3, 3).explicit_padding(2, 0, 6, 4).pad_values(pv)
-        .seed(5100 + pv);
-    Flavour(t, 3 + pv);
-    Run(t, st);
-    BConvTester u;
-    u.in(4, 4, 64).out_channels(10).kernel(3, 3).stride(2).explicit_padding(3, 3, 5, 5)
-        .pad_values(pv).seed(5200 + pv);
-    Flavour(u, 4 + pv);
-    Run(u, st);
-  }
-}
-
-void SuiteGroups(TestStats* st) {
-  int n = 0;
-  for (int groups : {2, 3, 4, 8})
-    for (int cg : {1, 5, 16, 32, 33, 48, 64})
-      for (int og : {1, 8, 33}) {
-        BConvTester t;
-        t.in(5, 6, cg * groups).out_channels(og * groups).groups(groups).kernel(3, 3)
-            .pad_values(n % 2).stride(1 + (n / 2) % 2).seed(6000 + n);
-        Flavour(t, n++);
-        Run(t, st);
-      }
-}
-
-void SuiteRobustness(TestStats* st) {
-  int n = 0;
-  for (int c : {1, 20, 33, 70, 130})
-    for (int groups : {1, 2}) {
-      if (c % groups) continue;
-      BConvTester t;
-      t.in(6, 6, c).out_channels(18).groups(groups).kernel(3, 3).pad_values(n % 2)
-          .dirty_padding_bits(true).seed(7000 + n);
-      Flavour(t, n++);
-      Run(t, st);
-    }
-  for (int pv : {0, 1}) {
-    BConvTester t;
-    t.in(7, 5, 96).out_channels(40).kernel(3, 3).stride(2).pad_values(pv).prepare_in(20, 30)
-        .seed(7100 + pv);
-    Flavour(t, 3 + pv);
-    Run(t, st);
-  }
 }
 
 // Small row ranges (a delegate's row chunks, threads): bands of 1 .. few rows exercise
@@ -492,11 +368,6 @@ void SuiteModels(TestStats* st) {
   Run(t, st);
 }
 
-struct Suite {
-  const char* name;
-  void (*fn)(TestStats*);
-};
-
 const Suite kSuites[] = {
     {"channels", SuiteChannels}, {"out_channels", SuiteOutChannels}, {"grid", SuiteGrid},
     {"threads", SuiteThreads},   {"sparsity", SuiteSparsity},        {"geometry", SuiteGeometry},
@@ -544,29 +415,5 @@ int main(int argc, char** argv) {
   TestSelect();
   TestCostModel();
   TestCostModelDemo();
-  TestStats total;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (const Suite& suite : kSuites) {
-    if (only && std::strcmp(only, suite.name) != 0) continue;
-    TestStats st;
-    const auto s0 = std::chrono::steady_clock::now();
-    suite.fn(&st);
-    const double sec =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-    std::printf("suite %-12s %4lld cases %5lld kernel runs %10lld outputs %3lld failed"
-                " %2lld empty  %.1f s\n",
-                suite.name, st.cases, st.runs, st.outputs, st.failures, st.skipped, sec);
-    total.cases += st.cases;
-    total.runs += st.runs;
-    total.outputs += st.outputs;
-    total.failures += st.failures;
-    total.skipped += st.skipped;
-  }
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const bool ok = total.failures == 0 && g_check_failures == 0;
-  std::printf("%s: %lld cases, %lld kernel runs, %lld outputs compared exactly, %lld failed "
-              "runs, %d failed checks, %.1f s\n",
-              ok ? "PASSED" : "FAILED", total.cases, total.runs, total.outputs, total.failures,
-              g_check_failures, sec);
-  return ok ? 0 : 1;
+  return sbnn::testing::RunSuites(kSuites, only, g_check_failures) ? 0 : 1;
 }
