@@ -140,7 +140,11 @@ setup(
     cmdclass={"build_ext": BuildNative},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["sbnn-keras=sbnn_keras.cli:main"]},
+    entry_points={
+        "console_scripts": ["sbnn-keras=sbnn_keras.cli:main"],
+        # the zoo offers its layers/quantizers to sbnn_keras.custom_objects()
+        "sbnn_keras.custom_objects": ["zoo=sbnn_zoo.zoo:custom_objects"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

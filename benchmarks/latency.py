@@ -107,7 +107,8 @@ def machine() -> dict:
     flags = fields.get("Flags", "")
     commit = sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
     dirty = sh(
-        "git", "-C", str(ROOT), "status", "--porcelain", "--", "tflite", "sbnn_keras", "benchmarks"
+        "git", "-C", str(ROOT), "status", "--porcelain", "--", "tflite", "sbnn_keras", "sbnn_runtime",
+        "benchmarks"
     )
     lib = runtime.library_path()
     return {
@@ -161,7 +162,7 @@ def build_delegate_at_head() -> Path:
 
 
 def _key(*parts) -> str:
-    pkg = ROOT / "sbnn_keras"
+    pkg = ROOT / "sbnn_keras" / "export"
     text = repr(parts) + (ROOT / "benchmarks" / "models.py").read_text()
     text += "".join((pkg / f).read_text() for f in ("convert.py", "lowering.py", "compress.py"))
     text += tf.__version__ + importlib.metadata.version("larq-compute-engine")

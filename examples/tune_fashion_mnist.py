@@ -83,7 +83,7 @@ def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
                              capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sbnn_keras", "examples"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sbnn_keras", "sbnn_zoo", "examples"],
                                cwd=here, capture_output=True, text=True, timeout=10)
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

@@ -450,14 +450,37 @@ def register_custom_objects(objects: dict) -> None:
     _REGISTERED.update(objects)
 
 
+#: entry-point group through which installed packages offer their classes
+CUSTOM_OBJECTS_GROUP = "sbnn_keras.custom_objects"
+
+
+def _entry_point_objects() -> dict:
+    """Classes of installed packages that declare a ``sbnn_keras.custom_objects`` entry
+    point (a function returning ``{name: class}``; the zoo's is
+    ``sbnn_zoo.zoo:custom_objects``): found through package metadata, so the library
+    never names the packages above it."""
+    from importlib.metadata import entry_points
+
+    found = entry_points()
+    group = (found.select(group=CUSTOM_OBJECTS_GROUP) if hasattr(found, "select")
+             else found.get(CUSTOM_OBJECTS_GROUP, ()))
+    objects: dict = {}
+    for entry in group:
+        objects.update(entry.load()())
+    return objects
+
+
 def custom_objects() -> dict:
     """Every sbnn_keras class by name, for ``tf.keras.models.load_model``.
 
-    Also holds the classes that packages built on sbnn_keras registered with
-    ``register_custom_objects`` (after ``import sbnn_zoo.zoo``: IR-Net's EDE sign,
-    ReActNet's RPReLU, ...).
+    Also holds the classes of packages built on sbnn_keras: those offered through the
+    ``sbnn_keras.custom_objects`` entry point (the installed zoo: IR-Net's EDE sign,
+    ReActNet's RPReLU, ...; so zoo models load without importing the zoo) and those
+    registered with ``register_custom_objects``.
     """
     from sbnn_keras import layers, quantizers
+
+    plugins = _entry_point_objects()
 
     return {
         "QuantConv2D": layers.QuantConv2D,
@@ -465,6 +488,7 @@ def custom_objects() -> dict:
         "SbnnQuantizer": quantizers.SbnnQuantizer,
         "SiBnnQuantizer": quantizers.SiBnnQuantizer,
         "SparsityRegularizer": SparsityRegularizer,
+        **plugins,
         **_REGISTERED,
     }
 

@@ -30,7 +30,7 @@ from _runtime_helpers import (  # noqa: E402
 )
 import tensorflow as tf  # noqa: E402
 
-import sbnn_runtime as runtime
+from sbnn_runtime import interpreter as runtime  # the module: monkeypatch its globals
 from test_runtime_ops import build_bitpacked_chain, build_int8, build_quant  # noqa: E402
 
 
