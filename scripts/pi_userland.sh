@@ -35,9 +35,23 @@ need_tools() {
   fi
 }
 
+fake_cpuinfo() {
+  # qemu-user 7.2 shows programs the host's /proc/cpuinfo (x86-64 here); XNNPACK's CPU
+  # detection in ai-edge-litert crashes on it (SIGSEGV creating any interpreter). qemu
+  # looks paths up in the userland first, so the userland gets what a Raspberry Pi 4
+  # (64-bit kernel) reports: four Cortex-A72 (implementer 0x41, part 0xd08).
+  mkdir -p "$ROOTFS/proc"
+  for i in 0 1 2 3; do
+    printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' "$i"
+    printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n'
+    printf 'CPU revision\t: 3\n\n'
+  done > "$ROOTFS/proc/cpuinfo"
+  printf 'Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B\n' >> "$ROOTFS/proc/cpuinfo"
+}
+
 setup() {
   need_tools
-  [ -f "$STAMP" ] && return 0
+  if [ -f "$STAMP" ]; then fake_cpuinfo; return 0; fi
   rm -rf "$ROOTFS"
   mkdir -p "$ROOTFS"
   # --foreign: download and unpack only (the package scripts would need to run as
@@ -54,6 +68,7 @@ setup() {
     mkdir -p "$ROOTFS/etc/ssl/certs"
     cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
   fi
+  fake_cpuinfo
   "$0" run /usr/bin/python3 -c 'import platform, sys; print("userland python", sys.version.split()[0], platform.machine(), platform.libc_ver())'
   touch "$STAMP"
 }
