@@ -227,6 +227,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="same as --lce no")
     p.add_argument("--float-model", help="a float .tflite of the same network, timed with XNNPACK")
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print the table only (no ratios)")
 
 
 def validate(args) -> str | None:
@@ -247,7 +248,10 @@ def validate(args) -> str | None:
 def execute(args) -> int:
     rows, status = run(args.model, args.threads, args.runs, args.warmup, args.lce,
                        args.float_model, args.kernel)
-    print(format_rows(rows))
+    text = format_rows(rows)
+    if getattr(args, "quiet", False):
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("sbnn vs "))
+    print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"model": str(args.model), "rows": [dataclasses.asdict(r) for r in rows]}, indent=2) + "\n")

@@ -141,8 +141,8 @@ def run_all(work: Path, wheel_dir: Path, venv: Path) -> int:
     _pi("venv", venv)
     # As a user would: pip installs the wheel and what it requires (numpy and
     # ai-edge-litert are already in the cached venv, so nothing is downloaded again).
-    _pi("run", venv / "bin" / "python", "-m", "pip", "install", "-q", "--force-reinstall",
-        "--no-deps", wheels[-1])
+    # A wheel of the same version from an earlier run is removed first.
+    _pi("run", venv / "bin" / "python", "-m", "pip", "uninstall", "-q", "-y", "sbnn-runtime")
     _pi("run", venv / "bin" / "python", "-m", "pip", "install", "-q", wheels[-1])
     _pi("run", venv / "bin" / "python", __file__, "device", "--work", work)
     for flavor in ("sparse",):
