@@ -9,6 +9,8 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
+# The one home of the version: VERSION (tflite/CMakeLists.txt reads it too).
+VERSION = (HERE / "VERSION").read_text(encoding="utf-8").strip()
 
 # Versions verified to work together (docs/install.md): TF 2.16 + legacy Keras for
 # larq, LCE 0.16 built against TF 2.16.1, numpy < 2 for larq, protobuf < 5 for TF 2.16.
@@ -99,7 +101,7 @@ class BuildNative(build_ext):
         subprocess.check_call(
             [cmake, "-S", str(ext.source_dir), "-B", str(build_dir),
              "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF",
-             "-DSBNN_CORE_TESTS=OFF", "-DSBNN_CORE_BENCH=OFF"]
+             "-DSBNN_BUILD_BENCH=OFF"]
         )
         jobs = str(max(1, min(os.cpu_count() or 1, 8)))
         subprocess.check_call(
@@ -125,7 +127,7 @@ class BuildNative(build_ext):
 
 setup(
     name="sbnn_keras",
-    version="0.1.0",
+    version=VERSION,
     description="Sparse binary neural networks (SBNN) for Keras/larq, with TFLite export",
     long_description=(HERE / "README.md").read_text(encoding="utf-8")
     if (HERE / "README.md").exists()

@@ -142,8 +142,7 @@ def build_delegate_at_head() -> Path:
         ["git", "-C", str(ROOT), "archive", "HEAD", "tflite"], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    flags = ["-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF"]
-    flags.append("-DSBNN_CORE_BENCH=OFF")
+    flags = ["-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_BUILD_BENCH=OFF"]
     print(f"building the delegate of {commit} in {out}", flush=True)
     subprocess.run(
         ["cmake", "-S", str(src / "tflite"), "-B", str(out / "build"), *flags],

@@ -89,13 +89,14 @@ def main():
     a = p.parse_args()
 
     if not a.no_build:
-        run(["cmake", "-S", os.path.join(ROOT, "tflite", "core"), "-B", a.build_dir,
-             "-DCMAKE_BUILD_TYPE=Release"], stdout=subprocess.DEVNULL)
+        run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", a.build_dir,
+             "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_BENCH=ON",
+             "-DSBNN_BUILD_TESTS=OFF"], stdout=subprocess.DEVNULL)
         run(["cmake", "--build", a.build_dir, "-j2", "--target", "sbnn_bconv_bench"],
             stdout=subprocess.DEVNULL)
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
     commit = git_commit()
-    cmd = [os.path.join(a.build_dir, "sbnn_bconv_bench"), "--json", a.json,
+    cmd = [os.path.join(a.build_dir, "benchmarks", "sbnn_bconv_bench"), "--json", a.json,
            "--commit", commit] + a.bench_args
     run(cmd)
     with open(a.json) as f:

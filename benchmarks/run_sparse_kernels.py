@@ -146,14 +146,15 @@ def main():
 
     if not a.no_run:
         if not a.no_build:
-            run(["cmake", "-S", os.path.join(ROOT, "tflite", "core"), "-B", a.build_dir,
-                 "-DCMAKE_BUILD_TYPE=Release"], stdout=subprocess.DEVNULL)
+            run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", a.build_dir,
+                 "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_BENCH=ON",
+                 "-DSBNN_BUILD_TESTS=OFF"], stdout=subprocess.DEVNULL)
             run(["cmake", "--build", a.build_dir, "-j2", "--target", "sbnn_sparse_bench"],
                 stdout=subprocess.DEVNULL)
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         commit = git_commit()
         load0 = load_average()
-        cmd = [os.path.join(a.build_dir, "sbnn_sparse_bench"), "--json", a.json,
+        cmd = [os.path.join(a.build_dir, "benchmarks", "sbnn_sparse_bench"), "--json", a.json,
                "--commit", commit] + a.bench_args
         run(cmd)
         with open(a.json) as f:

@@ -6,7 +6,14 @@
 //   sbnn_sparse_bench [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N]
 //                     [--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]...
 //                     [--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N]
-//                     [--no-select]
+//                     [--no-select] [--output dot|bits|float|qfloat|qadd]
+//
+// --output times the layer's whole output stage instead of `dot` (bconv2d_output.h):
+// every kernel through run_bconv2d_output, i.e. the sparse kernels' fused output, the
+// dense kernel's `run` + the fastest transform per 16 KB chunk of dot (what the delegate
+// does); bits: random thresholds; float: to_float; qfloat: the fused q transform (one
+// more filter channel, all +1: the converter's q); qadd: qfloat + a residual (fused_add).
+// Each kernel's output is checked against run_output_reference of the reference kernel.
 //
 // Method: for each (layer, generator, sparsity) one filter and one input (random bits),
 // every kernel prepared once and checked against the reference dense kernel, then the
@@ -37,6 +44,7 @@
 #include <vector>
 
 #include "bconv2d.h"
+#include "bconv2d_output.h"
 #include "bconv2d_select.h"
 #include "sparse_filter_gen.h"
 
@@ -99,6 +107,7 @@ struct Options {
   int rows_per_call = 0;
   int threads = 1;
   bool select = true;
+  std::string output = "dot";
   std::vector<std::string> kernels, shapes, gens;
   std::vector<double> sparsities;
 };
@@ -118,6 +127,26 @@ void run_kernel(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const
   const int step = rows_per_call > 0 ? rows_per_call : rows;
   auto range = [&](int r0, int r1) {
     for (int r = r0; r < r1; r += step) k->run(s, prep, in, flt, dot, r, std::min(r1, r + step));
+  };
+  if (threads <= 1) {
+    range(0, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back(range, rows * t / threads, rows * (t + 1) / threads);
+  for (auto& th : pool) th.join();
+}
+
+// The same with a fused output (run_bconv2d_output).
+void run_kernel_out(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const void* prep,
+                    const int32_t* in, const int32_t* flt, const sbnn::BConv2DOutput& out,
+                    int rows_per_call, int threads) {
+  const int rows = s.batch * s.out_h;
+  const int step = rows_per_call > 0 ? rows_per_call : rows;
+  auto range = [&](int r0, int r1) {
+    for (int r = r0; r < r1; r += step)
+      sbnn::run_bconv2d_output(*k, s, prep, in, flt, out, r, std::min(r1, r + step));
   };
   if (threads <= 1) {
     range(0, rows);
@@ -170,11 +199,13 @@ int main(int argc, char** argv) {
     else if (a == "--gen") opt.gens.push_back(next());
     else if (a == "--sparsity") opt.sparsities.push_back(std::atof(next()));
     else if (a == "--no-select") opt.select = false;
+    else if (a == "--output") opt.output = next();
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N] "
                    "[--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]... "
-                   "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select]\n",
+                   "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select] "
+                   "[--output dot|bits|float|qfloat|qadd]\n",
                    argv[0]);
       return 2;
     }
@@ -186,7 +217,14 @@ int main(int argc, char** argv) {
   bool all_ok = true;
   for (const Layer& l : kLayers) {
     if (!matches(opt.shapes, l.name)) continue;
-    const sbnn::BConv2DShape s = make_shape(l);
+    const bool fused = opt.output != "dot";
+    const bool qout = opt.output == "qfloat" || opt.output == "qadd";
+    if (fused && !qout && opt.output != "bits" && opt.output != "float") {
+      std::fprintf(stderr, "--output %s: expected dot, bits, float, qfloat or qadd\n", opt.output.c_str());
+      return 2;
+    }
+    sbnn::BConv2DShape s = make_shape(l);
+    if (qout) s.out_channels += 1;  // the q channel (all +1 weights)
     const sbnn::BConv2DKernel* dense = sbnn::select_bconv2d_kernel(s, nullptr);
     const sbnn::BConv2DKernel* ref = sbnn::select_bconv2d_kernel(s, "reference");
     std::vector<const sbnn::BConv2DKernel*> sparse;
@@ -201,6 +239,38 @@ int main(int argc, char** argv) {
     if (l.c % 32) for (size_t p = 0; p < input.size(); p += s.in_words) input[p + s.in_words - 1] &= (1u << (l.c % 32)) - 1;
     const size_t n_out = static_cast<size_t>(s.out_h) * s.out_w * s.out_channels;
     std::vector<int32_t> expect(n_out), got(n_out);
+    // Fused output: parameters and buffers (C output channels).
+    const int C = qout ? s.out_channels - 1 : s.out_channels;
+    const size_t n_fused = static_cast<size_t>(s.out_h) * s.out_w *
+                           (opt.output == "bits" ? (C + 31) / 32 : C);
+    std::vector<int32_t> f_expect(n_fused), f_got(n_fused), limit(C);
+    std::vector<float> pm(C), pb(C), pa(C), pd(C), residual(static_cast<size_t>(s.out_h) * s.out_w * C);
+    {
+      std::normal_distribution<float> nd(0.0f, 1.0f);
+      const int K = l.k * l.k * l.c;
+      for (int c = 0; c < C; ++c) {
+        limit[c] = static_cast<int32_t>(rng() % (2 * K + 1)) - K;
+        pm[c] = nd(rng), pb[c] = nd(rng), pa[c] = nd(rng), pd[c] = nd(rng);
+      }
+      for (auto& v : residual) v = nd(rng);
+    }
+    sbnn::BConv2DOutput fo;
+    fo.kind = opt.output == "bits" ? sbnn::BConv2DOutputKind::kBits
+              : opt.output == "float" ? sbnn::BConv2DOutputKind::kFloat
+                                      : sbnn::BConv2DOutputKind::kQFloat;
+    fo.channels = C;
+    fo.limit = limit.data();
+    fo.t.K = l.k * l.k * l.c;
+    fo.t.x_min = -fo.t.K;
+    fo.t.x_max = fo.t.K;
+    fo.t.m = pm.data();
+    fo.t.b = pb.data();
+    fo.q.a = pa.data();
+    fo.q.d = pd.data();
+    fo.q.b = pb.data();
+    fo.q.lo = 0.0f;
+    fo.q.hi = 1e30f;
+    fo.q.add = opt.output == "qadd" ? residual.data() : nullptr;
     for (const std::string& gen : opt.gens)
       for (double sp : opt.sparsities) {
         sbnn::testing::SparseFilterSpec spec;
@@ -215,7 +285,8 @@ int main(int argc, char** argv) {
         std::vector<int8_t> w;
         std::mt19937 frng(static_cast<uint32_t>(sp * 1000) + (gen == "k0k1" ? 7 : 0));
         sbnn::testing::generate_sparse_weights(&w, l.o, taps, cg, spec, &frng);
-        std::vector<uint32_t> filter(static_cast<size_t>(l.o) * taps * s.filter_words, 0);
+        // (qfloat: channel l.o is q, all +1 = bits 0)
+        std::vector<uint32_t> filter(static_cast<size_t>(s.out_channels) * taps * s.filter_words, 0);
         long long conns = 0;
         std::vector<int> per_kernel(static_cast<size_t>(l.o) * cg, 0);
         for (int o = 0; o < l.o; ++o)
@@ -240,8 +311,20 @@ int main(int argc, char** argv) {
         const int32_t* in = reinterpret_cast<const int32_t*>(input.data());
         const int32_t* flt = reinterpret_cast<const int32_t*>(filter.data());
         ref->run(s, nullptr, in, flt, expect.data(), 0, s.out_h);
+        if (fused) {
+          fo.out = f_expect.data();
+          sbnn::run_output_reference(*ref, s, nullptr, in, flt, fo, 0, s.out_h);
+          fo.out = f_got.data();
+        }
         std::vector<const sbnn::BConv2DKernel*> ks = {dense};
         ks.insert(ks.end(), sparse.begin(), sparse.end());
+        auto ks_at = [&](size_t i) { return ks[i]; };
+        auto run_any = [&](size_t i, const void* pp) {
+          if (fused)
+            run_kernel_out(ks_at(i), s, pp, in, flt, fo, opt.rows_per_call, opt.threads);
+          else
+            run_kernel(ks_at(i), s, pp, in, flt, got.data(), opt.rows_per_call, opt.threads);
+        };
         std::vector<void*> prep(ks.size(), nullptr);
         std::vector<std::vector<double>> wall(ks.size()), cpu(ks.size());
         r.t.resize(ks.size());
@@ -251,8 +334,9 @@ int main(int argc, char** argv) {
           if (ks[i]->prepare) prep[i] = ks[i]->prepare(s, flt);
           r.t[i].prepare_ms = thread_cpu_ms() - p0;
           std::fill(got.begin(), got.end(), 0x7eadbeef);
-          run_kernel(ks[i], s, prep[i], in, flt, got.data(), opt.rows_per_call, opt.threads);
-          if (got != expect) {
+          std::fill(f_got.begin(), f_got.end(), 0x7eadbeef);
+          run_any(i, prep[i]);
+          if (fused ? f_got != f_expect : got != expect) {
             std::printf("MISMATCH %s on %s (%s, sparsity %.2f)\n", ks[i]->name, l.name, gen.c_str(), sp);
             all_ok = false;
           }
@@ -262,7 +346,7 @@ int main(int argc, char** argv) {
           for (size_t i = 0; i < ks.size(); ++i) {
             const double c0 = thread_cpu_ms();
             const auto w0 = std::chrono::steady_clock::now();
-            run_kernel(ks[i], s, prep[i], in, flt, got.data(), opt.rows_per_call, opt.threads);
+            run_any(i, prep[i]);
             wall[i].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count());
             cpu[i].push_back(thread_cpu_ms() - c0);
           }
@@ -307,7 +391,8 @@ int main(int argc, char** argv) {
     std::ofstream js(opt.json);
     js << "{\n  \"benchmark\": \"sbnn_sparse_bench\",\n  \"commit\": \"" << opt.commit
        << "\",\n  \"threads\": " << opt.threads << ",\n  \"rows_per_call\": " << opt.rows_per_call
-       << ",\n  \"min_time\": " << opt.min_time << ",\n  \"results\": [\n";
+       << ",\n  \"min_time\": " << opt.min_time << ",\n  \"output\": \"" << opt.output
+       << "\",\n  \"results\": [\n";
     for (size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
       js << "    {\"layer\": \"" << r.layer << "\", \"count\": " << r.count << ", \"gen\": \"" << r.gen

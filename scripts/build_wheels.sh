@@ -21,8 +21,8 @@ PY="${PY:-$ROOT/.venv/bin/python}"
 OUT="${OUT:-$ROOT/dist}"
 ARCHES="${ARCHES:-x86_64 aarch64}"
 JOBS="${JOBS:-2}"
-VERSION=$(sed -n 's/^    version="\([^"]*\)",$/\1/p' setup.py)
-[ -n "$VERSION" ] || { echo "could not read the version from setup.py" >&2; exit 1; }
+VERSION=$(tr -d "[:space:]" < VERSION)
+[ -n "$VERSION" ] || { echo "VERSION is empty" >&2; exit 1; }
 
 need=()
 case " $ARCHES " in *" aarch64 "*)
@@ -40,7 +40,7 @@ fi
 mkdir -p "$OUT"
 for arch in $ARCHES; do
   build="$ROOT/build/wheel-$arch"
-  args=(-DCMAKE_BUILD_TYPE=Release -DSBNN_BUILD_TESTS=OFF -DSBNN_CORE_TESTS=OFF -DSBNN_CORE_BENCH=OFF)
+  args=(-DCMAKE_BUILD_TYPE=Release -DSBNN_BUILD_TESTS=OFF -DSBNN_BUILD_BENCH=OFF)
   case "$arch" in
     x86_64) ;;
     aarch64) args+=(-DCMAKE_TOOLCHAIN_FILE="$ROOT/tflite/toolchains/aarch64-linux-gnu.cmake") ;;

@@ -86,14 +86,35 @@ def _tools_available():
 @pytest.mark.slow
 @pytest.mark.skipif(not _tools_available(), reason="needs root (apt-get) or the aarch64 toolchain and qemu-user")
 def test_one_layer_end_to_end(tmp_path):
-    out = tmp_path / "arm_cost.json"
+    doc = _one_layer(tmp_path, "dot")
+    _check_counts(doc)
+    # A layer's bitpacked output: for a dense kernel, its run followed by the output
+    # transform, which costs more than the dot alone and is attributed to the output
+    # stage. (A sparse kernel may make it straight from its count planes, cheaper.)
+    bits = _one_layer(tmp_path, "bits")
+    _check_counts(bits)
+    dot_by = {(x["kernel"], x["sparsity"]): x for x in doc["results"]}
+    for x in bits["results"]:
+        d = dot_by[(x["kernel"], x["sparsity"])]
+        if not x["sparse"]:
+            assert x["instructions"] > d["instructions"], x["kernel"]
+            assert x["stages"].get("output", 0) > 0, (x["kernel"], x["stages"])
+
+
+def _one_layer(tmp_path, output):
+    out = tmp_path / ("arm_cost_%s.json" % output)
     cmd = [sys.executable, str(SCRIPT), "--network", "resnet18", "--layer", "4x4x512", "--gen", "bernoulli",
-           "--sparsity", "0.9", "--sparsity", "0.99", "--reps", "2", "--json", str(out)]
+           "--sparsity", "0.9", "--sparsity", "0.99", "--reps", "2", "--output", output, "--json", str(out)]
     if os.geteuid() != 0:
         cmd.append("--no-install")
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     doc = json.loads(out.read_text())
+    assert doc["output"] == output
+    return doc
+
+
+def _check_counts(doc):
     res = doc["results"]
     kernels = {x["kernel"] for x in res}
     # every non-reference kernel of the table that supports the layer, dense and sparse

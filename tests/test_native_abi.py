@@ -50,7 +50,7 @@ def _object_build(tmp_root: Path):
                 return objs + [core]
     build = ROOT / "build" / "abi-objects"
     subprocess.run(["cmake", "-S", ROOT / "tflite", "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-                    "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF", "-DSBNN_CORE_BENCH=OFF"],
+                    "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_BUILD_BENCH=OFF"],
                    check=True, capture_output=True)
     subprocess.run(["cmake", "--build", build, "--target", "sbnn_delegate_obj", "sbnn_core",
                     "-j2"], check=True, capture_output=True)

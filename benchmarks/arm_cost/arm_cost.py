@@ -70,6 +70,7 @@ NETWORKS = {
     ],
 }
 GENS = ("bernoulli", "k0k1")
+OUTPUTS = ("dot", "bits", "float")
 SPARSITIES = (0.9, 0.95, 0.99)
 # llvm-mca CPU models: (label, -mcpu). LLVM gives cortex-a72 its Cortex-A57 model;
 # neoverse-n1 has its own model and the Cortex-A76's core.
@@ -80,11 +81,13 @@ MCA_CANDIDATES = ("llvm-mca-19", "llvm-mca-18", "llvm-mca-17", "llvm-mca")
 # instruction, innermost frame first: the first frame that matches a keyword decides.
 # Kernels change: a function no keyword knows lands in "other", and the JSON's
 # "functions" lists the innermost functions by name whatever the keywords say.
+OUTPUT_KEYS = ("output", "store_dot", "write_dot", "bitpack", "threshold", "to_bits", "to_float",
+               "to_int8", "q_to_")
 SPARSE_STAGES = (
     ("transpose", ("transpose", "extract_rows", "build_band", "band_bits", "h_row", "zero_rows")),
     ("count", ("accumulate", "csa", "ripple", "count_planes")),
     ("convert", ("convert",)),
-    ("output", ("output", "store_dot", "write_dot", "bitpack", "threshold")),
+    ("output", OUTPUT_KEYS),
     ("channels", ("process_channels",)),
     ("setup", ("run_bitplane", "scratch", "plan")),
 )
@@ -93,12 +96,13 @@ DENSE_STAGES = (
     ("gather", ("gather", "copy_words", "zero_words", "im2col")),
     ("fixup", ("fixup",)),
     ("setup", ("run_gemm",)),
+    ("output", OUTPUT_KEYS),
 )
 STAGE_DOC = {
     "transpose": "input transposition into bit planes (build_band and what it calls)",
     "count": "carry-save counting of the connections (accumulate, csa, ripple)",
     "convert": "count planes to dot (convert)",
-    "output": "output writes",
+    "output": "output stage: bitpacked/float output (fused, or the transform after `dot`)",
     "channels": "per-channel loop and plane copies (process_channels)",
     "setup": "per-call setup (plan checks, scratch)",
     "tile": "micro-kernel tiles",
@@ -277,8 +281,8 @@ def build_core(build, jobs, debug):
     flags = ["-DCMAKE_CXX_FLAGS=-g"] if debug else ["-DCMAKE_CXX_FLAGS="]
     run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", build,
          "-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(ROOT, "tflite/toolchains/aarch64-linux-gnu.cmake"),
-         "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF",
-         "-DSBNN_CORE_BENCH=OFF"] + flags, stdout=subprocess.DEVNULL)
+         "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF",
+         "-DSBNN_BUILD_BENCH=OFF"] + flags, stdout=subprocess.DEVNULL)
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     libs = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))
     if not libs:
@@ -342,7 +346,7 @@ def parse_counts(path):
     return regions
 
 
-def count(harness, plugin, work, layers, gens, sparsities, kernels, reps):
+def count(harness, plugin, work, layers, gens, sparsities, kernels, reps, output):
     args = []
     for l in layers:
         args += ["--layer", ":".join(str(x) for x in l[:8])]
@@ -352,7 +356,7 @@ def count(harness, plugin, work, layers, gens, sparsities, kernels, reps):
         args += ["--sparsity", repr(s)]
     for k in kernels:
         args += ["--kernel", k]
-    args += ["--reps", str(reps)]
+    args += ["--reps", str(reps), "--output", output]
     counts = os.path.join(work, "counts.txt")
     t0 = time.time()
     r = subprocess.run(["qemu-aarch64", "-cpu", "cortex-a72", "-plugin", plugin + ",out=" + counts,
@@ -624,7 +628,7 @@ def x86_check(work, plugin, jobs, layers, gens, sparsities, time_reps, install, 
         apt_install(["g++", "qemu-user"])
     build = os.path.join(work, "core-x86_64")
     run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-         "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_CORE_TESTS=OFF", "-DSBNN_CORE_BENCH=OFF"], stdout=subprocess.DEVNULL)
+         "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_BUILD_BENCH=OFF"], stdout=subprocess.DEVNULL)
     log("x86 check: building the core library for this host (Release)")
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     lib = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))[0]
@@ -815,6 +819,9 @@ def tables(results, layers, labels):
     if not totals:
         out.append("| (no network measured completely) |")
     out.append("")
+    g = goals_table(results, labels)
+    if g:
+        out.append(g)
     # Stage split.
     lab = labels[-1] if labels else None
     for kname in [dense_k] + sparse_ks:
@@ -867,6 +874,53 @@ def write_json(path, doc):
         f.write(text + "\n}\n")
 
 
+# The project's NEON goals for the sparse kernels (docs/benchmarks.md "ARM cost"), on the
+# binary convs of ResNet-18: (what, model, sparsity, limit of sparse/dense).
+GOALS = (
+    ("every layer", "A76~N1", 0.95, 0.5),
+    ("16 convs together", "A76~N1", 0.95, 0.4),
+    ("16 convs together", "A76~N1", 0.99, 0.25),
+    ("16 convs together", "A72", 0.95, 0.6),
+)
+
+
+def goals_table(results, labels):
+    """The NEON goals against the results: one row per sparse ISA kernel and generator."""
+    if not labels:
+        return ""
+    by = {(r["layer"], r["gen"], round(r["sparsity"], 4), r["kernel"]): r for r in results}
+    dense_k = next((r["kernel"] for r in results if not r["sparse"] and isa_kernel(r["kernel"])), None)
+    sparse_ks = []
+    for r in results:
+        if r["sparse"] and isa_kernel(r["kernel"]) and r["kernel"] not in sparse_ks:
+            sparse_ks.append(r["kernel"])
+    layers = NETWORKS["resnet18"]
+    rows = []
+    for sk in sparse_ks:
+        for g in GENS:
+            cells, complete = [], True
+            for what, lab, sp, limit in GOALS:
+                ds = [(by.get((l[0], g, sp, dense_k)), by.get((l[0], g, sp, sk)), l[8]) for l in layers]
+                if lab not in labels or not all(d and s for d, s, _ in ds):
+                    complete = False
+                    break
+                if what == "every layer":
+                    v = max(s["cycles"][lab] / d["cycles"][lab] for d, s, _ in ds)
+                else:
+                    v = (sum(c * s["cycles"][lab] for d, s, c in ds) /
+                         sum(c * d["cycles"][lab] for d, s, c in ds))
+                cells.append("%.2f %s" % (v, "met" if v <= limit else "not met"))
+            if complete:
+                rows.append("| %s | %s | %s |" % (sk.replace("bconv2d_", ""), g, " | ".join(cells)))
+    if not rows:
+        return ""
+    head = " | ".join("%s, %s, %.0f%%: <= %.2f" % (w, lab, 100 * sp, lim) for w, lab, sp, lim in GOALS)
+    return "\n".join(["NEON goals on ResNet-18's binary convs (sparse/dense model cycles; "
+                      "\"every layer\" = the worst layer):", "",
+                      "| sparse kernel | filters | " + head + " |",
+                      "|---|---|" + "---|" * len(GOALS)] + rows) + "\n\n"
+
+
 def git_commit():
     r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
     c = r.stdout.strip() or "unknown"
@@ -888,6 +942,9 @@ def main(argv=None):
     ap.add_argument("--kernel", action="append", metavar="SUBSTR",
                     help="only kernels whose name contains SUBSTR (repeatable; default every "
                          "non-reference kernel of the table)")
+    ap.add_argument("--output", default="dot", choices=OUTPUTS,
+                    help="what one measured run produces: the kernels' int32 dot (default), or "
+                         "a layer's bitpacked / float output as the delegate makes it")
     ap.add_argument("--reps", type=int, default=2, help="measured runs per kernel (must agree; default 2)")
     ap.add_argument("--no-mca", action="store_true", help="no llvm-mca cycle estimates")
     ap.add_argument("--no-install", action="store_true", help="never run apt-get")
@@ -966,7 +1023,7 @@ def main(argv=None):
                  capture_output=True, text=True).stdout
     if not listed.strip():
         sys.exit("--kernel %s: no kernel of the table matches" % kernels)
-    index, regions = count(harness, plugin, work, layers, gens, sparsities, kernels, a.reps)
+    index, regions = count(harness, plugin, work, layers, gens, sparsities, kernels, a.reps, a.output)
     results = analyse(index, regions, harness, mca, work)
     labels = [lab for lab, _ in MCA_CPUS] if mca else []
     md, totals = tables(results, layers, labels)
@@ -990,6 +1047,7 @@ def main(argv=None):
             run(["aarch64-linux-gnu-g++", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
             mca or "no llvm-mca"),
         "",
+        "Output: %s. " % a.output +
         "Instructions: one `run` over the whole image (batch 1, one thread), exact; cycles: "
         "llvm-mca %s per executed block x executions (a model, not a measurement)." %
         " / ".join("%s = -mcpu=%s" % (l, c) for l, c in MCA_CPUS if l in labels),
@@ -1011,6 +1069,7 @@ def main(argv=None):
             "host": "%s, %s" % (platform.node() and platform.processor() or platform.machine(), platform.platform()),
             "qemu": run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
             "compiler": run(["aarch64-linux-gnu-g++", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
+            "output": a.output,
             "llvm_mca": mca,
             "mca_cpus": dict(MCA_CPUS) if mca else {},
             "debug_codegen_identical": same_code,

@@ -6,12 +6,15 @@
 //
 //   harness --layer NAME:H:W:C:O:K:STRIDE:PAD ... [--gen bernoulli|k0k1]...
 //           [--sparsity S]... [--kernel SUBSTR]... [--reps N] [--no-check]
-//           [--time N] [--list-kernels]
+//           [--output dot|bits|float] [--time N] [--list-kernels]
 //
 // stdout: one JSON object per line, one per region, in region order, e.g.
 //   {"region": 3, "layer": "8x8x256->256", "gen": "bernoulli", "sparsity": 0.95,
 //    "kernel": "bconv2d_sparse_bitplane_128__neon", "sparse": true, "phase": "run", ...}
 // and {"mismatch": ...} lines when a kernel's output differs from the reference kernel.
+// --output: what one measured operation produces: "dot" (default) is the kernel
+// contract's int32 dot; "bits" and "float" are a layer's bitpacked or float output, made
+// as the delegate makes them: the kernel's run, then the output transform of this CPU.
 // Exit status 1 on a mismatch, 2 on bad arguments. --time N (for native x86 runs, the
 // driver's --x86-check) also times N rounds of the kernels, interleaved, and prints
 // {"timing": kernel, ..., "min_ms", "median_ms"} lines (thread CPU time per run).
@@ -34,6 +37,7 @@
 #include "bconv2d.h"
 #include "bconv2d_select.h"
 #include "sparse_filter_gen.h"
+#include "transform.h"
 
 extern "C" {
 // The region markers, found by symbol name by the plugin. noinline + used + distinct
@@ -143,6 +147,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> gens, kernel_subs;
   std::vector<double> sparsities;
   int reps = 2, time_reps = 0;
+  std::string output = "dot";
   bool check = true, list = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -182,6 +187,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "harness: --reps %s: expected 1..100\n", v.c_str());
         return 2;
       }
+    } else if (a == "--output") {
+      if (v != "dot" && v != "bits" && v != "float") {
+        std::fprintf(stderr, "harness: --output %s: expected dot, bits or float\n", v.c_str());
+        return 2;
+      }
+      output = v;
     } else if (a == "--time") {
       time_reps = std::atoi(v.c_str());
       if (time_reps < 1 || time_reps > 100000) {
@@ -219,7 +230,48 @@ int main(int argc, char** argv) {
     if (l.c % 32)
       for (size_t p = 0; p < input.size(); p += s.in_words) input[p + s.in_words - 1] &= (1u << (l.c % 32)) - 1;
     const size_t n_out = static_cast<size_t>(s.out_h) * s.out_w * s.out_channels;
-    std::vector<int32_t> expect(n_out), got(n_out);
+    const int64_t pixels = static_cast<int64_t>(s.out_h) * s.out_w;
+    // The layer's output: `dot` itself, or what the caller makes of it. "bits": the
+    // bitpacked output of a binary consumer (bit o = dot < limit[o]); "float": the float
+    // output transform (x = clamp(K - dot), x * m + b). Parameters are random.
+    const int words = (l.o + 31) / 32;
+    const size_t out_bytes = output == "dot"    ? n_out * 4
+                             : output == "bits" ? static_cast<size_t>(pixels) * words * 4
+                                                : n_out * 4;
+    std::vector<int32_t> limit(l.o);
+    std::vector<float> mul(l.o), add(l.o);
+    sbnn::TransformParams tp;
+    {
+      std::mt19937 prng(99);
+      const int32_t K = taps * cg;
+      for (int o = 0; o < l.o; ++o) {
+        limit[o] = static_cast<int32_t>(prng() % (2 * 64 + 1)) - 64;
+        mul[o] = 0.5f + static_cast<float>(prng() % 1000) / 1000.0f;
+        add[o] = static_cast<float>(static_cast<int>(prng() % 200) - 100) / 10.0f;
+      }
+      tp.K = K;
+      tp.x_min = -K;
+      tp.x_max = K;
+      tp.m = mul.data();
+      tp.b = add.data();
+    }
+    const sbnn::TransformKernels& tk = sbnn::transform_kernels();
+    std::vector<int32_t> dot(n_out), ref_dot(n_out);
+    std::vector<unsigned char> expect(out_bytes), got(out_bytes);
+    // The measured operation: one run of the kernel and, for an output other than
+    // `dot`, the transform of this CPU that the delegate applies after it.
+    auto produce = [&](const sbnn::BConv2DKernel* k, const void* prep, const int32_t* in,
+                       const int32_t* flt, unsigned char* out) {
+      if (output == "dot") {
+        k->run(s, prep, in, flt, reinterpret_cast<int32_t*>(out), 0, s.out_h);
+        return;
+      }
+      k->run(s, prep, in, flt, dot.data(), 0, s.out_h);
+      if (output == "bits")
+        tk.to_bits(dot.data(), pixels, l.o, limit.data(), reinterpret_cast<int32_t*>(out));
+      else
+        tk.to_float(dot.data(), pixels, l.o, tp, reinterpret_cast<float*>(out));
+    };
     for (const std::string& gen : gens)
       for (double sp : sparsities) {
         sbnn::testing::SparseFilterSpec spec;
@@ -262,7 +314,16 @@ int main(int argc, char** argv) {
         fi.k1 /= per_kernel.size();
         const int32_t* in = reinterpret_cast<const int32_t*>(input.data());
         const int32_t* flt = reinterpret_cast<const int32_t*>(filter.data());
-        if (check) ref->run(s, nullptr, in, flt, expect.data(), 0, s.out_h);
+        if (check) {  // the reference kernel and the scalar reference transform
+          const sbnn::TransformKernels& rt = sbnn::transform_kernels_scalar();
+          ref->run(s, nullptr, in, flt, ref_dot.data(), 0, s.out_h);
+          if (output == "dot")
+            std::memcpy(expect.data(), ref_dot.data(), out_bytes);
+          else if (output == "bits")
+            rt.to_bits(ref_dot.data(), pixels, l.o, limit.data(), reinterpret_cast<int32_t*>(expect.data()));
+          else
+            rt.to_float(ref_dot.data(), pixels, l.o, tp, reinterpret_cast<float*>(expect.data()));
+        }
         // Prepare every kernel, check it, count its runs; then (--time) time them
         // interleaved, so that all of them see the same machine load.
         std::vector<const sbnn::BConv2DKernel*> ks;
@@ -282,8 +343,8 @@ int main(int argc, char** argv) {
             ok = false;
             continue;
           }
-          std::fill(got.begin(), got.end(), 0x7eadbeef);
-          k->run(s, prep, in, flt, got.data(), 0, s.out_h);  // warm-up: scratch buffers
+          std::fill(got.begin(), got.end(), 0xa5);
+          produce(k, prep, in, flt, got.data());  // warm-up: scratch buffers
           if (check && got != expect) {
             std::printf("{\"mismatch\": \"%s\", \"layer\": \"%s\", \"gen\": \"%s\", \"sparsity\": %.4f}\n",
                         k->name, l.name.c_str(), gen.c_str(), sp);
@@ -291,7 +352,7 @@ int main(int argc, char** argv) {
           }
           for (int r = 0; r < reps; ++r) {
             sbnn_cost_begin();
-            k->run(s, prep, in, flt, got.data(), 0, s.out_h);
+            produce(k, prep, in, flt, got.data());
             sbnn_cost_end();
             print_region(l, fi, k->name, kp.second, "run", r, macs);
           }
@@ -310,7 +371,7 @@ int main(int argc, char** argv) {
           for (int r = 0; r < time_reps; ++r)
             for (size_t i = 0; i < ks.size(); ++i) {
               const double t0 = thread_cpu_ms();
-              ks[i]->run(s, preps[i], in, flt, got.data(), 0, s.out_h);
+              produce(ks[i], preps[i], in, flt, got.data());
               t[i].push_back(thread_cpu_ms() - t0);
             }
           for (size_t i = 0; i < ks.size(); ++i) {

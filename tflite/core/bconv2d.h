@@ -19,6 +19,8 @@
 
 namespace sbnn {
 
+struct BConv2DOutput;  // bconv2d_output.h: a fused output stage instead of `dot`
+
 struct BConv2DShape {
   int batch = 0;
   int in_h = 0, in_w = 0;
@@ -35,10 +37,27 @@ struct BConv2DShape {
   int pad_values = 0;             // 0: outside taps contribute 0; 1: they are +1
 };
 
+// What a kernel is, for the code that chooses and runs kernels (never told by name).
+enum class BConv2DFamily : uint8_t {
+  kDenseReference,   // the dense reference: direct loops, accepts every valid shape
+  kDense,            // dense tiles: select_bconv2d_kernel()'s preference list
+  kSparseBitplane,   // sparse, bit-plane format (sparse_bitplane.h): one kernel per ISA
+  kSparseK01,        // sparse, K0/K1 kernel lists (sparse_format.h)
+  kSparseReference,  // sparse, the portable reference
+};
+
+// Sparse kernels build a sparse format in prepare() and run on whole images (the
+// delegate gives them larger row chunks than dense kernels).
+constexpr bool is_sparse_family(BConv2DFamily f) {
+  return f == BConv2DFamily::kSparseBitplane || f == BConv2DFamily::kSparseK01 ||
+         f == BConv2DFamily::kSparseReference;
+}
+
 // A kernel computes dot for output rows [row_begin, row_end) of the flattened
 // (batch * out_h) row range, so the caller can split work across threads.
 struct BConv2DKernel {
-  const char* name;  // e.g. "bconv2d_dot__avx512vpopcnt_u4"
+  const char* name;  // e.g. "bconv2d_dot_6x32__avx512vpopcnt"
+  BConv2DFamily family;
   // True when the CPU has the instructions and the kernel handles this shape.
   bool (*supported)(const BConv2DShape& shape);
   // Optional one-time repacking of the filter (nullptr: run gets the raw filter).
@@ -47,6 +66,12 @@ struct BConv2DKernel {
   void (*run)(const BConv2DShape& shape, const void* prepared, const int32_t* input,
               const int32_t* filter, int32_t* dot, int row_begin, int row_end);
   void (*release)(void* prepared);
+  // Optional (nullptr: the caller runs `run` and a transform of core/transform.h): the
+  // same rows written as the output `out` describes (bitpacked words or float) instead
+  // of `dot`, bit-identical to `run` followed by the scalar transform (bconv2d_output.h).
+  void (*run_output)(const BConv2DShape& shape, const void* prepared, const int32_t* input,
+                     const int32_t* filter, const BConv2DOutput& out, int row_begin,
+                     int row_end) = nullptr;
 };
 
 // The one place that chooses a kernel: the fastest supported one, or the one named

@@ -277,7 +277,7 @@ void run_gemm(const BConv2DShape& s, const void* prepared, const int32_t* input,
 
 template <class UK>
 constexpr BConv2DKernel make_gemm_kernel(const char* name, bool (*supported)(const BConv2DShape&)) {
-  return BConv2DKernel{name, supported, &gemm_prepare<UK>, &run_gemm<UK>,
+  return BConv2DKernel{name, BConv2DFamily::kDense, supported, &gemm_prepare<UK>, &run_gemm<UK>,
                        &release_packed_filter};
 }
 

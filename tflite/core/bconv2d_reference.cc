@@ -61,7 +61,8 @@ void reference_run(const BConv2DShape& s, const void* /*prepared*/, const int32_
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_reference = {
-    "bconv2d_dot__reference", internal::reference_supported, nullptr, internal::reference_run,
+    "bconv2d_dot__reference", BConv2DFamily::kDenseReference,
+    internal::reference_supported, nullptr, internal::reference_run,
     nullptr};
 
 }  // namespace sbnn

@@ -25,11 +25,18 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
   run_bitplane<Avx2Impl>(s, prepared, input, filter, dot, row_begin, row_end, kKindAvx2, kYBudget);
 }
 
+void run_output(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                const int32_t* filter, const BConv2DOutput& out, int row_begin, int row_end) {
+  run_bitplane_output<Avx2Impl>(s, prepared, input, filter, out, row_begin, row_end, kKindAvx2,
+                              kYBudget);
+}
+
 }  // namespace
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_avx2 = {
-    "bconv2d_sparse_bitplane_256__avx2", internal::supported, internal::prepare, internal::run,
-    internal::release_sparse_prepared};
+    "bconv2d_sparse_bitplane_256__avx2", BConv2DFamily::kSparseBitplane,
+    internal::supported, internal::prepare, internal::run,
+    internal::release_sparse_prepared, internal::run_output};
 
 }  // namespace sbnn

@@ -641,6 +641,77 @@ inline __m512i row_shift_matrix(int q, int out_w, int rp, int m) {
   return _mm512_set1_epi64(static_cast<long long>(a));
 }
 
+// Fused outputs (bconv2d_output.h) of the emit stages. Mode 0 writes dot; 1 bits
+// (dot < limit, one 16-bit mask per block of 16 channels); 2 float (transform.h's
+// to_float); 3 the fused q float (q_to_float, + the residual when there is one). The
+// float operations are those of transform_avx512bw.cc, in the same order (this file is
+// compiled with -ffp-contract=off), so the outputs are the reference transforms'.
+enum EmitMode { kEmitDot = 0, kEmitBits = 1, kEmitFloat = 2, kEmitQFloat = 3 };
+
+// Where and how a block row of fused output goes; pointers are at the first channel of
+// the emit group (block k at + 16 k, pixel ox at + ox * stride).
+struct OutArgs {
+  uint8_t* bits = nullptr;   // kEmitBits: the group's first 16-bit mask of pixel 0
+  size_t bstride = 0;        // bytes per pixel of the bitpacked output
+  float* fl = nullptr;       // float output of pixel 0
+  int C = 0;                 // output channels (floats per pixel)
+  const float* res = nullptr;   // residual of pixel 0, or nullptr
+  const int32_t* qd = nullptr;  // q's dot of pixel ox at qd[ox]
+  const int32_t* lim = nullptr;
+  const float *m = nullptr, *b = nullptr, *a = nullptr, *d = nullptr;
+  int32_t K = 0, xmin = 0, xmax = 0;
+  float lo = 0.0f, hi = 0.0f;
+};
+
+// Per-block registers of a fused output.
+template <int MODE>
+struct OutRegs {
+  __m512i lim, K, xmin, xmax;
+  __m512 m, b, a, d, lo, hi;
+  void load(const OutArgs& o, int k, __mmask16 mk) {
+    if (MODE == kEmitBits) lim = _mm512_maskz_loadu_epi32(mk, o.lim + 16 * k);
+    if (MODE == kEmitFloat) {
+      m = _mm512_maskz_loadu_ps(mk, o.m + 16 * k);
+      b = _mm512_maskz_loadu_ps(mk, o.b + 16 * k);
+      K = _mm512_set1_epi32(o.K);
+      xmin = _mm512_set1_epi32(o.xmin);
+      xmax = _mm512_set1_epi32(o.xmax);
+    }
+    if (MODE == kEmitQFloat) {
+      a = _mm512_maskz_loadu_ps(mk, o.a + 16 * k);
+      d = _mm512_maskz_loadu_ps(mk, o.d + 16 * k);
+      b = _mm512_maskz_loadu_ps(mk, o.b + 16 * k);
+      lo = _mm512_set1_ps(o.lo);
+      hi = _mm512_set1_ps(o.hi);
+    }
+  }
+  // Float output of the 16 dot values v (fq: q's dot of the pixel, kEmitQFloat).
+  __m512 value(__m512i v, __m512 fq) const {
+    if (MODE == kEmitFloat) {
+      __m512i x = _mm512_sub_epi32(K, v);
+      x = _mm512_min_epi32(xmax, _mm512_max_epi32(xmin, x));
+      return _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(x), m), b);
+    }
+    const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), a);
+    const __m512 u = _mm512_mul_ps(fq, d);
+    __m512 y = _mm512_add_ps(_mm512_add_ps(t, u), b);
+    y = _mm512_max_ps(lo, y);  // lo > y ? lo : y  (NaN y passes)
+    return _mm512_min_ps(hi, y);
+  }
+};
+
+// Stores block k's output of one pixel (fl/res at the pixel's first channel of block 0).
+template <int MODE>
+__attribute__((always_inline)) inline void store_float(const OutRegs<MODE>& R, __m512i v, __m512 fq,
+                                                       float* fl, const float* res, int k,
+                                                       __mmask16 mk, bool full) {
+  __m512 y = R.value(v, fq);
+  if (res != nullptr)
+    y = _mm512_add_ps(y, full ? _mm512_loadu_ps(res + 16 * k) : _mm512_maskz_loadu_ps(mk, res + 16 * k));
+  if (full) _mm512_storeu_ps(fl + 16 * k, y);
+  else _mm512_mask_storeu_ps(fl + 16 * k, mk, y);
+}
+
 // Output of one run of pixels [x0, x1) of one stored row (one border class) for NB
 // blocks of 16 channels: dot = base + 4u * C - 2u * B(p), one VPDPWSSD per 16 outputs.
 struct EmitArgs {
@@ -653,14 +724,16 @@ struct EmitArgs {
   int O, x0, x1, hc;
   const __m512i* W;
   const __mmask16* mask;
+  const OutArgs* out;       // fused output (modes 1-3)
 };
 typedef void (*EmitFn)(const EmitArgs&);
 
-template <int NB, bool TWO>
+template <int NB, bool TWO, int MODE>
 void emit_run(const EmitArgs& e) {
   __m512i base[NB], W[NB];
   __mmask16 mask[NB];
   size_t trk[NB];
+  OutRegs<MODE> R[NB];
   const int O = e.O;
   const int32_t* b = e.base_row + static_cast<size_t>(e.hc) * O;
   for (int k = 0; k < NB; ++k) {
@@ -668,34 +741,95 @@ void emit_run(const EmitArgs& e) {
     base[k] = _mm512_maskz_loadu_epi32(mask[k], b + 16 * k);
     W[k] = e.W[k];
     trk[k] = e.trk[k];
+    if (MODE != kEmitDot) R[k].load(*e.out, k, mask[k]);
   }
   const bool full = mask[NB - 1] == 0xffff;  // (only the last block can be partial)
-  int32_t* __restrict dst = e.dst + static_cast<size_t>(e.x0) * O;
+  int32_t* __restrict dst = MODE == kEmitDot ? e.dst + static_cast<size_t>(e.x0) * O : nullptr;
   const uint8_t* __restrict tr = e.tr + 16 * e.x0;
   const int32_t* __restrict bb = e.bb + e.x0;
   const int n = e.x1 - e.x0;
   constexpr size_t kHi = kSuper * 512 * 16;
-  for (int i = 0; i < n; ++i, dst += O, tr += 16) {
+  const OutArgs* o = e.out;
+  for (int i = 0; i < n; ++i, tr += 16) {
     const __m512i bc = _mm512_set1_epi32(bb[i]);
+    const int ox = e.x0 + i;
+    __m512 fq = _mm512_setzero_ps();
+    if (MODE == kEmitQFloat) fq = _mm512_set1_ps(static_cast<float>(o->qd[ox]));
+    float* fl = MODE >= kEmitFloat ? o->fl + static_cast<size_t>(ox) * o->C : nullptr;
+    const float* res = MODE == kEmitQFloat && o->res != nullptr ? o->res + static_cast<size_t>(ox) * o->C : nullptr;
+    uint64_t bits = 0;
 #define SBNN_EMIT(k)                                                                          \
     if ((k) < NB) {                                                                           \
-      const uint8_t* t = tr + trk[(k) < NB ? (k) : 0];                                        \
+      constexpr int kk = (k) < NB ? (k) : 0;                                                  \
+      const uint8_t* t = tr + trk[kk];                                                        \
       __m512i cnt = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(t))); \
       if (TWO)                                                                                \
         cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(     \
                                                          reinterpret_cast<const __m128i*>(t + kHi))), \
                                                      8));                                     \
-      const __m512i d = _mm512_dpwssd_epi32(base[(k) < NB ? (k) : 0], _mm512_or_si512(cnt, bc), \
-                                            W[(k) < NB ? (k) : 0]);                           \
-      if ((k) < NB - 1 || full) _mm512_storeu_si512(dst + 16 * (k), d);                      \
-      else _mm512_mask_storeu_epi32(dst + 16 * (k), mask[NB - 1], d);                         \
+      const __m512i d = _mm512_dpwssd_epi32(base[kk], _mm512_or_si512(cnt, bc), W[kk]);       \
+      const bool fk = kk < NB - 1 || full;                                                    \
+      if (MODE == kEmitDot) {                                                                 \
+        if (fk) _mm512_storeu_si512(dst + 16 * kk, d);                                        \
+        else _mm512_mask_storeu_epi32(dst + 16 * kk, mask[kk], d);                            \
+      } else if (MODE == kEmitBits) {                                                         \
+        bits |= static_cast<uint64_t>(_mm512_mask_cmplt_epi32_mask(mask[kk], d, R[kk].lim)) << (16 * kk); \
+      } else {                                                                                \
+        store_float<MODE>(R[kk], d, fq, fl, res, kk, mask[kk], fk);                           \
+      }                                                                                       \
     }
     SBNN_EMIT(0)
     SBNN_EMIT(1)
     SBNN_EMIT(2)
     SBNN_EMIT(3)
 #undef SBNN_EMIT
+    if (MODE == kEmitDot) dst += O;
+    if (MODE == kEmitBits) std::memcpy(o->bits + static_cast<size_t>(ox) * o->bstride, &bits, 2 * NB);
   }
+}
+
+#define SBNN_EMIT_MODES(NB, TWO) \
+  &emit_run<NB, TWO, kEmitDot>, &emit_run<NB, TWO, kEmitBits>, &emit_run<NB, TWO, kEmitFloat>, \
+      &emit_run<NB, TWO, kEmitQFloat>
+// [(nb - 1) * 8 + two * 4 + mode]
+const EmitFn kEmit[32] = {SBNN_EMIT_MODES(1, false), SBNN_EMIT_MODES(1, true),
+                          SBNN_EMIT_MODES(2, false), SBNN_EMIT_MODES(2, true),
+                          SBNN_EMIT_MODES(3, false), SBNN_EMIT_MODES(3, true),
+                          SBNN_EMIT_MODES(4, false), SBNN_EMIT_MODES(4, true)};
+#undef SBNN_EMIT_MODES
+
+inline int emit_mode(const BandCtx& x) {
+  if (x.out == nullptr) return kEmitDot;
+  switch (x.out->kind) {
+    case BConv2DOutputKind::kBits: return kEmitBits;
+    case BConv2DOutputKind::kFloat: return kEmitFloat;
+    case BConv2DOutputKind::kQFloat: return kEmitQFloat;
+  }
+  return kEmitDot;
+}
+
+// The fused output of rows of the band starting at channel c0 (output row oy, band row r).
+inline void out_args_at(const BandCtx& x, int oy, int r, int c0, OutArgs* a) {
+  const BConv2DOutput& o = *x.out;
+  const BConv2DShape& s = *x.s;
+  const size_t px = (x.b * s.out_h + oy) * static_cast<size_t>(s.out_w);
+  a->C = o.channels;
+  const size_t words = static_cast<size_t>((o.channels + 31) / 32);
+  a->bstride = 4 * words;
+  a->bits = static_cast<uint8_t*>(o.out) + px * a->bstride + c0 / 8;
+  a->fl = static_cast<float*>(o.out) + px * o.channels + c0;
+  a->res = o.kind == BConv2DOutputKind::kQFloat && o.q.add != nullptr ? o.q.add + px * o.channels + c0 : nullptr;
+  a->qd = x.qd != nullptr ? x.qd + static_cast<size_t>(r) * s.out_w : nullptr;
+  a->lim = o.limit != nullptr ? o.limit + c0 : nullptr;
+  a->m = o.t.m != nullptr ? o.t.m + c0 : nullptr;
+  a->b = o.kind == BConv2DOutputKind::kQFloat ? o.q.b + c0 : o.t.b != nullptr ? o.t.b + c0 : nullptr;
+  a->a = o.q.a != nullptr ? o.q.a + c0 : nullptr;
+  a->d = o.q.d != nullptr ? o.q.d + c0 : nullptr;
+  a->K = o.t.K;
+  a->xmin = o.t.x_min;
+  a->xmax = o.t.x_max;
+  a->lo = o.q.lo;
+  a->hi = o.q.hi;
 }
 
 // G channels per vector (bands of <= 512 / G bits): vector j's segment s holds channel
@@ -742,6 +876,15 @@ const SegFn kSeg[3][kMaxPlanes - 2] = {SBNN_SEG_TABLE(2), SBNN_SEG_TABLE(4), SBN
 #undef SBNN_SEG_TABLE
 
 struct Avx512Impl : BitplanePortable<8> {
+  // Fused outputs: written by the emit stages (direct and permute strategies) when they
+  // run; the portable fallbacks inside process_channels write them too.
+  static bool native_output(const BandCtx& x) {
+    // Bits are stored as 16-bit masks per block of 16 channels: blocks must start on a
+    // multiple of 16 channels in every group.
+    return x.out == nullptr || x.out->kind != BConv2DOutputKind::kBits || x.s->groups == 1 ||
+           x.f->og % 16 == 0;
+  }
+
   static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f, const SparsePrepared* sp) {
     const size_t lq = (static_cast<size_t>(p.nb) * p.R + 63) / 64;
     const size_t nv = (lq + 7) / 8;
@@ -884,13 +1027,15 @@ struct Avx512Impl : BitplanePortable<8> {
     }
   }
 
-  static void process_permute(BandCtx& x, int o_begin) {
+  // Channels [o_begin, o_end) are written (o_end < the group's end only for kQFloat,
+  // whose q channel, the last, is not an output).
+  static void process_permute(BandCtx& x, int o_begin, int o_end) {
     const BConv2DShape& s = *x.s;
     const BitplanePlan& p = *x.p;
     const SparseFilter& f = *x.f;
     const PermSchedule& ps = *schedule(x);
     const Tables& tab = tables();
-    const int kw = s.filter_w, O = s.out_channels, og = f.og;
+    const int kw = s.filter_w, O = s.out_channels;
     const size_t cgs = yt_cgs(f.cg);
     const uint8_t* YT = reinterpret_cast<const uint8_t*>(x.work);
     const int ncell = ps.taps * ps.nchunk;
@@ -912,11 +1057,13 @@ struct Avx512Impl : BitplanePortable<8> {
     const PermuteFn count = kPermute[np - 3];
     const bool two = np > 8;
     const int rp = perm_row_bits(s.out_w), krows = 8 / rp;
+    const int mode = emit_mode(x);
     for (int L = 0; L < ps.nlg; ++L) {
       const size_t gl = static_cast<size_t>(x.g) * ps.nlg + L;
       const uint32_t st0 = ps.first[gl], nst = ps.first[gl + 1] - st0;
       const int o_l = o_begin + 64 * L;  // first output channel of the lane group
-      const int nvalid = std::min(64, og - 64 * L);
+      const int nvalid = std::min(64, o_end - o_l);
+      if (nvalid <= 0) continue;
       const int nblk = (nvalid + 15) / 16;
       __m512i W[4];
       __mmask16 mask[4];
@@ -945,17 +1092,56 @@ struct Avx512Impl : BitplanePortable<8> {
           const int oy = x.oy0 + r;
           const int32_t* bp =
               p.base + (static_cast<size_t>(p.vclass[oy]) * p.nhc + p.hclass[ox]) * O + o_l;
-          int32_t* d = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(s.out_w) + ox) * O + o_l;
           const __m512i bc = _mm512_set1_epi32(x.B[static_cast<size_t>(r) * s.out_w + ox] << 16);
+          __m512i dv[4];
           for (int j = 0; j < nblk; ++j) {
             __m512i cnt = _mm512_cvtepu8_epi32(extract128(lo[bit], j));
             if (two) cnt = _mm512_or_si512(cnt, _mm512_slli_epi32(_mm512_cvtepu8_epi32(extract128(hi[bit], j)), 8));
             const __m512i base = _mm512_maskz_loadu_epi32(mask[j], bp + 16 * j);
-            _mm512_mask_storeu_epi32(d + 16 * j, mask[j],
-                                     _mm512_dpwssd_epi32(base, _mm512_or_si512(cnt, bc), W[j]));
+            dv[j] = _mm512_dpwssd_epi32(base, _mm512_or_si512(cnt, bc), W[j]);
+          }
+          if (mode == kEmitDot) {
+            int32_t* d = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(s.out_w) + ox) * O + o_l;
+            for (int j = 0; j < nblk; ++j) _mm512_mask_storeu_epi32(d + 16 * j, mask[j], dv[j]);
+          } else {
+            permute_output(x, mode, oy, r, ox, o_l, nblk, mask, dv);
           }
         }
       }
+    }
+  }
+
+  // Fused output of one pixel (band row r, column ox) of the permute strategy: nblk
+  // blocks of 16 channels from c0 with their dot values dv.
+  static void permute_output(const BandCtx& x, int mode, int oy, int r, int ox, int c0, int nblk,
+                             const __mmask16* mask, const __m512i* dv) {
+    OutArgs oa;
+    out_args_at(x, oy, r, c0, &oa);
+    if (mode == kEmitBits) {
+      uint64_t bits = 0;
+      for (int j = 0; j < nblk; ++j) {
+        OutRegs<kEmitBits> R;
+        R.load(oa, j, mask[j]);
+        bits |= static_cast<uint64_t>(_mm512_mask_cmplt_epi32_mask(mask[j], dv[j], R.lim)) << (16 * j);
+      }
+      std::memcpy(oa.bits + static_cast<size_t>(ox) * oa.bstride, &bits, 2 * static_cast<size_t>(nblk));
+      return;
+    }
+    float* fl = oa.fl + static_cast<size_t>(ox) * oa.C;
+    if (mode == kEmitFloat) {
+      for (int j = 0; j < nblk; ++j) {
+        OutRegs<kEmitFloat> R;
+        R.load(oa, j, mask[j]);
+        store_float<kEmitFloat>(R, dv[j], _mm512_setzero_ps(), fl, nullptr, j, mask[j], false);
+      }
+      return;
+    }
+    const __m512 fq = _mm512_set1_ps(static_cast<float>(oa.qd[ox]));
+    const float* res = oa.res != nullptr ? oa.res + static_cast<size_t>(ox) * oa.C : nullptr;
+    for (int j = 0; j < nblk; ++j) {
+      OutRegs<kEmitQFloat> R;
+      R.load(oa, j, mask[j]);
+      store_float<kEmitQFloat>(R, dv[j], fq, fl, res, j, mask[j], false);
     }
   }
 
@@ -1176,7 +1362,7 @@ struct Avx512Impl : BitplanePortable<8> {
 
   static void process_channels(BandCtx& x, int o_begin, int o_end) {
     if (x.mode == 1) {
-      process_permute(x, o_begin);
+      process_permute(x, o_begin, o_end);
       return;
     }
     const BConv2DShape& s = *x.s;
@@ -1225,9 +1411,7 @@ struct Avx512Impl : BitplanePortable<8> {
       seg[nseg++] = Seg{ox, e, p.hclass[ox]};
       ox = e;
     }
-    static const EmitFn emit[8] = {&emit_run<1, false>, &emit_run<1, true>, &emit_run<2, false>,
-                                   &emit_run<2, true>,  &emit_run<3, false>, &emit_run<3, true>,
-                                   &emit_run<4, false>, &emit_run<4, true>};
+    const int mode = emit_mode(x);
 
     // A unit = 16 vectors = 16 * G channels; a super-block = max(kSuper, G) blocks of 16
     // channels = max(kSuper / G, 1) units.
@@ -1289,16 +1473,22 @@ struct Avx512Impl : BitplanePortable<8> {
             e.tr = TR + static_cast<size_t>((row - r0) * p.R) * 16;
             e.trk = trk + kb;
             e.bb = BB + row * p.R;
-            e.dst = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(ow)) * O + s0 + 16 * kb;
+            e.dst = mode == kEmitDot
+                        ? x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(ow)) * O + s0 + 16 * kb
+                        : nullptr;
             e.base_row = p.base + static_cast<size_t>(p.vclass[oy]) * p.nhc * O + s0 + 16 * kb;
             e.O = O;
             e.W = W + kb;
             e.mask = mask + kb;
+            OutArgs oa;
+            if (mode != kEmitDot) out_args_at(x, oy, row, s0 + 16 * kb, &oa);
+            e.out = &oa;
+            const EmitFn fn = kEmit[(nb - 1) * 8 + (two ? 4 : 0) + mode];
             for (int sg = 0; sg < nseg; ++sg) {
               e.x0 = seg[sg].x0;
               e.x1 = seg[sg].x1;
               e.hc = seg[sg].hc;
-              emit[(nb - 1) * 2 + (two ? 1 : 0)](e);
+              fn(e);
             }
           }
         }
@@ -1329,11 +1519,18 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
                            kYBudget);
 }
 
+void run_output(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                const int32_t* filter, const BConv2DOutput& out, int row_begin, int row_end) {
+  run_bitplane_output<Avx512Impl>(s, prepared, input, filter, out, row_begin, row_end,
+                                  kKindAvx512, kYBudget);
+}
+
 }  // namespace
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_avx512 = {
-    "bconv2d_sparse_bitplane_512__avx512", internal::supported, internal::prepare, internal::run,
-    internal::release_sparse_prepared};
+    "bconv2d_sparse_bitplane_512__avx512", BConv2DFamily::kSparseBitplane,
+    internal::supported, internal::prepare, internal::run,
+    internal::release_sparse_prepared, internal::run_output};
 
 }  // namespace sbnn

@@ -7,16 +7,28 @@
 //   static constexpr int kNW;   // vector width in 64-bit words (1, 2, 4 or 8)
 //   static void build_band(BandCtx&);          // transposed input Y and B(p) of a band
 //   static void process_channels(BandCtx&, int o_begin, int o_end);  // dot of channels
+//   static bool native_output(const BandCtx&);  // process_channels writes x.out itself
 // and can inherit the portable versions from BitplanePortable<kNW>, which are written
 // as plain loops over arrays of kNW words (the compiler vectorizes them).
+//
+// Fused outputs (bconv2d_output.h): run_bitplane_output<Impl> sets BandCtx::out. When
+// Impl::native_output is true, process_channels writes the output from its counts
+// (bits, or floats through the same per-element operations as transform_impl.h, so the
+// including file must be compiled with -ffp-contract=off); otherwise the driver lets it
+// write the band's `dot` into scratch and applies the vectorised transform to the band
+// (still no full-tensor int32 round trip). For kQFloat the q channel's dot of the band
+// is computed first (BandCtx::qd) and process_channels gets the other channels.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
+#include "bconv2d_output.h"
 #include "bconv2d_pack.h"
 #include "sparse_bitplane.h"
+#include "transform_impl.h"
 #include "sparse_format.h"
 
 // -DSBNN_SPARSE_PROFILE=1 accumulates per-stage cycle counts (x86-64 only, for tuning).
@@ -90,7 +102,48 @@ struct BandCtx {
   int32_t* B;             // [nbr][out_w] input bits set in each window
   uint64_t* work;         // kernel scratch (planes, counts), work_bytes long
   size_t work_bytes;
+  // Fused output (nullptr: write dot). qd: kQFloat, the q channel's dot of the band's
+  // pixels, [nbr][out_w].
+  const BConv2DOutput* out = nullptr;
+  const int32_t* qd = nullptr;
 };
+
+// Per-element output of one (pixel, channel) dot value d (pixel index px of the whole
+// tensor; r, ox its band row and column). The operations are transform_impl.h's, so the
+// results are those of the reference transforms.
+inline void write_output_one(const BandCtx& x, size_t px, int r, int ox, int o, int32_t d) {
+  using namespace transform_internal;
+  const BConv2DOutput& out = *x.out;
+  const int C = out.channels;
+  switch (out.kind) {
+    case BConv2DOutputKind::kBits: {
+      if (d < out.limit[o]) {
+        uint32_t* w = static_cast<uint32_t*>(out.out) + px * static_cast<size_t>(words_for(C)) + o / 32;
+        *w |= uint32_t{1} << (o & 31);
+      }
+      break;
+    }
+    case BConv2DOutputKind::kFloat:
+      static_cast<float*>(out.out)[px * C + o] = float_one(d, out.t, o);
+      break;
+    case BConv2DOutputKind::kQFloat: {
+      const float fq = static_cast<float>(x.qd[static_cast<size_t>(r) * x.s->out_w + ox]);
+      float y = q_float_one(d, fq, out.q, o);
+      if (out.q.add != nullptr) y = y + out.q.add[px * C + o];
+      static_cast<float*>(out.out)[px * C + o] = y;
+      break;
+    }
+  }
+}
+
+// Zeroes the kBits output words of the band's pixels (process_channels ORs bits in).
+inline void clear_band_bits(const BandCtx& x) {
+  const BConv2DShape& s = *x.s;
+  const size_t words = static_cast<size_t>(transform_internal::words_for(x.out->channels));
+  const size_t px0 = (x.b * s.out_h + x.oy0) * static_cast<size_t>(s.out_w);
+  std::memset(static_cast<int32_t*>(x.out->out) + px0 * words, 0,
+              sizeof(int32_t) * words * x.nbr * s.out_w);
+}
 
 // ----------------------------------------------------------------------------------
 // Portable stages.
@@ -307,11 +360,9 @@ inline int accumulate_portable(int n, Load&& load, Vec<NW>* planes) {
 
 // Writes dot for one channel from its count planes: planes[k] points at the channel's
 // words of plane k (stride between planes `pstride` words), lq words of the band.
-inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* planes, size_t pstride,
-                                     int np, int lq, uint32_t* cnt) {
-  const BConv2DShape& s = *x.s;
-  const BitplanePlan& p = *x.p;
-  // Counts of the band positions (bit r*R + ox), 8 planes per transpose pass.
+// Counts of the band positions (bit r*R + ox) from the planes, 8 planes per transpose
+// pass: cnt[64 * q + bit] for the lq words.
+inline void counts_of_planes(const uint64_t* planes, size_t pstride, int np, int lq, uint32_t* cnt) {
   for (int q = 0; q < lq; ++q)
     for (int k = 0; k < 8; ++k) {
       uint32_t c8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -324,7 +375,34 @@ inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* pl
       }
       std::memcpy(cnt + 64 * q + 8 * k, c8, sizeof c8);
     }
+}
+
+// dot of channel o at band row r, column ox from its count c.
+inline int32_t dot_of_count(const BandCtx& x, int o, int r, int ox, uint32_t c) {
+  const BitplanePlan& p = *x.p;
+  const int O = x.s->out_channels;
+  const int32_t base =
+      p.base[(static_cast<size_t>(p.vclass[x.oy0 + r]) * p.nhc + p.hclass[ox]) * O + o];
+  return base + x.f->sign[o] * (4 * static_cast<int32_t>(c) - 2 * x.B[static_cast<size_t>(r) * x.s->out_w + ox]);
+}
+
+// Writes dot (or the fused output x.out) for one channel from its count planes:
+// planes[k] points at the channel's words of plane k (stride between planes `pstride`
+// words), lq words of the band.
+inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* planes, size_t pstride,
+                                     int np, int lq, uint32_t* cnt) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  counts_of_planes(planes, pstride, np, lq, cnt);
   const int O = s.out_channels, ow = s.out_w;
+  if (x.out != nullptr) {
+    for (int r = 0; r < x.nbr; ++r) {
+      const size_t px = (x.b * s.out_h + x.oy0 + r) * static_cast<size_t>(ow);
+      const uint32_t* cr = cnt + static_cast<size_t>(r) * p.R;
+      for (int ox = 0; ox < ow; ++ox) write_output_one(x, px + ox, r, ox, o, dot_of_count(x, o, r, ox, cr[ox]));
+    }
+    return;
+  }
   const int32_t u = x.f->sign[o];
   for (int r = 0; r < x.nbr; ++r) {
     const int oy = x.oy0 + r;
@@ -336,6 +414,34 @@ inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* pl
       d[static_cast<size_t>(ox) * O] =
           base[static_cast<size_t>(p.hclass[ox]) * O] +
           u * (4 * static_cast<int32_t>(cr[ox]) - 2 * br[ox]);
+  }
+}
+
+// dot of channel o for the band's pixels into qd[r * out_w + ox] (the q channel of
+// kQFloat, groups == 1), from the input bits of its connections: it does not depend on
+// the layout an Impl builds for the band, and costs nothing for the usual q without
+// connections (an all-(+1) filter channel).
+inline void band_channel_dot(const BandCtx& x, int o, int32_t* qd) {
+  const BConv2DShape& s = *x.s;
+  const SparseFilter& f = *x.f;
+  const int ow = s.out_w, taps = f.taps;
+  const uint32_t c0 = f.conn_begin[o], c1 = f.conn_begin[o + 1];
+  for (int r = 0; r < x.nbr; ++r) {
+    const int oy = x.oy0 + r;
+    for (int ox = 0; ox < ow; ++ox) {
+      uint32_t c = 0;
+      for (uint32_t i = c0; i < c1; ++i) {
+        const int ch = static_cast<int>(f.conns[i] / taps), t = static_cast<int>(f.conns[i] % taps);
+        const int fy = t / s.filter_w, fx = t % s.filter_w;
+        const long iy = static_cast<long>(oy) * s.stride_h - s.pad_top + static_cast<long>(fy) * s.dilation_h;
+        const long ix = static_cast<long>(ox) * s.stride_w - s.pad_left + static_cast<long>(fx) * s.dilation_w;
+        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) continue;  // (as Y's zero rows)
+        const uint32_t w = static_cast<uint32_t>(
+            x.input[((x.b * s.in_h + iy) * s.in_w + ix) * static_cast<size_t>(s.in_words) + ch / 32]);
+        c += (w >> (ch % 32)) & 1u;
+      }
+      qd[static_cast<size_t>(r) * ow + ox] = dot_of_count(x, o, r, ox, c);
+    }
   }
 }
 
@@ -351,6 +457,8 @@ inline size_t portable_work_bytes(const BitplanePlan& p, int max_conns) {
 template <int NW>
 struct BitplanePortable {
   static constexpr int kNW = NW;
+
+  static bool native_output(const BandCtx&) { return true; }
 
   static void build_band(BandCtx& x) {
     build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
@@ -422,14 +530,37 @@ struct BitplanePortable {
 };
 
 // ----------------------------------------------------------------------------------
-// The kernel entry point.
+// The kernel entry points.
+
+// Fallback of the fused outputs: `dot_rows` computes dot of rows [r0, r1) at a full-tensor
+// base pointer; it runs into a scratch array per chunk of rows and the scalar reference
+// transform follows (correct, not fast: for misuse and allocation failures only).
+template <class DotRows>
+inline void output_via_dot(const BConv2DShape& s, const BConv2DOutput& out, int row_begin,
+                           int row_end, DotRows&& dot_rows) {
+  const int64_t row_elems = int64_t{s.out_w} * s.out_channels;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, row_elems));
+  const int64_t n = std::min<int64_t>(chunk, row_end - row_begin);
+  int32_t* d = static_cast<int32_t*>(std::malloc(sizeof(int32_t) * static_cast<size_t>(n * row_elems)));
+  if (d == nullptr) return;  // (nothing to write with; the caller's scratch failed too)
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += chunk) {
+    const int64_t r1 = std::min<int64_t>(row_end, r0 + chunk);
+    dot_rows(d - r0 * row_elems, static_cast<int>(r0), static_cast<int>(r1));
+    apply_output_transform(transform_kernels_scalar(), s, out, d, r0, r1);
+  }
+  std::free(d);
+}
+
+// Both entry points: `out` == nullptr writes dot (the base contract), else the fused
+// output (then `dot` is unused).
 template <class Impl>
-void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* input,
-                  const int32_t* filter, int32_t* dot, int row_begin, int row_end, int kind,
-                  size_t y_budget) {
+void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                      const int32_t* filter, int32_t* dot, const BConv2DOutput* out, int row_begin,
+                      int row_end, int kind, size_t y_budget) {
   if (row_begin < 0) row_begin = 0;
   if (row_end > s.batch * s.out_h) row_end = s.batch * s.out_h;
   if (row_end <= row_begin || s.out_w <= 0 || !shape_is_valid(s)) return;
+  if (out != nullptr && !bconv2d_output_is_valid(s, *out)) return;
   const auto* sp = static_cast<const SparsePrepared*>(prepared);
   SparsePrepared* own = nullptr;
   if (sp == nullptr || sp->magic != kSparsePreparedMagic || sp->kind != kind ||
@@ -438,7 +569,13 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
     if (filter == nullptr) return;
     own = make_sparse_prepared(s, filter, kind, Impl::kNW * 8, y_budget, false);
     if (own == nullptr) {
-      run_reference(s, input, filter, dot, row_begin, row_end);
+      if (out == nullptr) {
+        run_reference(s, input, filter, dot, row_begin, row_end);
+      } else {
+        output_via_dot(s, *out, row_begin, row_end, [&](int32_t* d, int r0, int r1) {
+          run_reference(s, input, filter, d, r0, r1);
+        });
+      }
       return;
     }
     sp = own;
@@ -451,6 +588,7 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
     own_plan = build_bitplane_plan(s, f, Impl::kNW * 8, y_budget);
     plan = own_plan;
   }
+  bool done = false;
   if (plan != nullptr) {
     const BitplanePlan& p = *plan;
     const int cg8 = (f.cg + 7) & ~7;
@@ -468,9 +606,13 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
     const size_t h_bytes = sizeof(int32_t) * (static_cast<size_t>(p.sh) * p.rows_pp * s.out_w + 16);
     const size_t b_bytes = sizeof(int32_t) * (static_cast<size_t>(p.nb) * s.out_w + 16);
     const size_t w_bytes = Impl::work_bytes(p, f, sp);
+    // Fused outputs: q's band dot, the band dot of the fallback.
+    const size_t o_bytes =
+        out == nullptr ? 0
+                       : sizeof(int32_t) * static_cast<size_t>(p.nb) * s.out_w * (1 + s.out_channels);
     auto up = [](size_t v) { return (v + 63) / 64 * 64; };
     const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
-                         up(w_bytes);
+                         up(w_bytes) + up(o_bytes);
     uint8_t* mem = static_cast<uint8_t*>(sparse_scratch(total));
     if (mem != nullptr) {
       BandCtx x;
@@ -489,31 +631,78 @@ void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* in
       x.work_bytes = w_bytes;
       x.pc_stride = pc_stride;
       x.pc_margin = pc_margin;
+      int32_t* qd = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.work) + up(w_bytes));
+      int32_t* band_dot = qd + static_cast<size_t>(p.nb) * s.out_w;
       std::memset(x.pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
       // The zero region after the blocks (for padded connection lists).
       std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
+      const bool qfloat = out != nullptr && out->kind == BConv2DOutputKind::kQFloat;
       int r = row_begin;
       while (r < row_end) {
         x.b = static_cast<size_t>(r / s.out_h);
         x.oy0 = r % s.out_h;
         x.nbr = std::min({p.nb, s.out_h - x.oy0, row_end - r});
+        bool native = true;
         for (int g = 0; g < s.groups; ++g) {
           x.g = g;
           SBNN_PROF_BEGIN(t0);
           Impl::build_band(x);
           SBNN_PROF_END(t0, 0);
-          Impl::process_channels(x, g * f.og, (g + 1) * f.og);
+          int o_end = (g + 1) * f.og;
+          if (out != nullptr) {
+            if (g == 0) {
+              // (the same for every group of the band: it depends on the shape only)
+              x.out = out;
+              native = Impl::native_output(x);
+              if (native) {
+                if (out->kind == BConv2DOutputKind::kBits) clear_band_bits(x);
+              } else {
+                x.out = nullptr;
+                x.dot = band_dot - static_cast<size_t>(r) * s.out_w * s.out_channels;
+              }
+            }
+            if (native && qfloat) {
+              band_channel_dot(x, s.out_channels - 1, qd);
+              x.qd = qd;
+              o_end -= 1;
+            }
+          }
+          Impl::process_channels(x, g * f.og, o_end);
         }
+        if (out != nullptr && !native)
+          apply_output_transform(transform_kernels(), s, *out, band_dot, r, r + x.nbr);
         r += x.nbr;
       }
-    } else {
-      run_sparse_reference(s, f, input, dot, row_begin, row_end);
+      done = true;
     }
-  } else {
-    run_sparse_reference(s, f, input, dot, row_begin, row_end);
+  }
+  if (!done) {
+    if (out == nullptr) {
+      run_sparse_reference(s, f, input, dot, row_begin, row_end);
+    } else {
+      output_via_dot(s, *out, row_begin, row_end, [&](int32_t* d, int r0, int r1) {
+        run_sparse_reference(s, f, input, d, r0, r1);
+      });
+    }
   }
   release_bitplane_plan(own_plan);
   if (own) release_sparse_prepared(own);
+}
+
+template <class Impl>
+void run_bitplane(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                  const int32_t* filter, int32_t* dot, int row_begin, int row_end, int kind,
+                  size_t y_budget) {
+  run_bitplane_any<Impl>(s, prepared, input, filter, dot, nullptr, row_begin, row_end, kind,
+                         y_budget);
+}
+
+template <class Impl>
+void run_bitplane_output(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                         const int32_t* filter, const BConv2DOutput& out, int row_begin,
+                         int row_end, int kind, size_t y_budget) {
+  run_bitplane_any<Impl>(s, prepared, input, filter, nullptr, &out, row_begin, row_end, kind,
+                         y_budget);
 }
 
 }  // namespace

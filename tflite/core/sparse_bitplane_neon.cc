@@ -28,7 +28,8 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_neon = {
-    "bconv2d_sparse_bitplane_128__neon", internal::supported, internal::prepare, internal::run,
+    "bconv2d_sparse_bitplane_128__neon", BConv2DFamily::kSparseBitplane,
+    internal::supported, internal::prepare, internal::run,
     internal::release_sparse_prepared};
 
 }  // namespace sbnn

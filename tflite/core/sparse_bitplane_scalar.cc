@@ -24,11 +24,18 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
                            kYBudget);
 }
 
+void run_output(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                const int32_t* filter, const BConv2DOutput& out, int row_begin, int row_end) {
+  run_bitplane_output<ScalarImpl>(s, prepared, input, filter, out, row_begin, row_end, kKindScalar,
+                              kYBudget);
+}
+
 }  // namespace
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_scalar = {
-    "bconv2d_sparse_bitplane_64__scalar", internal::supported, internal::prepare, internal::run,
-    internal::release_sparse_prepared};
+    "bconv2d_sparse_bitplane_64__scalar", BConv2DFamily::kSparseBitplane,
+    internal::supported, internal::prepare, internal::run,
+    internal::release_sparse_prepared, internal::run_output};
 
 }  // namespace sbnn

@@ -169,7 +169,8 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input, cons
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_k01_scalar = {
-    "bconv2d_sparse_k01__scalar", internal::supported, internal::prepare, internal::run,
+    "bconv2d_sparse_k01__scalar", BConv2DFamily::kSparseK01,
+    internal::supported, internal::prepare, internal::run,
     internal::release_sparse_prepared};
 
 }  // namespace sbnn

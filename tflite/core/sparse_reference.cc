@@ -43,7 +43,8 @@ void sparse_reference_run(const BConv2DShape& s, const void* prepared, const int
 }  // namespace internal
 
 const BConv2DKernel kBConv2DKernel_sparse_reference = {
-    "bconv2d_sparse__reference", internal::sparse_reference_supported,
+    "bconv2d_sparse__reference", BConv2DFamily::kSparseReference,
+    internal::sparse_reference_supported,
     internal::sparse_reference_prepare, internal::sparse_reference_run,
     internal::release_sparse_prepared};
 

@@ -58,30 +58,18 @@ std::vector<CacheEntry>& cache() {
 }
 constexpr size_t kCacheMax = 512;
 
-bool is_sparse(const BConv2DKernel* k) {
-  for (const BConv2DKernel* const* s = kSparseKernels; *s; ++s)
-    if (*s == k) return true;
-  return false;
-}
+bool is_sparse(const BConv2DKernel* k) { return is_sparse_family(k->family); }
 
-// The sparse kernels worth timing on this CPU: the first supported kernel of each
-// bit-plane family (the part of the name before "__"). The reference and the K0/K1
-// kernel-list variant are never faster (docs/sparse_kernels.md): by name only.
+// The sparse kernels worth timing on this CPU: the first supported bit-plane kernel
+// (the table lists them fastest first). The reference and the K0/K1 kernel-list variant
+// are never faster (docs/sparse_kernels.md).
 std::vector<const BConv2DKernel*> sparse_candidates(const BConv2DShape& s) {
   std::vector<const BConv2DKernel*> out;
-  std::vector<std::string> families;
   for (const BConv2DKernel* const* k = kSparseKernels; *k; ++k) {
-    if (std::strstr((*k)->name, "_bitplane_") == nullptr || !(*k)->supported(s)) continue;
-    const char* sep = std::strstr((*k)->name, "__");
-    std::string fam((*k)->name, sep ? static_cast<size_t>(sep - (*k)->name) : std::strlen((*k)->name));
-    // Strip the vector width ("bconv2d_sparse_bitplane_512" -> "bconv2d_sparse_bitplane").
-    const size_t us = fam.find_last_of('_');
-    if (us != std::string::npos && us + 1 < fam.size() &&
-        fam.find_first_not_of("0123456789x", us + 1) == std::string::npos)
-      fam.resize(us);
-    if (std::find(families.begin(), families.end(), fam) != families.end()) continue;
-    families.push_back(fam);
-    out.push_back(*k);
+    if ((*k)->family == BConv2DFamily::kSparseBitplane && (*k)->supported(s)) {
+      out.push_back(*k);
+      break;
+    }
   }
   return out;
 }

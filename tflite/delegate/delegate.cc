@@ -22,7 +22,7 @@
 #include "sbnn_delegate.h"
 
 #ifndef SBNN_VERSION
-#define SBNN_VERSION "0.1.0"
+#error "SBNN_VERSION is defined by tflite/CMakeLists.txt from the repository's VERSION file"
 #endif
 
 namespace sbnn {

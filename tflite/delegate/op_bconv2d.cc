@@ -77,9 +77,9 @@ enum Activation { kActNone = 0, kActRelu = 1, kActReluN1To1 = 2, kActRelu6 = 3 }
 constexpr int64_t kMaxChannels = int64_t{1} << 24;
 constexpr int64_t kMaxStrideOrDilation = int64_t{1} << 16;
 constexpr int64_t kMaxK = int64_t{1} << 28;
-// Scratch `dot` values per chunk handed to a kernel: 16 KB, so the output transform
-// reads them from L1 right after the kernel wrote them (2-3% faster on ResNet-18 than
-// 64 KB chunks with the dense AVX-512 kernel; 8 KB and 32 KB measured in between).
+// Scratch `dot` values per chunk handed to a dense kernel: 16 KB, so the output
+// transform reads them from L1 right after the kernel wrote them (the measured choice:
+// docs/kernels.md, Fusion).
 constexpr int64_t kDotChunkElements = 1 << 12;
 // Largest dot chunk for sparse kernels (they prefer whole images per run() call).
 constexpr int64_t kMaxSparseChunkElements = 1 << 20;
@@ -180,96 +180,156 @@ class Bconv2dOp : public Op {
     return true;
   }
 
+  // prepare: input checks, the filter, the shape and the output's size, the output
+  // parameters, the kernel; every step reports its own errors (in this order).
   abi::Status do_prepare(abi::Context* ctx) override {
     fused_q_ = opt_.fused_q == 1;
     fused_add_ = opt_.fused_add == 1;
+    Tensors t;
+    int fd[4];  // filter [out_channels, kh, kw, words per tap]
+    int sparse_channels = 0;
+    int64_t n_in = 0, n_filter = 0, K = 0;
+    BConv2DShape shape;
+    if (check_inputs(ctx, &t, &n_in) != abi::kOk ||
+        read_filter(ctx, t.filter, fd, &sparse_channels, &n_filter) != abi::kOk ||
+        size_output(ctx, t.in->dims->data, fd, sparse_channels, &shape, &K) != abi::kOk ||
+        check_output_params(ctx, t, shape) != abi::kOk || set_up_kernel(ctx, shape) != abi::kOk)
+      return abi::kError;
+    K_ = static_cast<int32_t>(K);
+    set_activation_range(K);
+    n_in_ = n_in;
+    n_filter_ = n_filter;
+    return resize(ctx, t);
+  }
+
+  // invoke: the data present, the kernel's prepared filter and the output transform's
+  // parameters up to date, then the rows in chunks over the threads.
+  abi::Status do_invoke(abi::Context* ctx) override {
+    Tensors t;
+    if (invoke_tensors(ctx, &t) != abi::kOk) return abi::kError;
+    const int32_t* filter_data =
+        sparse_ ? decoded_filter_.data() : static_cast<const int32_t*>(t.filter->data);
+    const bool filter_constant = sparse_ || t.filter->allocation_type == abi::kMmapRo ||
+                                 t.filter->allocation_type == abi::kPersistentRo;
+    if (prepare_kernel(ctx, filter_data, filter_constant) != abi::kOk) return abi::kError;
+    prepare_transform(t);
+    return run_chunks(ctx, static_cast<const int32_t*>(t.in->data), filter_data, t.out->data,
+                      t.res != nullptr ? static_cast<const float*>(t.res->data) : nullptr);
+  }
+
+ private:
+  // The node's tensors; an optional one that is absent is nullptr with its flag set.
+  struct Tensors {
+    abi::Tensor *in = nullptr, *filter = nullptr, *mul = nullptr, *bias = nullptr;
+    abi::Tensor *thr = nullptr, *qmul = nullptr, *res = nullptr, *out = nullptr;
+    bool no_mul = false, no_bias = false, no_thr = false, no_qmul = true, no_res = true;
+  };
+
+  // prepare, input checks: the tensor count, which optional inputs the options need,
+  // the input's type and shape. Fills *t and *n_in (the input's element count).
+  abi::Status check_inputs(abi::Context* ctx, Tensors* t, int64_t* n_in) {
     const size_t max_inputs = fused_add_ ? 7 : fused_q_ ? 6 : 5;
     if (inputs_.size() < 2 || inputs_.size() > max_inputs || outputs_.size() != 1)
       return fail(ctx, "expects 2 to %zu inputs and 1 output, got %zu and %zu", max_inputs,
                   inputs_.size(), outputs_.size());
-    bool no_mul = false, no_bias = false, no_thr = false, no_qmul = true;
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* filter = input(ctx, 1, false);
-    abi::Tensor* mul = input(ctx, 2, true, &no_mul);
-    abi::Tensor* bias = input(ctx, 3, true, &no_bias);
-    abi::Tensor* thr = input(ctx, 4, true, &no_thr);
-    abi::Tensor* qmul = fused_q_ ? input(ctx, 5, true, &no_qmul) : nullptr;
-    abi::Tensor* out = output(ctx, 0);
-    if (in == nullptr || filter == nullptr || out == nullptr || (mul == nullptr && !no_mul) ||
-        (bias == nullptr && !no_bias) || (thr == nullptr && !no_thr) ||
-        (qmul == nullptr && !no_qmul))
+    t->in = input(ctx, 0, false);
+    t->filter = input(ctx, 1, false);
+    t->mul = input(ctx, 2, true, &t->no_mul);
+    t->bias = input(ctx, 3, true, &t->no_bias);
+    t->thr = input(ctx, 4, true, &t->no_thr);
+    t->qmul = fused_q_ ? input(ctx, 5, true, &t->no_qmul) : nullptr;
+    t->out = output(ctx, 0);
+    if (t->in == nullptr || t->filter == nullptr || t->out == nullptr ||
+        (t->mul == nullptr && !t->no_mul) || (t->bias == nullptr && !t->no_bias) ||
+        (t->thr == nullptr && !t->no_thr) || (t->qmul == nullptr && !t->no_qmul))
       return abi::kError;
-    if (fused_q_ && (no_mul || no_bias || no_qmul || !no_thr))
+    if (fused_q_ && (t->no_mul || t->no_bias || t->no_qmul || !t->no_thr))
       return fail(ctx,
                   "fused_q needs inputs 2 (multiplier), 3 (bias) and 5 (q_multiplier), and no "
                   "output_threshold (input 4)");
     if (fused_add_) {
-      bool no_res = false;
-      abi::Tensor* res = input(ctx, 6, true, &no_res);
-      if (no_res || res == nullptr) return fail(ctx, "fused_add needs input 6 (the residual)");
-      if (out->type != abi::kFloat32)
-        return fail(ctx, "fused_add needs a float32 output (got %s)", type_name(out->type));
-      if (res->type != abi::kFloat32)
+      t->res = input(ctx, 6, true, &t->no_res);
+      if (t->no_res || t->res == nullptr)
+        return fail(ctx, "fused_add needs input 6 (the residual)");
+      if (t->out->type != abi::kFloat32)
+        return fail(ctx, "fused_add needs a float32 output (got %s)", type_name(t->out->type));
+      if (t->res->type != abi::kFloat32)
         return fail(ctx, "fused_add residual (input 6) type %s is not float32",
-                    type_name(res->type));
+                    type_name(t->res->type));
     }
-
+    const abi::Tensor* in = t->in;
     if (in->type != abi::kInt32) return fail(ctx, "input type %s is not int32", type_name(in->type));
-    int64_t n_in = 0, n_filter = 0;
-    if (!checked_num_elements(in, kMaxElements, &n_in) || in->dims->size != 4)
+    if (!checked_num_elements(in, kMaxElements, n_in) || in->dims->size != 4)
       return fail(ctx, "input must have rank 4 and a valid shape");
-    const int* id = in->dims->data;
     for (int i = 0; i < 4; ++i)
-      if (id[i] < 1) return fail(ctx, "input dimension %d is %d", i, id[i]);
-    int fd[4];  // filter [out_channels, kh, kw, words per tap]
-    int sparse_channels = 0;
-    if (sparse_) {
-      if (decode_filter(ctx, filter, fd, &sparse_channels) != abi::kOk) return abi::kError;
-      n_filter = int64_t{fd[0]} * fd[1] * fd[2] * fd[3];
-    } else {
-      if (filter->type != abi::kInt32)
-        return fail(ctx, "filter type %s is not int32", type_name(filter->type));
-      if (!checked_num_elements(filter, kMaxElements, &n_filter) || filter->dims->size != 4)
-        return fail(ctx, "filter must have rank 4 and a valid shape");
-      for (int i = 0; i < 4; ++i) {
-        fd[i] = filter->dims->data[i];
-        if (fd[i] < 1) return fail(ctx, "filter dimension %d is %d", i, fd[i]);
-      }
-    }
-    const int batch = id[0], in_h = id[1], in_w = id[2], in_words = id[3];
-    const int cout_f = fd[0], fh = fd[1], fw = fd[2], filter_words = fd[3];
-    // fused_q: the filter's last channel is q, the output has one channel less
-    const int cout = fused_q_ ? cout_f - 1 : cout_f;
-    if (cout < 1) return fail(ctx, "fused_q needs a filter of at least 2 output channels");
-    const int cin = opt_.channels_in;
+      if (in->dims->data[i] < 1) return fail(ctx, "input dimension %d is %d", i, in->dims->data[i]);
+    return abi::kOk;
+  }
 
+  // prepare, filter reading: fd = {out_channels, kh, kw, words per tap} of the bitpacked
+  // OHWI filter (LceBconv2d: the tensor; SbnnBconv2d: the decoded SBF1 filter, whose
+  // channel count goes to *sparse_channels), *n_filter its element count.
+  abi::Status read_filter(abi::Context* ctx, const abi::Tensor* filter, int fd[4],
+                          int* sparse_channels, int64_t* n_filter) {
+    if (sparse_) {
+      if (decode_filter(ctx, filter, fd, sparse_channels) != abi::kOk) return abi::kError;
+      *n_filter = int64_t{fd[0]} * fd[1] * fd[2] * fd[3];
+      return abi::kOk;
+    }
+    if (filter->type != abi::kInt32)
+      return fail(ctx, "filter type %s is not int32", type_name(filter->type));
+    if (!checked_num_elements(filter, kMaxElements, n_filter) || filter->dims->size != 4)
+      return fail(ctx, "filter must have rank 4 and a valid shape");
+    for (int i = 0; i < 4; ++i) {
+      fd[i] = filter->dims->data[i];
+      if (fd[i] < 1) return fail(ctx, "filter dimension %d is %d", i, fd[i]);
+    }
+    return abi::kOk;
+  }
+
+  // prepare, shape: the groups the filter's depth implies, checked against channels_in.
+  abi::Status resolve_groups(abi::Context* ctx, int in_words, int filter_words, int cout,
+                             int* groups) {
+    const int cin = opt_.channels_in;
     if (packed_words(cin) != in_words)
       return fail(ctx,
                   "channels_in = %d packs into %d words, but the input has %d words per pixel",
                   cin, packed_words(cin), in_words);
+    *groups = 1;
+    if (filter_words == in_words) return abi::kOk;
+    if (in_words % filter_words != 0)
+      return fail(ctx, "filter has %d words per tap, which does not divide the input's %d",
+                  filter_words, in_words);
+    *groups = in_words / filter_words;
+    if (cin % *groups != 0 || (cin / *groups) % kBitsPerWord != 0)
+      return fail(ctx, "grouped conv: channels_in %d is not %d groups of a multiple of 32", cin,
+                  *groups);
+    if (fused_q_) return fail(ctx, "fused_q is only for groups == 1 (got %d groups)", *groups);
+    if (cout % *groups != 0)
+      return fail(ctx, "grouped conv: %d output channels are not divisible into %d groups", cout,
+                  *groups);
+    return abi::kOk;
+  }
+
+  // prepare, shape and output sizing: the kernels' BConv2DShape from the input dims `id`,
+  // the filter dims `fd` and the options, with the output size and padding TFLite
+  // computes (dilation included); *K = kh * kw * channels per group. Sets out_channels_.
+  abi::Status size_output(abi::Context* ctx, const int* id, const int fd[4],
+                          int sparse_channels, BConv2DShape* shape, int64_t* K) {
+    const int in_h = id[1], in_w = id[2];
+    const int fh = fd[1], fw = fd[2];
+    // fused_q: the filter's last channel is q, the output has one channel less
+    const int cout = fused_q_ ? fd[0] - 1 : fd[0];
+    if (cout < 1) return fail(ctx, "fused_q needs a filter of at least 2 output channels");
     int groups = 1;
-    if (filter_words != in_words) {
-      if (in_words % filter_words != 0)
-        return fail(ctx, "filter has %d words per tap, which does not divide the input's %d",
-                    filter_words, in_words);
-      groups = in_words / filter_words;
-      if (cin % groups != 0 || (cin / groups) % kBitsPerWord != 0)
-        return fail(ctx, "grouped conv: channels_in %d is not %d groups of a multiple of 32", cin,
-                    groups);
-      if (fused_q_) return fail(ctx, "fused_q is only for groups == 1 (got %d groups)", groups);
-      if (cout % groups != 0)
-        return fail(ctx, "grouped conv: %d output channels are not divisible into %d groups", cout,
-                    groups);
-    }
-    const int64_t cin_per_group = cin / groups;
+    if (resolve_groups(ctx, id[3], fd[3], cout, &groups) != abi::kOk) return abi::kError;
+    const int64_t cin_per_group = opt_.channels_in / groups;
     if (sparse_ && cin_per_group != sparse_channels)
       return fail(ctx, "the SBF1 filter has %d channels per group, the op %lld", sparse_channels,
                   static_cast<long long>(cin_per_group));
-    const int64_t K = int64_t{fh} * fw * cin_per_group;
-    if (K > kMaxK) return fail(ctx, "filter depth kh*kw*channels = %lld is too large",
-                               static_cast<long long>(K));
-
-    // Output size and padding, as TFLite computes them (dilation included).
+    *K = int64_t{fh} * fw * cin_per_group;
+    if (*K > kMaxK) return fail(ctx, "filter depth kh*kw*channels = %lld is too large",
+                                static_cast<long long>(*K));
     const int64_t eff_h = int64_t{fh - 1} * opt_.dilation_h + 1;
     const int64_t eff_w = int64_t{fw - 1} * opt_.dilation_w + 1;
     int64_t out_h, out_w;
@@ -285,55 +345,85 @@ class Bconv2dOp : public Op {
                   static_cast<long long>(eff_h), static_cast<long long>(eff_w), in_h, in_w);
     const int64_t pad_h_total = std::max<int64_t>(0, (out_h - 1) * opt_.stride_h + eff_h - in_h);
     const int64_t pad_w_total = std::max<int64_t>(0, (out_w - 1) * opt_.stride_w + eff_w - in_w);
+    BConv2DShape& s = *shape;
+    s.batch = id[0];
+    s.in_h = in_h;
+    s.in_w = in_w;
+    s.in_channels = opt_.channels_in;
+    s.in_words = id[3];
+    s.groups = groups;
+    s.out_h = static_cast<int>(out_h);
+    s.out_w = static_cast<int>(out_w);
+    s.out_channels = fd[0];
+    s.filter_h = fh;
+    s.filter_w = fw;
+    s.filter_words = fd[3];
+    s.stride_h = opt_.stride_h;
+    s.stride_w = opt_.stride_w;
+    s.dilation_h = opt_.dilation_h;
+    s.dilation_w = opt_.dilation_w;
+    s.pad_top = opt_.padding == kSame ? static_cast<int>(pad_h_total / 2) : 0;
+    s.pad_left = opt_.padding == kSame ? static_cast<int>(pad_w_total / 2) : 0;
+    s.pad_values = opt_.padding == kSame ? opt_.pad_values : 1;
+    out_channels_ = cout;
+    return abi::kOk;
+  }
 
-    out_type_ = out->type;
+  // prepare, output parameters: the output type and size, the per-channel vectors the
+  // output type needs (multiplier, bias, threshold, q_multiplier), the int8 quantization.
+  abi::Status check_output_params(abi::Context* ctx, const Tensors& t, const BConv2DShape& s) {
+    const int cout = out_channels_;
+    out_type_ = t.out->type;
     if (out_type_ != abi::kFloat32 && out_type_ != abi::kInt8 && out_type_ != abi::kInt32)
       return fail(ctx, "output type %s is not float32, int8 or int32 (bitpacked)",
                   type_name(out_type_));
-    const int out_c = out_type_ == abi::kInt32 ? packed_words(cout) : cout;
-    const int64_t n_out = int64_t{batch} * out_h * out_w * cout;
-    if (n_out > kMaxElements) return fail(ctx, "output is too large");
-
-    auto check_vector = [&](abi::Tensor* t, int type, const char* what) -> bool {
-      if (t->type != type) {
-        fail(ctx, "%s type %s is not %s", what, type_name(t->type), type_name(type));
-        return false;
-      }
-      if (t->dims == nullptr || t->dims->size != 1 || t->dims->data[0] != cout) {
-        fail(ctx, "%s must have shape [%d] (the output channels)", what, cout);
-        return false;
-      }
-      return true;
-    };
-    has_mul_ = !no_mul;
-    has_bias_ = !no_bias;
+    if (int64_t{s.batch} * s.out_h * s.out_w * cout > kMaxElements)
+      return fail(ctx, "output is too large");
+    has_mul_ = !t.no_mul;
+    has_bias_ = !t.no_bias;
     if (fused_q_) {
-      if (!check_vector(mul, abi::kFloat32, "post_activation_multiplier") ||
-          !check_vector(bias, abi::kFloat32, "post_activation_bias") ||
-          !check_vector(qmul, abi::kFloat32, "q_multiplier"))
+      if (!check_vector(ctx, t.mul, abi::kFloat32, "post_activation_multiplier") ||
+          !check_vector(ctx, t.bias, abi::kFloat32, "post_activation_bias") ||
+          !check_vector(ctx, t.qmul, abi::kFloat32, "q_multiplier"))
         return abi::kError;
     } else if (out_type_ == abi::kInt32) {
-      if (no_thr) return fail(ctx, "bitpacked (int32) output needs output_threshold (input 4)");
-      if (!check_vector(thr, abi::kInt32, "output_threshold")) return abi::kError;
+      if (t.no_thr) return fail(ctx, "bitpacked (int32) output needs output_threshold (input 4)");
+      if (!check_vector(ctx, t.thr, abi::kInt32, "output_threshold")) return abi::kError;
     } else {
-      if (has_mul_ && !check_vector(mul, abi::kFloat32, "post_activation_multiplier"))
+      if (has_mul_ && !check_vector(ctx, t.mul, abi::kFloat32, "post_activation_multiplier"))
         return abi::kError;
-      if (has_bias_ && !check_vector(bias, abi::kFloat32, "post_activation_bias"))
+      if (has_bias_ && !check_vector(ctx, t.bias, abi::kFloat32, "post_activation_bias"))
         return abi::kError;
     }
     out_scale_ = 1.0;
     out_zero_point_ = 0;
     if (out_type_ == abi::kInt8) {
-      const float scale = out->params.scale;
+      const float scale = t.out->params.scale;
       if (!(scale > 0.0f) || !std::isfinite(scale))
         return fail(ctx, "int8 output needs a positive, finite scale (got %g)", scale);
-      if (out->params.zero_point < -128 || out->params.zero_point > 127)
-        return fail(ctx, "int8 output zero point %d is out of range", out->params.zero_point);
+      if (t.out->params.zero_point < -128 || t.out->params.zero_point > 127)
+        return fail(ctx, "int8 output zero point %d is out of range", t.out->params.zero_point);
       out_scale_ = scale;
-      out_zero_point_ = out->params.zero_point;
+      out_zero_point_ = t.out->params.zero_point;
     }
+    return abi::kOk;
+  }
 
-    // Activation range (in dot units) intersected with [-K, K], mapped to x = K - dot.
+  // A per-output-channel vector: `type`, shape [out_channels]. False (reported) if not.
+  bool check_vector(abi::Context* ctx, const abi::Tensor* t, int type, const char* what) const {
+    if (t->type != type) {
+      fail(ctx, "%s type %s is not %s", what, type_name(t->type), type_name(type));
+      return false;
+    }
+    if (t->dims == nullptr || t->dims->size != 1 || t->dims->data[0] != out_channels_) {
+      fail(ctx, "%s must have shape [%d] (the output channels)", what, out_channels_);
+      return false;
+    }
+    return true;
+  }
+
+  // The activation range (in dot units) intersected with [-K, K], mapped to x = K - dot.
+  void set_activation_range(int64_t K) {
     int64_t act_min = -K, act_max = K;
     switch (opt_.activation) {
       case kActRelu:
@@ -354,28 +444,11 @@ class Bconv2dOp : public Op {
     act_max = std::min(act_max, K);
     x_min_ = static_cast<int32_t>(K - act_max);
     x_max_ = static_cast<int32_t>(K - act_min);
+  }
 
-    BConv2DShape shape;
-    shape.batch = batch;
-    shape.in_h = in_h;
-    shape.in_w = in_w;
-    shape.in_channels = cin;
-    shape.in_words = in_words;
-    shape.groups = groups;
-    shape.out_h = static_cast<int>(out_h);
-    shape.out_w = static_cast<int>(out_w);
-    shape.out_channels = cout_f;
-    shape.filter_h = fh;
-    shape.filter_w = fw;
-    shape.filter_words = filter_words;
-    shape.stride_h = opt_.stride_h;
-    shape.stride_w = opt_.stride_w;
-    shape.dilation_h = opt_.dilation_h;
-    shape.dilation_w = opt_.dilation_w;
-    shape.pad_top = opt_.padding == kSame ? static_cast<int>(pad_h_total / 2) : 0;
-    shape.pad_left = opt_.padding == kSame ? static_cast<int>(pad_w_total / 2) : 0;
-    shape.pad_values = opt_.padding == kSame ? opt_.pad_values : 1;
-
+  // prepare, kernel set-up: the kernel for this shape (forced by name, or the dense
+  // default until "auto" chooses on the real filter at invoke), the dense row chunks.
+  abi::Status set_up_kernel(abi::Context* ctx, const BConv2DShape& shape) {
     const char* force = shared_->kernel == "auto" ? nullptr : shared_->kernel.c_str();
     const BConv2DKernel* kernel = select_bconv2d_kernel(shape, force);
     if (kernel == nullptr || kernel->run == nullptr)
@@ -385,154 +458,159 @@ class Bconv2dOp : public Op {
     kernel_ = kernel;
     selected_ = false;  // "auto" selects again at the next invoke (cached decisions)
     shape_ = shape;
-    K_ = static_cast<int32_t>(K);
     if (shared_->record_kernel != nullptr)
       shared_->record_kernel(shared_->owner, node_index_, kernel->name);
-
-    out_channels_ = cout;
     // Row-chunked scratch for dot: one chunk per task, kDotChunkElements each.
-    const int64_t row_elems = int64_t{shape.out_w} * cout_f;
+    const int64_t row_elems = int64_t{shape.out_w} * shape.out_channels;
     rows_per_chunk_ = std::max<int64_t>(1, kDotChunkElements / row_elems);
     dense_rows_per_chunk_ = rows_per_chunk_;
     transform_ready_ = false;
     limits_for_ = nullptr;
+    return abi::kOk;
+  }
 
-    n_in_ = n_in;
-    n_filter_ = n_filter;
-    n_out_packed_ = int64_t{batch} * out_h * out_w * out_c;
-    const int out_dims[4] = {batch, static_cast<int>(out_h), static_cast<int>(out_w), out_c};
+  // prepare, output sizing: the residual of fused_add must have the output's shape; the
+  // output is resized to [batch, out_h, out_w, channels or packed words].
+  abi::Status resize(abi::Context* ctx, const Tensors& t) {
+    const BConv2DShape& s = shape_;
+    const int out_c = out_type_ == abi::kInt32 ? packed_words(out_channels_) : out_channels_;
+    n_out_packed_ = int64_t{s.batch} * s.out_h * s.out_w * out_c;
+    const int out_dims[4] = {s.batch, s.out_h, s.out_w, out_c};
     if (fused_add_) {
-      bool no_res = false;
-      const abi::Tensor* res = input(ctx, 6, true, &no_res);
+      const abi::Tensor* res = t.res;
       if (res == nullptr || res->dims == nullptr || res->dims->size != 4 ||
           !std::equal(out_dims, out_dims + 4, res->dims->data))
         return fail(ctx, "fused_add residual (input 6) must have the output's shape %dx%dx%dx%d",
                     out_dims[0], out_dims[1], out_dims[2], out_dims[3]);
     }
-    if (resize_output(ctx, out, out_dims, 4) != abi::kOk)
+    if (resize_output(ctx, t.out, out_dims, 4) != abi::kOk)
       return fail(ctx, "ResizeTensor failed for the output");
     return abi::kOk;
   }
 
-  abi::Status do_invoke(abi::Context* ctx) override {
-    bool no_mul = false, no_bias = false, no_thr = false;
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* filter = input(ctx, 1, false);
-    abi::Tensor* mul = input(ctx, 2, true, &no_mul);
-    abi::Tensor* bias = input(ctx, 3, true, &no_bias);
-    abi::Tensor* thr = input(ctx, 4, true, &no_thr);
-    abi::Tensor* out = output(ctx, 0);
-    abi::Tensor* qmul = nullptr;
-    if (fused_q_) {
-      bool no_qmul = false;
-      qmul = input(ctx, 5, true, &no_qmul);
-    }
-    if (in == nullptr || filter == nullptr || out == nullptr) return abi::kError;
-    const int cout = out_channels_;
-    if (sparse_ && (filter->data != sbf1_source_ || filter->bytes != sbf1_bytes_))
+  // invoke, input checks: the tensors again, with data of at least their prepared sizes
+  // (a runtime may reallocate between prepare and invoke).
+  abi::Status invoke_tensors(abi::Context* ctx, Tensors* t) {
+    t->in = input(ctx, 0, false);
+    t->filter = input(ctx, 1, false);
+    t->mul = input(ctx, 2, true, &t->no_mul);
+    t->bias = input(ctx, 3, true, &t->no_bias);
+    t->thr = input(ctx, 4, true, &t->no_thr);
+    t->out = output(ctx, 0);
+    if (fused_q_) t->qmul = input(ctx, 5, true, &t->no_qmul);
+    if (t->in == nullptr || t->filter == nullptr || t->out == nullptr) return abi::kError;
+    const uint64_t vec_bytes = static_cast<uint64_t>(out_channels_) * 4;
+    if (sparse_ && (t->filter->data != sbf1_source_ || t->filter->bytes != sbf1_bytes_))
       return fail(ctx, "the SBF1 filter changed after prepare (it must be a constant)");
-    if (!has_bytes(in, static_cast<uint64_t>(n_in_) * 4) ||
-        (!sparse_ && !has_bytes(filter, static_cast<uint64_t>(n_filter_) * 4)) ||
-        !has_bytes(out, static_cast<uint64_t>(n_out_packed_) * abi::type_size(out_type_)))
+    if (!has_bytes(t->in, static_cast<uint64_t>(n_in_) * 4) ||
+        (!sparse_ && !has_bytes(t->filter, static_cast<uint64_t>(n_filter_) * 4)) ||
+        !has_bytes(t->out, static_cast<uint64_t>(n_out_packed_) * abi::type_size(out_type_)))
       return fail(ctx, "tensor data is missing or smaller than its shape");
     if (fused_q_) {
-      if (mul == nullptr || bias == nullptr || qmul == nullptr ||
-          !has_bytes(mul, static_cast<uint64_t>(cout) * 4) ||
-          !has_bytes(bias, static_cast<uint64_t>(cout) * 4) ||
-          !has_bytes(qmul, static_cast<uint64_t>(cout) * 4))
+      if (t->mul == nullptr || t->bias == nullptr || t->qmul == nullptr ||
+          !has_bytes(t->mul, vec_bytes) || !has_bytes(t->bias, vec_bytes) ||
+          !has_bytes(t->qmul, vec_bytes))
         return fail(ctx, "multiplier/bias/q_multiplier data is missing");
     } else if (out_type_ == abi::kInt32) {
-      if (thr == nullptr || !has_bytes(thr, static_cast<uint64_t>(cout) * 4))
+      if (t->thr == nullptr || !has_bytes(t->thr, vec_bytes))
         return fail(ctx, "output_threshold data is missing");
     } else {
-      if ((has_mul_ && (mul == nullptr || !has_bytes(mul, static_cast<uint64_t>(cout) * 4))) ||
-          (has_bias_ && (bias == nullptr || !has_bytes(bias, static_cast<uint64_t>(cout) * 4))))
+      if ((has_mul_ && (t->mul == nullptr || !has_bytes(t->mul, vec_bytes))) ||
+          (has_bias_ && (t->bias == nullptr || !has_bytes(t->bias, vec_bytes))))
         return fail(ctx, "post_activation_multiplier/bias data is missing");
     }
+    return invoke_residual(ctx, t);
+  }
 
-    const int32_t* filter_data =
-        sparse_ ? decoded_filter_.data() : static_cast<const int32_t*>(filter->data);
-    const bool filter_constant = sparse_ || filter->allocation_type == abi::kMmapRo ||
-                                 filter->allocation_type == abi::kPersistentRo;
+  // invoke, fused_add: input 6 with the output's size (else t->res stays nullptr).
+  abi::Status invoke_residual(abi::Context* ctx, Tensors* t) {
+    if (!fused_add_) return abi::kOk;
+    t->res = input(ctx, 6, true, &t->no_res);
+    if (t->res == nullptr || t->no_res || t->res->type != abi::kFloat32 ||
+        !has_bytes(t->res, static_cast<uint64_t>(n_out_packed_) * 4))
+      return fail(ctx, "fused_add residual (input 6) data is missing or smaller than its shape");
+    return abi::kOk;
+  }
+
+  // invoke, kernel set-up: with "auto" and a constant filter, the per-layer choice
+  // between the dense and the sparse kernels, timed on this shape and filter once
+  // (core/bconv2d_select.h, decisions cached per shape and filter); else the chosen
+  // kernel's prepared filter, made again when the filter data changed. Sparse kernels
+  // run in larger row chunks than dense ones (docs/sparse_kernels.md).
+  abi::Status prepare_kernel(abi::Context* ctx, const int32_t* filter_data,
+                             bool filter_constant) {
     if (shared_->kernel == "auto" && filter_constant) {
-      // "auto": the per-layer choice between the dense and the sparse kernels, timed on
-      // this shape and filter once (core/bconv2d_select.h, decisions cached per shape and
-      // filter); sparse kernels get larger row chunks (they lose 1.1-1.6x on bands of a
-      // few rows, docs/sparse_kernels.md).
-      if (!selected_ || prepared_for_ != filter_data) {
-        release_prepared();
-        const int64_t sparse_rows = sparse_rows_per_chunk();
-        BConv2DSelectOptions so;
-        so.policy = "auto";
-        so.rows_per_call = static_cast<int>(sparse_rows);
-        so.dense_rows_per_call = static_cast<int>(dense_rows_per_chunk_);
-        BConv2DSelection sel;
-        if (!select_bconv2d(shape_, filter_data, so, &sel))
-          return fail(ctx, "no binary conv kernel supports this shape (or prepare failed)");
-        kernel_ = sel.kernel;
-        prepared_filter_ = sel.prepared;  // released with kernel_->release
-        prepared_for_ = filter_data;
-        selected_ = true;
-        const bool sparse = std::strncmp(kernel_->name, "bconv2d_sparse", 14) == 0;
-        rows_per_chunk_ = sparse ? sparse_rows : dense_rows_per_chunk_;
-        if (shared_->record_kernel != nullptr)
-          shared_->record_kernel(shared_->owner, node_index_, kernel_->name);
-      }
-    } else if (kernel_->prepare != nullptr &&
-               (prepared_filter_ == nullptr || !filter_constant || prepared_for_ != filter_data)) {
+      if (selected_ && prepared_for_ == filter_data) return abi::kOk;
       release_prepared();
-      prepared_filter_ = kernel_->prepare(shape_, filter_data);
-      if (prepared_filter_ == nullptr)
-        return fail(ctx, "kernel %s could not prepare the filter (out of memory?)", kernel_->name);
+      const int64_t sparse_rows = sparse_rows_per_chunk();
+      BConv2DSelectOptions so;
+      so.policy = "auto";
+      so.rows_per_call = static_cast<int>(sparse_rows);
+      so.dense_rows_per_call = static_cast<int>(dense_rows_per_chunk_);
+      BConv2DSelection sel;
+      if (!select_bconv2d(shape_, filter_data, so, &sel))
+        return fail(ctx, "no binary conv kernel supports this shape (or prepare failed)");
+      kernel_ = sel.kernel;
+      prepared_filter_ = sel.prepared;  // released with kernel_->release
       prepared_for_ = filter_data;
-      // A sparse kernel forced by name runs in the same large row chunks as when "auto"
-      // picks it (with the dense kernels' 16 KB chunks it was 1.8-7x slower).
-      rows_per_chunk_ = std::strncmp(kernel_->name, "bconv2d_sparse", 14) == 0
-                            ? sparse_rows_per_chunk()
-                            : dense_rows_per_chunk_;
+      selected_ = true;
+      rows_per_chunk_ = is_sparse_family(kernel_->family) ? sparse_rows : dense_rows_per_chunk_;
+      if (shared_->record_kernel != nullptr)
+        shared_->record_kernel(shared_->owner, node_index_, kernel_->name);
+      return abi::kOk;
     }
+    if (kernel_->prepare == nullptr ||
+        (prepared_filter_ != nullptr && filter_constant && prepared_for_ == filter_data))
+      return abi::kOk;
+    release_prepared();
+    prepared_filter_ = kernel_->prepare(shape_, filter_data);
+    if (prepared_filter_ == nullptr)
+      return fail(ctx, "kernel %s could not prepare the filter (out of memory?)", kernel_->name);
+    prepared_for_ = filter_data;
+    // A sparse kernel forced by name runs in the same row chunks as when "auto" picks it.
+    rows_per_chunk_ =
+        is_sparse_family(kernel_->family) ? sparse_rows_per_chunk() : dense_rows_per_chunk_;
+    return abi::kOk;
+  }
+
+  // invoke, transform set-up: the output transform's per-channel parameters, computed
+  // once for constant tensors and again on every invoke for others.
+  void prepare_transform(const Tensors& t) {
+    const int cout = out_channels_;
     if (fused_q_) {
-      const bool params_constant = mul->allocation_type == abi::kMmapRo &&
-                                   bias->allocation_type == abi::kMmapRo &&
-                                   qmul->allocation_type == abi::kMmapRo;
+      const bool params_constant = t.mul->allocation_type == abi::kMmapRo &&
+                                   t.bias->allocation_type == abi::kMmapRo &&
+                                   t.qmul->allocation_type == abi::kMmapRo;
       if (!transform_ready_ || !params_constant) {
-        compute_q_transform(static_cast<const float*>(mul->data),
-                            static_cast<const float*>(bias->data),
-                            static_cast<const float*>(qmul->data));
+        compute_q_transform(static_cast<const float*>(t.mul->data),
+                            static_cast<const float*>(t.bias->data),
+                            static_cast<const float*>(t.qmul->data));
         transform_ready_ = true;
       }
     } else if (out_type_ == abi::kInt32) {
-      const auto* t = static_cast<const int32_t*>(thr->data);
-      if (limits_for_ != t || thr->allocation_type != abi::kMmapRo) {
+      const auto* thr = static_cast<const int32_t*>(t.thr->data);
+      if (limits_for_ != thr || t.thr->allocation_type != abi::kMmapRo) {
         limits_.resize(cout);
-        for (int c = 0; c < cout; ++c) limits_[c] = bitpack_limit(K_, t[c]);
-        limits_for_ = t;
+        for (int c = 0; c < cout; ++c) limits_[c] = bitpack_limit(K_, thr[c]);
+        limits_for_ = thr;
       }
     } else {
       const bool params_constant =
-          (!has_mul_ || mul->allocation_type == abi::kMmapRo) &&
-          (!has_bias_ || bias->allocation_type == abi::kMmapRo);
+          (!has_mul_ || t.mul->allocation_type == abi::kMmapRo) &&
+          (!has_bias_ || t.bias->allocation_type == abi::kMmapRo);
       if (!transform_ready_ || !params_constant) {
-        compute_transform(has_mul_ ? static_cast<const float*>(mul->data) : nullptr,
-                          has_bias_ ? static_cast<const float*>(bias->data) : nullptr);
+        compute_transform(has_mul_ ? static_cast<const float*>(t.mul->data) : nullptr,
+                          has_bias_ ? static_cast<const float*>(t.bias->data) : nullptr);
         transform_ready_ = true;
       }
     }
+  }
 
-    const float* residual = nullptr;
-    if (fused_add_) {
-      bool no_res = false;
-      const abi::Tensor* res = input(ctx, 6, true, &no_res);
-      if (res == nullptr || no_res || res->type != abi::kFloat32 ||
-          !has_bytes(res, static_cast<uint64_t>(n_out_packed_) * 4))
-        return fail(ctx, "fused_add residual (input 6) data is missing or smaller than its shape");
-      residual = static_cast<const float*>(res->data);
-    }
-    Run run{this,
-            static_cast<const int32_t*>(in->data),
-            filter_data,
-            out->data,
-            residual};
+  // invoke, chunked execution: the batch*out_h rows split over the threads, each task
+  // running the kernel and the output transform chunk by chunk (Run::rows).
+  abi::Status run_chunks(abi::Context* ctx, const int32_t* input, const int32_t* filter,
+                         void* output, const float* residual) {
+    Run run{this, input, filter, output, residual};
     const int64_t rows = int64_t{shape_.batch} * shape_.out_h;
     const int threads = shared_->pool == nullptr ? 1 : shared_->pool->num_threads();
     // Enough tasks to balance, each at least one chunk of rows.
@@ -542,7 +620,6 @@ class Bconv2dOp : public Op {
     return run.ok.load() ? abi::kOk : fail(ctx, "out of memory for the scratch buffer");
   }
 
- private:
   struct Run {
     Bconv2dOp* op;
     const int32_t* input;

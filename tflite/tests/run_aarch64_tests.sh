@@ -29,8 +29,7 @@ fi
 # (the toolchain file sets it as CMake's cross-compiling emulator).
 cmake -S "$ROOT/tflite" -B "$BUILD_DIR" \
   -DCMAKE_TOOLCHAIN_FILE="$ROOT/tflite/toolchains/aarch64-linux-gnu.cmake" \
-  -DCMAKE_BUILD_TYPE=Release -DSBNN_BUILD_TESTS=ON -DSBNN_CORE_TESTS=ON \
-  -DSBNN_CORE_BENCH=ON >/dev/null
+  -DCMAKE_BUILD_TYPE=Release -DSBNN_BUILD_TESTS=ON -DSBNN_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD_DIR" -j"$JOBS"
 
 file "$BUILD_DIR/libsbnn_delegate.so" 2>/dev/null || true
@@ -43,5 +42,5 @@ echo "running the CTest tests under qemu-aarch64:"
 # The sparse kernels once more with extra arguments when given: SPARSE_ARGS selects
 # suites/kernels, e.g. SPARSE_ARGS="--suite models".
 if [ -n "${SPARSE_ARGS:-}" ]; then
-  qemu-aarch64 -L /usr/aarch64-linux-gnu "$BUILD_DIR/core/sbnn_sparse_tests" ${SPARSE_ARGS}
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$BUILD_DIR/tests/sbnn_sparse_tests" ${SPARSE_ARGS}
 fi

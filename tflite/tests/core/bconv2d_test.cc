@@ -6,14 +6,17 @@
 //                                    SBNN_LOG_KERNEL=1 and checks the log line)
 //   sbnn_core_tests --verbose        print every passing (kernel, shape)
 //   sbnn_core_tests --suite NAME     run one suite (see kSuites below)
+//   sbnn_core_tests --kernel-id ID   test one kernel (its id in core/bconv2d_kernels.h)
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "bconv2d.h"
 #include "bconv_tester.h"
+#include "kernel_ids.h"
 
 using sbnn::BConv2DKernel;
 using sbnn::BConv2DShape;
@@ -25,6 +28,7 @@ namespace {
 
 bool g_verbose = false;
 int g_check_failures = 0;
+std::vector<const BConv2DKernel*> g_kernels;  // the kernels under test, nullptr-terminated
 
 #define CHECK(cond)                                                          \
   do {                                                                       \
@@ -49,12 +53,13 @@ void TestDispatch() {
     CHECK((*k)->name != nullptr);
     CHECK(names.insert((*k)->name).second);  // unique names
     CHECK(std::strncmp((*k)->name, "bconv2d_dot_", 12) == 0);
+    CHECK(!sbnn::is_sparse_family((*k)->family));
     CHECK((*k)->supported != nullptr && (*k)->run != nullptr);
     CHECK(((*k)->prepare == nullptr) == ((*k)->release == nullptr));
   }
   CHECK(count >= 2);
   const BConv2DKernel* ref = find_kernel("bconv2d_dot__reference");
-  CHECK(ref != nullptr);
+  CHECK(ref != nullptr && ref->family == sbnn::BConv2DFamily::kDenseReference);
 
   const BConv2DShape s = BConvTester().in(6, 6, 64).out_channels(64).shape();
   const BConv2DKernel* best = sbnn::select_bconv2d_kernel(s, nullptr);
@@ -95,7 +100,7 @@ struct Suite {
   void (*fn)(TestStats*);
 };
 
-void Run(BConvTester& t, TestStats* st) { t.verbose(g_verbose).TestAll(st); }
+void Run(BConvTester& t, TestStats* st) { t.verbose(g_verbose).TestList(g_kernels.data(), st); }
 
 // Channels 1..130 (all of them), 3x3 SAME, output channels varying with them.
 void SuiteChannels(TestStats* st) {
@@ -275,14 +280,23 @@ const Suite kSuites[] = {
 int main(int argc, char** argv) {
   bool dispatch_only = false;
   const char* only = nullptr;
+  const char* kernel_id = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--dispatch-only") == 0) dispatch_only = true;
     else if (std::strcmp(argv[i], "--verbose") == 0) g_verbose = true;
     else if (std::strcmp(argv[i], "--suite") == 0 && i + 1 < argc) only = argv[++i];
+    else if (std::strcmp(argv[i], "--kernel-id") == 0 && i + 1 < argc) kernel_id = argv[++i];
     else {
-      std::printf("usage: %s [--dispatch-only] [--verbose] [--suite NAME]\n", argv[0]);
+      std::printf("usage: %s [--dispatch-only] [--verbose] [--suite NAME] [--kernel-id ID]\n",
+                  argv[0]);
       return 2;
     }
+  }
+  g_kernels = sbnn::testing::kernels_to_test(sbnn::all_bconv2d_kernels(),
+                                             sbnn::testing::kDenseKernelIds, kernel_id);
+  if (g_kernels.size() == 1) {
+    std::printf("--kernel-id %s: no such kernel in core/bconv2d_kernels.h\n", kernel_id);
+    return 2;
   }
   std::printf("kernels compiled in:");
   const BConv2DShape probe = BConvTester().shape();

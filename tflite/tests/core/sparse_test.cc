@@ -3,7 +3,9 @@
 // kernels), on the dense suites' shape sweeps with sparse filters: sparsity 0, 0.5, 0.9,
 // 0.95, 0.99, 1, Bernoulli and K0/K1 (paper Table 2) generators, minority flip. Exact.
 //
-//   sbnn_sparse_tests [--verbose] [--suite NAME] [--kernel SUBSTR]
+//   sbnn_sparse_tests [--verbose] [--suite NAME] [--kernel SUBSTR]... [--kernel-id ID]
+//   (--kernel-id: one kernel, by its id in core/bconv2d_kernels.h)
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include "bconv2d.h"
 #include "bconv2d_select.h"
 #include "bconv_tester.h"
+#include "kernel_ids.h"
 
 using sbnn::BConv2DKernel;
 using sbnn::BConv2DShape;
@@ -48,7 +51,9 @@ void Flavour(BConvTester& t, int n) {
   if (kind == 2) t.minority_flip(true);
 }
 
-void Run(BConvTester& t, TestStats* st) { t.verbose(g_verbose).TestList(g_kernels.data(), st); }
+void Run(BConvTester& t, TestStats* st) {
+  t.verbose(g_verbose).outputs(true).TestList(g_kernels.data(), st);
+}
 
 void TestTable() {
   std::set<std::string> names;
@@ -57,6 +62,7 @@ void TestTable() {
     CHECK((*k)->name != nullptr);
     CHECK(names.insert((*k)->name).second);
     CHECK(std::strncmp((*k)->name, "bconv2d_sparse", 14) == 0);
+    CHECK(sbnn::is_sparse_family((*k)->family));
     CHECK((*k)->supported != nullptr && (*k)->run != nullptr);
     CHECK((*k)->prepare != nullptr && (*k)->release != nullptr);
   }
@@ -65,6 +71,7 @@ void TestTable() {
   // The dense dispatch never picks a sparse kernel by itself...
   const BConv2DKernel* dense = sbnn::select_bconv2d_kernel(s, nullptr);
   CHECK(dense != nullptr && std::strncmp(dense->name, "bconv2d_dot_", 12) == 0);
+  CHECK(dense != nullptr && dense->family == sbnn::BConv2DFamily::kDense);
   // ...but finds one by name.
   for (const BConv2DKernel* const* k = sbnn::all_sparse_bconv2d_kernels(); *k; ++k)
     if ((*k)->supported(s)) CHECK(sbnn::select_bconv2d_kernel(s, (*k)->name) == *k);
@@ -88,9 +95,7 @@ std::vector<uint32_t> SparseFilterBits(const BConv2DShape& s, double sparsity, u
 }
 
 bool IsSparse(const BConv2DKernel* k) {
-  for (const BConv2DKernel* const* s = sbnn::all_sparse_bconv2d_kernels(); *s; ++s)
-    if (*s == k) return true;
-  return false;
+  return k != nullptr && sbnn::is_sparse_family(k->family);
 }
 
 // select_bconv2d: policies, the auto decision on dense and very sparse filters, the
@@ -387,15 +392,24 @@ const Suite kSuites[] = {
 
 int main(int argc, char** argv) {
   const char* only = nullptr;
+  const char* kernel_id = nullptr;
   std::vector<const char*> filters;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--verbose") == 0) g_verbose = true;
     else if (std::strcmp(argv[i], "--suite") == 0 && i + 1 < argc) only = argv[++i];
     else if (std::strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) filters.push_back(argv[++i]);
+    else if (std::strcmp(argv[i], "--kernel-id") == 0 && i + 1 < argc) kernel_id = argv[++i];
     else {
-      std::printf("usage: %s [--verbose] [--suite NAME] [--kernel SUBSTR]...\n", argv[0]);
+      std::printf("usage: %s [--verbose] [--suite NAME] [--kernel SUBSTR]... [--kernel-id ID]\n",
+                  argv[0]);
       return 2;
     }
+  }
+  const std::vector<const BConv2DKernel*> by_id = sbnn::testing::kernels_to_test(
+      sbnn::all_sparse_bconv2d_kernels(), sbnn::testing::kSparseKernelIds, kernel_id);
+  if (by_id.size() == 1) {
+    std::printf("--kernel-id %s: no such sparse kernel in core/bconv2d_kernels.h\n", kernel_id);
+    return 2;
   }
   std::printf("sparse kernels compiled in:");
   const BConv2DShape probe = BConvTester().shape();
@@ -404,6 +418,7 @@ int main(int argc, char** argv) {
     std::printf(" %s%s", (*k)->name, on ? "" : " (not on this CPU)");
     bool selected = filters.empty();
     for (const char* f : filters) selected = selected || std::strstr((*k)->name, f) != nullptr;
+    selected = selected && std::find(by_id.begin(), by_id.end(), *k) != by_id.end();
     if (selected) g_kernels.push_back(*k);
   }
   g_kernels.push_back(nullptr);
