@@ -9,7 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup          ## the main job: BNN vs SBNN on Fashion-MNIST
-	$(PY) -m sbnn_keras.demo
+	$(PY) -m sbnn_zoo.demo
 
 test: setup          ## default test run (< 20 min on 2 cores)
 	$(PY) -m pytest -m "not slow" -q

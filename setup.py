@@ -56,9 +56,9 @@ EXTRAS = {
 
 
 # ---- native runtime: libsbnn_delegate.so (tflite/, docs/runtime.md) -------------------
-# Built with CMake and placed in sbnn_keras/_native/: in the source tree for editable
+# Built with CMake and placed in sbnn_runtime/_native/: in the source tree for editable
 # installs (`pip install -e .`, `python setup.py build_ext --inplace`), in the wheel
-# otherwise. SBNN_SKIP_NATIVE=1 skips it (sbnn_keras.runtime then reports how to build).
+# otherwise. SBNN_SKIP_NATIVE=1 skips it (sbnn_runtime then reports how to build).
 NATIVE_LIBRARY = "libsbnn_delegate.so"
 
 
@@ -135,12 +135,16 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9,<3.13",
-    packages=find_packages(include=["sbnn_keras", "sbnn_keras.*"]),
-    ext_modules=[CMakeLibrary("sbnn_keras._native.sbnn_delegate", HERE / "tflite", "sbnn_delegate")],
+    packages=find_packages(include=["sbnn_keras", "sbnn_keras.*", "sbnn_runtime", "sbnn_runtime.*", "sbnn_zoo", "sbnn_zoo.*"]),
+    ext_modules=[CMakeLibrary("sbnn_runtime._native.sbnn_delegate", HERE / "tflite", "sbnn_delegate")],
     cmdclass={"build_ext": BuildNative},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["sbnn-keras=sbnn_keras.cli:main"]},
+    entry_points={
+        "console_scripts": ["sbnn-keras=sbnn_keras.cli:main"],
+        # the zoo offers its layers/quantizers to sbnn_keras.custom_objects()
+        "sbnn_keras.custom_objects": ["zoo=sbnn_zoo.zoo:custom_objects"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -76,8 +76,8 @@ import tensorflow as tf  # noqa: E402
 from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter  # noqa: E402
 
 import models  # noqa: E402  (benchmarks/models.py)
-from sbnn_keras import runtime  # noqa: E402
-from sbnn_keras.tflite_model import read_tflite  # noqa: E402
+import sbnn_runtime as runtime
+from sbnn_runtime.tflite_model import read_tflite  # noqa: E402
 
 CACHE = ROOT / "build" / "latency"
 #: the dense kernel forced in the "..._dense" configurations (None: not on this CPU)
@@ -107,7 +107,8 @@ def machine() -> dict:
     flags = fields.get("Flags", "")
     commit = sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
     dirty = sh(
-        "git", "-C", str(ROOT), "status", "--porcelain", "--", "tflite", "sbnn_keras", "benchmarks"
+        "git", "-C", str(ROOT), "status", "--porcelain", "--", "tflite", "sbnn_keras", "sbnn_runtime",
+        "benchmarks"
     )
     lib = runtime.library_path()
     return {
@@ -161,7 +162,7 @@ def build_delegate_at_head() -> Path:
 
 
 def _key(*parts) -> str:
-    pkg = ROOT / "sbnn_keras"
+    pkg = ROOT / "sbnn_keras" / "export"
     text = repr(parts) + (ROOT / "benchmarks" / "models.py").read_text()
     text += "".join((pkg / f).read_text() for f in ("convert.py", "lowering.py", "compress.py"))
     text += tf.__version__ + importlib.metadata.version("larq-compute-engine")
@@ -471,7 +472,7 @@ def main():
     p.add_argument(
         "--delegate",
         default="installed",
-        help="'installed' (sbnn_keras.runtime.library_path()), 'head' (build tflite/ of the "
+        help="'installed' (sbnn_runtime.library_path()), 'head' (build tflite/ of the "
         "git HEAD commit into build/latency/delegate-<commit>/), or a path",
     )
     p.add_argument(

@@ -58,7 +58,7 @@ def child(args):
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from sbnn_keras import runtime
+    import sbnn_runtime as runtime
 
     data = Path(args.model).read_bytes()
     interp = runtime.Interpreter(data, num_threads=args.threads, kernel=args.kernel).interpreter

@@ -106,7 +106,7 @@ import sbnn_keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter  # noqa: E402
 
-from sbnn_keras import runtime  # noqa: E402
+from sbnn_runtime import interpreter as runtime  # _c_api too
 from sbnn_keras.layers import latent_kernel  # noqa: E402
 from sbnn_keras.math import binary_entropy  # noqa: E402
 

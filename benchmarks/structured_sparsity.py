@@ -42,9 +42,9 @@ import sbnn_keras  # noqa: F401  (selects legacy Keras before TensorFlow is impo
 import numpy as np  # noqa: E402
 
 from sbnn_keras import math as sbnn_math  # noqa: E402
-from sbnn_keras import stats  # noqa: E402
-from sbnn_keras.datasets import load_fashion_mnist  # noqa: E402
-from sbnn_keras.demo import RECIPE, machine_info, quick_data, train_variant  # noqa: E402
+from sbnn_keras.metrics import stats  # noqa: E402
+from sbnn_zoo.datasets import load_fashion_mnist  # noqa: E402
+from sbnn_zoo.demo import RECIPE, machine_info, quick_data, train_variant  # noqa: E402
 from sbnn_keras.layers import latent_kernel, sbnn_layers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def structure_stats(model, word_size: int = 32) -> dict:
     kernels = [sum(lay["hamming_histogram"]) for lay in per_layer.values()]
     iid = [(1 - lay["connections"]) ** (len(lay["hamming_histogram"]) - 1) for lay in per_layer.values()]
     k0_iid = float(np.dot(kernels, iid) / np.sum(kernels))
-    from sbnn_keras.report import sparsity_report
+    from sbnn_keras.metrics.report import sparsity_report
 
     total = sparsity_report(model).total
     return {
@@ -150,8 +150,8 @@ def _bits(report) -> float:
 
 
 def cmd_measure(args) -> int:
-    from sbnn_keras import runtime
-    from sbnn_keras.convert import convert_with_report
+    import sbnn_runtime as runtime
+    from sbnn_keras.export.convert import convert_with_report
     from sbnn_keras.regularizer import load_model
 
     lib = Path(runtime.library_path())

@@ -6,8 +6,8 @@ for ``benchmarks/sparse_model.py`` (the model-level sparse benchmark).
     python benchmarks/train_sparse_models.py --out runs/models            # 4 models, 3 epochs each
     python benchmarks/train_sparse_models.py --out /tmp/m --quick         # smoke run (< 1 min)
 
-Models (``sbnn_keras.demo.train_variant``, the demo network
-``sbnn_keras.models.fashion_mnist_cnn``; Adam, cosine decay, batch 128, seed 1):
+Models (``sbnn_zoo.demo.train_variant``, the demo network
+``sbnn_zoo.models.fashion_mnist_cnn``; Adam, cosine decay, batch 128, seed 1):
 
 =========  ======================================================================
 ``p50``    the plain larq BNN (``ste_sign`` kernels, no sparsity constraint):
@@ -17,7 +17,7 @@ Models (``sbnn_keras.demo.train_variant``, the demo network
 ``p99``    the same at EC 0.01
 =========  ======================================================================
 
-The SBNN recipe is the demo's (``sbnn_keras.demo.RECIPE``: gamma 0.7,
+The SBNN recipe is the demo's (``sbnn_zoo.demo.RECIPE``: gamma 0.7,
 lambda_threshold 3e-3) with a reduced budget (``--epochs``, default 3): what the
 benchmark needs is the *structure* of trained sparse filters (which kernels are
 empty, how connections spread over output channels), which the regularizer
@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 import sbnn_keras  # noqa: E402,F401  (before tensorflow)
 import numpy as np  # noqa: E402
 
-from sbnn_keras import demo  # noqa: E402
+from sbnn_zoo import demo  # noqa: E402
 from sbnn_keras import layers as sbnn_layers  # noqa: E402
-from sbnn_keras.datasets import load_fashion_mnist  # noqa: E402
+from sbnn_zoo.datasets import load_fashion_mnist  # noqa: E402
 
 #: name -> (demo variant, EC of the regularizer or None)
 MODELS = {

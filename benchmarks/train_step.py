@@ -33,8 +33,8 @@ import sbnn_keras  # noqa: F401  (legacy Keras before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-from sbnn_keras.demo import machine_info
-from sbnn_keras.models import fashion_mnist_cnn
+from sbnn_zoo.demo import machine_info
+from sbnn_zoo.models import fashion_mnist_cnn
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {

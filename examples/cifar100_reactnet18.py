@@ -7,7 +7,7 @@
 The authors' recipe (paper section 4, "a single training step and no teacher"): the
 CIFAR-10 setup (Adam, learning rate 1e-3 with cosine decay, batch 512, mixup
 alpha = 1, crops with zero padding 4, flips, normalization) for 300 epochs on
-ReActNet-18 (``sbnn_keras.zoo.reactnet18``: Bi-Real-Net-18 with RSign =
+ReActNet-18 (``sbnn_zoo.zoo.reactnet18``: Bi-Real-Net-18 with RSign =
 ``LearnableBias`` + ``approx_sign`` before each binary convolution and RPReLU after
 each shortcut add), learned {alpha, beta} kernels, float stem, classifier and 1x1
 shortcuts, and one of the authors' CIFAR-100 EC/gamma pairs:
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the CIFAR-10 e
 import sbnn_keras  # noqa: E402,F401  (first: selects legacy Keras for larq)
 
 import cifar10_resnet18 as recipe  # noqa: E402
-from sbnn_keras import zoo  # noqa: E402
+from sbnn_zoo import zoo  # noqa: E402
 
 DATASET = "cifar100"
 NUM_CLASSES = 100
@@ -40,7 +40,7 @@ DEFAULT_OUT = "artifacts/cifar100_reactnet18"
 
 
 def build_model(args):
-    """ReActNet-18 with SBNN kernels (``sbnn_keras.zoo``)."""
+    """ReActNet-18 with SBNN kernels (``sbnn_zoo.zoo``)."""
     return zoo.reactnet18(num_classes=NUM_CLASSES, width=args.width, normalize=DATASET)
 
 

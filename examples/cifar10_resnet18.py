@@ -8,7 +8,7 @@
 The authors' recipe (DESIGN.md section 1, paper section 4): Adam, learning rate 1e-3
 with cosine decay to 0, batch 512, mixup (alpha = 1), 500 epochs, random crops
 (zero padding 4), horizontal flips and per-channel normalization; the binarized
-ResNet-18 of IR-Net (``sbnn_keras.zoo.irnet_resnet18``: shortcut around every binary
+ResNet-18 of IR-Net (``sbnn_zoo.zoo.irnet_resnet18``: shortcut around every binary
 convolution, EDE gradients moved by ``zoo.EdeSchedule``, learned {alpha, beta}
 kernels) with float stem, classifier and 1x1 shortcuts; one global sparsity
 constraint over the 16 binary convolutions (``SparsityRegularizer``) with one of the
@@ -45,7 +45,7 @@ import sbnn_keras  # first: selects legacy Keras (tf_keras) for larq
 import numpy as np
 import tensorflow as tf
 
-from sbnn_keras import zoo
+from sbnn_zoo import zoo
 
 DATASET = "cifar10"
 NUM_CLASSES = 10
@@ -63,7 +63,7 @@ QUICK = {
 
 
 def build_model(args):
-    """The binarized ResNet-18 of IR-Net with SBNN kernels (``sbnn_keras.zoo``)."""
+    """The binarized ResNet-18 of IR-Net with SBNN kernels (``sbnn_zoo.zoo``)."""
     return zoo.irnet_resnet18(num_classes=NUM_CLASSES, width=args.width, normalize=DATASET)
 
 

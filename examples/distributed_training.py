@@ -30,8 +30,8 @@ last epoch. All workers call ``model.save`` (saving reads the variables
 collectively); only the chief writes to ``--out``, the others to a scratch
 directory. The chief then writes the sparsity report and the converted model.
 
-The network is the demo CNN on Fashion-MNIST (``sbnn_keras.models``); the
-distribution code is the same for the CIFAR models of ``sbnn_keras.zoo``.
+The network is the demo CNN on Fashion-MNIST (``sbnn_zoo.models``); the
+distribution code is the same for the CIFAR models of ``sbnn_zoo.zoo``.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def main(argv=None):
 
     strategy = make_strategy(args)  # before any other TensorFlow operation
 
-    from sbnn_keras.datasets import load_fashion_mnist
-    from sbnn_keras.models import fashion_mnist_cnn
+    from sbnn_zoo.datasets import load_fashion_mnist
+    from sbnn_zoo.models import fashion_mnist_cnn
 
     started = time.time()
     chief = is_chief(strategy)

@@ -6,10 +6,10 @@
 import sbnn_keras  # first: selects legacy Keras (tf_keras) for larq
 import tensorflow as tf
 
-from sbnn_keras.datasets import load_fashion_mnist
-from sbnn_keras.models import fashion_mnist_cnn
-from sbnn_keras.report import sparsity_report
-from sbnn_keras.plot import plot_hamming_histograms
+from sbnn_zoo.datasets import load_fashion_mnist
+from sbnn_zoo.models import fashion_mnist_cnn
+from sbnn_keras.metrics.report import sparsity_report
+from sbnn_keras.metrics.plot import plot_hamming_histograms
 
 EPOCHS, BATCH, EC, GAMMA = 6, 128, 0.05, 0.7  # the recipe of docs/results.md
 

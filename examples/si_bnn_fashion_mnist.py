@@ -11,7 +11,7 @@ that also places the backward window (``sbnn_keras.SiBnnQuantizer``, alias
 the weights equal to beta, a layer's core is ``popcount(x01 AND w01)`` on two
 sparse bit vectors.
 
-The network is the demo CNN (``sbnn_keras.models.fashion_mnist_cnn``: float stem
+The network is the demo CNN (``sbnn_zoo.models.fashion_mnist_cnn``: float stem
 and classifier, four binary 3x3 convolutions) with ``input_quantizer="si_bnn"``,
 trained with the ``SparsityRegularizer`` at EC = 0.05 (the demo's short-run
 recipe: gamma 0.7, lambda threshold 3e-3, Adam 1e-3 with cosine decay). Then:
@@ -24,7 +24,7 @@ recipe: gamma 0.7, lambda threshold 3e-3, Adam 1e-3 with cosine decay). Then:
    example fails (exit status 1) if its accuracy differs from Keras' by more
    than ``--tolerance`` (default 0.5 percentage points).
 
-Fashion-MNIST comes from ``sbnn_keras.datasets.load_fashion_mnist()`` (Debian's
+Fashion-MNIST comes from ``sbnn_zoo.datasets.load_fashion_mnist()`` (Debian's
 ``dataset-fashion-mnist`` files, tensorflow-datasets, or ``$SBNN_FASHION_MNIST_DIR``).
 """
 
@@ -40,9 +40,9 @@ import sbnn_keras  # first: selects legacy Keras (tf_keras) for larq
 import numpy as np
 import tensorflow as tf
 
-from sbnn_keras.datasets import load_fashion_mnist
+from sbnn_zoo.datasets import load_fashion_mnist
 from sbnn_keras.layers import sbnn_layers
-from sbnn_keras.models import fashion_mnist_cnn
+from sbnn_zoo.models import fashion_mnist_cnn
 
 QUICK = {
     "epochs": 1,

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import sbnn_keras  # noqa: F401  (selects legacy Keras before TensorFlow is imported)
-from sbnn_keras.datasets import load_fashion_mnist
-from sbnn_keras.demo import RECIPE, VARIANTS, machine_info, quick_data, train_variant
+from sbnn_zoo.datasets import load_fashion_mnist
+from sbnn_zoo.demo import RECIPE, VARIANTS, machine_info, quick_data, train_variant
 
 TABLE1 = ["bnn", "symmetric", "closed_form", "learned"]
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@
     python examples/tune_fashion_mnist.py --quick    # smoke run, about a minute
     python examples/tune_fashion_mnist.py --tuner bayesian --objective score --trials 12
 
-Every trial trains the demo CNN (``sbnn_keras.models.fashion_mnist_cnn``, learned
+Every trial trains the demo CNN (``sbnn_zoo.models.fashion_mnist_cnn``, learned
 {alpha, beta}) with a ``SparsityRegularizer`` at the trial's EC and gamma, on a
 training subset, and is scored on a validation split taken from the training set
 (the test set is not used for the search). The front's models are then evaluated
@@ -33,9 +33,9 @@ import sbnn_keras  # first: selects legacy Keras (tf_keras) for larq
 import numpy as np
 import tensorflow as tf
 
-from sbnn_keras import tuner as sbnn_tuner
-from sbnn_keras.datasets import load_fashion_mnist
-from sbnn_keras.models import fashion_mnist_cnn
+from sbnn_keras.tuning import tuner as sbnn_tuner
+from sbnn_zoo.datasets import load_fashion_mnist
+from sbnn_zoo.models import fashion_mnist_cnn
 
 TUNERS = {
     "random": sbnn_tuner.RandomSearch,
@@ -83,7 +83,7 @@ def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
                              capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sbnn_keras", "examples"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sbnn_keras", "sbnn_zoo", "examples"],
                                cwd=here, capture_output=True, text=True, timeout=10)
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

@@ -70,9 +70,9 @@ def cmd_convert(args) -> int:
 
 
 def _inspect_tflite(path: Path, as_json: bool) -> int:
-    from sbnn_keras.compress import SPARSE_OP
-    from sbnn_keras.sparse_format import SparseFilterError
-    from sbnn_keras.tflite_model import read_tflite
+    from sbnn_keras.export.compress import SPARSE_OP
+    from sbnn_runtime.sparse_format import SparseFilterError
+    from sbnn_runtime.tflite_model import read_tflite
 
     data = path.read_bytes()
     try:
@@ -84,7 +84,7 @@ def _inspect_tflite(path: Path, as_json: bool) -> int:
         from flatbuffers import flexbuffers
         from larq_compute_engine.mlir.python import tflite_schema as schema
 
-        from sbnn_keras.sparse_format import decode_filter
+        from sbnn_runtime.sparse_format import decode_filter
 
         model = schema.Model.GetRootAsModel(data, 0)
         sub = model.Subgraphs(0)
@@ -150,7 +150,7 @@ def cmd_bench(args) -> int:
     if not (path.is_file() and _is_tflite(path)):
         raise CliError(f"{args.model!r} is not a .tflite file")
     data = path.read_bytes()
-    from sbnn_keras import runtime
+    import sbnn_runtime as runtime
 
     rows = []
     for threads in args.threads:
@@ -195,7 +195,7 @@ def _input_shape(interp):
 
 
 def cmd_demo(args) -> int:
-    from sbnn_keras import demo
+    from sbnn_zoo import demo
 
     return int(demo.main(args.demo_args) or 0)
 
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="the Fashion-MNIST demo (python -m sbnn_keras.demo)", add_help=False)
+    p = sub.add_parser("demo", help="the Fashion-MNIST demo (python -m sbnn_zoo.demo)", add_help=False)
     p.add_argument("demo_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_demo)
     return parser
@@ -246,7 +246,7 @@ def main(argv=None) -> int:
       Keras model or a .tflite.
     - ``bench MODEL.tflite [--threads N ...] [--runs N] [--warmup N] [--no-lce]
       [--json PATH] [-q]``: latency with the project's runtime and with LCE's.
-    - ``demo [ARGS]``: the Fashion-MNIST demo (``python -m sbnn_keras.demo ARGS``).
+    - ``demo [ARGS]``: the Fashion-MNIST demo (``python -m sbnn_zoo.demo ARGS``).
 
     Args:
         argv: the arguments after the program name (default: ``sys.argv[1:]``).

@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 from sbnn_keras import layers as sbnn_layers_mod  # noqa: E402
 from sbnn_keras import math as sbnn_math  # noqa: E402
 
-__all__ = ["SparsityRegularizer", "load_model", "custom_objects"]
+__all__ = ["SparsityRegularizer", "load_model", "custom_objects", "register_custom_objects"]
 
 AUTHORS_LAMBDA_THRESHOLD = 1e-4
 
@@ -393,13 +393,56 @@ class _FnLoss(tf.keras.losses.Loss):
         return getattr(self.fn, "__name__", None)
 
 
+_REGISTERED: dict = {}
+
+
+def register_custom_objects(objects: dict) -> None:
+    """Adds classes to ``custom_objects()`` (and so to ``load_model``).
+
+    Packages built on sbnn_keras (the zoo in ``sbnn_zoo``) register their layers and
+    quantizers when they are imported, so the library never imports them.
+
+    Raises:
+        ValueError: ``objects`` is not a dict of names to classes.
+    """
+    if not isinstance(objects, dict) or not all(
+        isinstance(k, str) and isinstance(v, type) for k, v in objects.items()
+    ):
+        raise ValueError(f"register_custom_objects: argument `objects` must map names to classes, got {objects!r}")
+    _REGISTERED.update(objects)
+
+
+#: entry-point group through which installed packages offer their classes
+CUSTOM_OBJECTS_GROUP = "sbnn_keras.custom_objects"
+
+
+def _entry_point_objects() -> dict:
+    """Classes of installed packages that declare a ``sbnn_keras.custom_objects`` entry
+    point (a function returning ``{name: class}``; the zoo's is
+    ``sbnn_zoo.zoo:custom_objects``): found through package metadata, so the library
+    never names the packages above it."""
+    from importlib.metadata import entry_points
+
+    found = entry_points()
+    group = (found.select(group=CUSTOM_OBJECTS_GROUP) if hasattr(found, "select")
+             else found.get(CUSTOM_OBJECTS_GROUP, ()))
+    objects: dict = {}
+    for entry in group:
+        objects.update(entry.load()())
+    return objects
+
+
 def custom_objects() -> dict:
     """Every sbnn_keras class by name, for ``tf.keras.models.load_model``.
 
-    Includes the model zoo's quantizers and layers (IR-Net's EDE sign, ReActNet's
-    RPReLU, ...), so models built by ``sbnn_keras.zoo`` load without importing it.
+    Also holds the classes of packages built on sbnn_keras: those offered through the
+    ``sbnn_keras.custom_objects`` entry point (the installed zoo: IR-Net's EDE sign,
+    ReActNet's RPReLU, ...; so zoo models load without importing the zoo) and those
+    registered with ``register_custom_objects``.
     """
-    from sbnn_keras import layers, quantizers, zoo
+    from sbnn_keras import layers, quantizers
+
+    plugins = _entry_point_objects()
 
     return {
         "QuantConv2D": layers.QuantConv2D,
@@ -407,7 +450,8 @@ def custom_objects() -> dict:
         "SbnnQuantizer": quantizers.SbnnQuantizer,
         "SiBnnQuantizer": quantizers.SiBnnQuantizer,
         "SparsityRegularizer": SparsityRegularizer,
-        **zoo.custom_objects(),
+        **plugins,
+        **_REGISTERED,
     }
 
 

@@ -29,9 +29,9 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
-# The native delegate (tflite/ -> sbnn_keras/_native/libsbnn_delegate.so) is built by the
+# The native delegate (tflite/ -> sbnn_runtime/_native/libsbnn_delegate.so) is built by the
 # install above; rebuild it (incrementally) when its sources changed since.
-lib=sbnn_keras/_native/libsbnn_delegate.so
+lib=sbnn_runtime/_native/libsbnn_delegate.so
 if [ "${SBNN_SKIP_NATIVE:-0}" != 1 ] && { [ ! -f "$lib" ] || [ -n "$(find tflite -type f -newer "$lib" -print -quit)" ]; }; then
   echo "[setup] building the native delegate ($lib)"
   "$VENV/bin/python" setup.py -q build_ext --inplace

@@ -67,6 +67,12 @@ def test_short_names_and_stages():
     assert drv.stage_of(chain, drv.SPARSE_STAGES) == "count"
     assert drv.stage_of(["mystery_stage", "run_bitplane"], drv.SPARSE_STAGES) == "setup"
     assert drv.stage_of(["mystery_stage"], drv.SPARSE_STAGES) == "other"
+    # a generic helper takes its caller's stage: a byte transpose is input transposition
+    # only when the input transposition calls it
+    assert drv.stage_of(["transpose_bytes16", "transpose_row_neon"], drv.SPARSE_STAGES) == "transpose"
+    assert drv.stage_of(["transpose_bytes16", "planes_to_counts"], drv.SPARSE_STAGES) == "convert"
+    assert drv.stage_of(["operator", "count_segments", "process_channels"], drv.SPARSE_STAGES) == "count"
+    assert drv.stage_of(["to_bits"], drv.DENSE_STAGES) == "output"
 
 
 def test_bad_arguments_are_named():
@@ -133,6 +139,8 @@ def _check_counts(doc):
         lo, hi = by[(k, 0.9)], by[(k, 0.99)]
         if lo["sparse"]:
             assert hi["instructions"] < lo["instructions"], k
-        else:
+        elif doc["output"] == "dot":
             assert hi["instructions"] == lo["instructions"], k
+        else:  # the output call allocates scratch: malloc's path depends on the heap's history
+            assert abs(hi["instructions"] - lo["instructions"]) < 1e-3 * lo["instructions"], k
     assert doc["network_totals"] == []  # one layer is not a network

@@ -26,12 +26,16 @@ import pytest
 import tensorflow as tf
 
 import sbnn_keras
-from sbnn_keras import callbacks, datasets, layers, plot, quantizers, regularizer, report, runtime
+import sbnn_runtime as runtime
+from sbnn_keras import layers, quantizers, regularizer
+from sbnn_keras.metrics import callbacks, plot, report
+from sbnn_zoo import datasets
 from sbnn_keras import math as smath
-from sbnn_keras import sparse_format, stats
+from sbnn_keras.metrics import stats
+from sbnn_runtime import sparse_format
 from sbnn_keras.cli import main as cli_main
 
-convert = importlib.import_module("sbnn_keras.convert")  # the package exports the function too
+convert = importlib.import_module("sbnn_keras.export.convert")
 
 
 @dataclasses.dataclass
@@ -168,6 +172,7 @@ CASES = {
     "load_model.missing": case(lambda: regularizer.load_model("/nonexistent/m.keras"), (OSError, ValueError, IOError),
                                "/nonexistent/m.keras"),
     "load_model.type": case(lambda: regularizer.load_model(123), (OSError, ValueError), "filepath", "123"),
+    "register_custom_objects": case(lambda: regularizer.register_custom_objects({"X": 1}), ValueError, "objects", "1"),
     # ---- report
     "sparsity_report.model": case(lambda: report.sparsity_report([1, 2]), ValueError, "model", "[1, 2]"),
     "sparsity_report.no_sbnn": case(lambda: report.sparsity_report(float_model()), ValueError, "'tiny_float'", "SBNN"),

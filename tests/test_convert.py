@@ -9,10 +9,10 @@ import tensorflow as tf
 from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
 
 import sbnn_keras
-from sbnn_keras.convert import ConversionError, convert_with_report
+from sbnn_keras.export.convert import ConversionError, convert_with_report
 from sbnn_keras import math as sm
 from sbnn_keras.layers import latent_kernel, sbnn_layers
-from sbnn_keras.tflite_model import read_tflite
+from sbnn_runtime.tflite_model import read_tflite
 
 
 def randomize(model, seed=0):
@@ -251,8 +251,8 @@ def sparse_net(p=0.05, seed=0):
 
 @pytest.mark.parametrize("flavor", ["sparse", "auto"])
 def test_sparse_flavors_store_filters_near_entropy(flavor):
-    from sbnn_keras.compress import unpack_filter
-    from sbnn_keras.sparse_format import decode_filter
+    from sbnn_keras.export.compress import unpack_filter
+    from sbnn_runtime.sparse_format import decode_filter
 
     model = sparse_net()
     lce_data, lce_report = convert_with_report(model)
@@ -269,7 +269,7 @@ def test_sparse_flavors_store_filters_near_entropy(flavor):
         assert 8 * s["stored_bytes"] <= 1.3 * h * n + 8 * 64  # issue goal, 64-byte constant
     # the stored filters decode to exactly LCE's filters
     lce_graph, graph = read_tflite(lce_data), read_tflite(data)
-    from sbnn_keras.compress import _schema  # noqa: F401  (same schema module)
+    from sbnn_keras.export.compress import _schema  # noqa: F401  (same schema module)
     lce_model = _schema.ModelT.InitFromObj(_schema.Model.GetRootAsModel(lce_data, 0))
     sp_model = _schema.ModelT.InitFromObj(_schema.Model.GetRootAsModel(data, 0))
     lce_ops = [op for op in lce_graph.ops if op.name == "LceBconv2d"]

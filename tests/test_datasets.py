@@ -1,4 +1,4 @@
-"""Tests of sbnn_keras.datasets: the IDX reader and the Fashion-MNIST loader."""
+"""Tests of sbnn_zoo.datasets: the IDX reader and the Fashion-MNIST loader."""
 
 import gzip
 import struct
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sbnn_keras import datasets
-from sbnn_keras.datasets import (
+from sbnn_zoo import datasets
+from sbnn_zoo.datasets import (
     DatasetNotFoundError,
     IdxFormatError,
     find_idx_dir,

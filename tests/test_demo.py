@@ -1,4 +1,4 @@
-"""Smoke test of `python -m sbnn_keras.demo --quick` (tiny subset, 1 epoch)."""
+"""Smoke test of `python -m sbnn_zoo.demo --quick` (tiny subset, 1 epoch)."""
 
 import json
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sbnn_keras import datasets
+from sbnn_zoo import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def test_demo_quick(tmp_path):
     out = tmp_path / "artifacts"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "sbnn_keras.demo", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "sbnn_zoo.demo", "--quick", "--out", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

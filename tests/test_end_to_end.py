@@ -63,8 +63,8 @@ import larq_compute_engine as lce  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter  # noqa: E402
 
-from sbnn_keras import runtime  # noqa: E402
-from sbnn_keras.tflite_model import read_tflite  # noqa: E402
+import sbnn_runtime as runtime
+from sbnn_runtime.tflite_model import read_tflite  # noqa: E402
 
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 RUNTIMES = ["tensorflow"] + (["ai_edge_litert"] if HAS_LITERT else [])
@@ -365,12 +365,17 @@ def build(arch):
 
 #: conversion paths: LCE's converter directly, and sbnn_keras.convert per flavor
 PATHS = ("lce_direct", "lce", "sparse", "auto")
-_CONVERTER_SOURCES = ("convert.py", "lowering.py", "compress.py", "sparse_format.py")
+_CONVERTER_SOURCES = (
+    "sbnn_keras/export/convert.py",
+    "sbnn_keras/export/lowering.py",
+    "sbnn_keras/export/compress.py",
+    "sbnn_runtime/sparse_format.py",
+)
 
 
 def _cache_key(arch, path):
     builder = ARCHS[arch][0]
-    pkg = Path(sbnn_keras.__file__).parent
+    root = Path(sbnn_keras.__file__).parent.parent
     text = "".join(
         [inspect.getsource(f) for f in (builder, _Builder, grid_randomize, _bn_weights, build)]
         + [
@@ -379,7 +384,7 @@ def _cache_key(arch, path):
             lq.__version__,
             importlib.metadata.version("larq-compute-engine"),
         ]
-        + [(pkg / name).read_text() for name in _CONVERTER_SOURCES]
+        + [(root / name).read_text() for name in _CONVERTER_SOURCES]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 

@@ -1,4 +1,4 @@
-"""The examples' quick forms (examples/*.py) and the zoo's building blocks (sbnn_keras.zoo).
+"""The examples' quick forms (examples/*.py) and the zoo's building blocks (sbnn_zoo.zoo).
 
 The CIFAR examples run in-process on ``tfds.testing.mock_data`` (random images; no
 download); the Si-BNN and distributed examples on Fashion-MNIST (Debian's files).
@@ -20,7 +20,8 @@ import pytest
 import tensorflow as tf
 
 import sbnn_keras
-from sbnn_keras import datasets, zoo
+import sbnn_runtime
+from sbnn_zoo import datasets, zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -234,7 +235,7 @@ def test_deployment_guide_bench_script(tmp_path):
     """docs/deployment.md's bench_litert.py (ai-edge-litert, no TensorFlow), run here with
     the x86-64 build of the delegate on a converted model."""
     pytest.importorskip("ai_edge_litert")
-    from sbnn_keras.models import fashion_mnist_cnn
+    from sbnn_zoo.models import fashion_mnist_cnn
 
     text = (ROOT / "docs" / "deployment.md").read_text()
     found = re.search(r"```python\n(# bench_litert\.py\n.*?)```", text, re.S)
@@ -249,7 +250,7 @@ def test_deployment_guide_bench_script(tmp_path):
             str(script),
             str(tmp_path / "model.tflite"),
             "--delegate",
-            sbnn_keras.runtime.library_path(),
+            sbnn_runtime.library_path(),
             "--threads",
             "1",
             "2",
@@ -303,7 +304,7 @@ def test_cifar_bad_arguments(capsys):
     assert (full.epochs, full.batch_size, full.width, full.train_limit) == (500, 512, 64, None)
 
 
-# ----------------------------------------------------------------- sbnn_keras.zoo
+# ----------------------------------------------------------------- sbnn_zoo.zoo
 def test_select_pair():
     assert zoo.select_pair(zoo.CIFAR10_PAIRS) == (0.05, 0.07)
     assert zoo.select_pair(zoo.CIFAR100_PAIRS) == (0.05, 0.05)

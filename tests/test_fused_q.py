@@ -19,8 +19,8 @@ from _runtime_helpers import op_names, ops, options, read, set_options, set_tens
 import sbnn_keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from sbnn_keras import runtime
-from sbnn_keras.tflite_model import read_tflite
+import sbnn_runtime as runtime
+from sbnn_runtime.tflite_model import read_tflite
 
 CASES = {
     # name: (input hwc, filters, kernel, strides, padding, pad_values, relu)

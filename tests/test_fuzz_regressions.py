@@ -4,7 +4,7 @@
   as plain programs (tflite/fuzz/replay_main.cc instead of libFuzzer) and replay the
   seed corpus and every crash input ever found (tflite/fuzz/regressions/<harness>/).
   The op and model harnesses link the library Python loads
-  (``sbnn_keras.runtime.library_path()``), so the shipped build is what is checked.
+  (``sbnn_runtime.library_path()``), so the shipped build is what is checked.
 * Findings reachable from Python are also checked through ``sbnn_keras.Interpreter``.
 * The SBF1 corpus is decoded by the native decoder and the Python reference: they
   must agree on every file (accept/reject and the decoded filter).
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _runtime_helpers import cached_convert, set_options  # noqa: E402
 
-from sbnn_keras import runtime  # noqa: E402
-from sbnn_keras.sparse_format import SparseFilterError, decode_filter  # noqa: E402
+import sbnn_runtime as runtime
+from sbnn_runtime.sparse_format import SparseFilterError, decode_filter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = ROOT / "tflite" / "fuzz"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sbnn_keras.pareto import ParetoFront, pareto_front, pareto_mask
+from sbnn_keras.tuning.pareto import ParetoFront, pareto_front, pareto_mask
 
 
 def brute_force(points, maximize):

@@ -11,10 +11,10 @@ import larq as lq
 import tensorflow as tf
 
 from sbnn_keras import math as sbnn_math
-from sbnn_keras.callbacks import SparsityCallback
+from sbnn_keras.metrics.callbacks import SparsityCallback
 from sbnn_keras.layers import latent_kernel
-from sbnn_keras.plot import plot_hamming_histograms
-from sbnn_keras.report import SparsityReport, sparsity_report
+from sbnn_keras.metrics.plot import plot_hamming_histograms
+from sbnn_keras.metrics.report import SparsityReport, sparsity_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

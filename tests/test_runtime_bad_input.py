@@ -30,7 +30,7 @@ from _runtime_helpers import (  # noqa: E402
 )
 import tensorflow as tf  # noqa: E402
 
-from sbnn_keras import runtime  # noqa: E402
+from sbnn_runtime import interpreter as runtime  # the module: monkeypatch its globals
 from test_runtime_ops import build_bitpacked_chain, build_int8, build_quant  # noqa: E402
 
 
@@ -270,7 +270,7 @@ def build_cases():
     )
 
     # SbnnBconv2d: SBF1 filter bytes truncated or corrupted.
-    from sbnn_keras.compress import compress_filters
+    from sbnn_keras.export.compress import compress_filters
 
     sparse, _ = compress_filters(sparsify_filters(chain, 0.05), only_if_smaller=False)
 

@@ -36,7 +36,7 @@ from _runtime_helpers import (
 import larq as lq  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after sbnn_keras, via the helpers)
 
-from sbnn_keras import runtime
+import sbnn_runtime as runtime
 
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 RUNTIMES = ["tensorflow"] + (["ai_edge_litert"] if HAS_LITERT else [])
@@ -306,7 +306,7 @@ def test_quantize_dequantize(quant_model, variant):
 @pytest.mark.parametrize("config", CONFIGS[::3], ids=CONFIG_IDS[::3])
 def test_sbnn_bconv2d_sbf1_filters(float_sweep, bitpacked_chain, connections, config):
     """SbnnBconv2d (filters stored as SBF1, convert(flavor="sparse")) equals LceBconv2d."""
-    from sbnn_keras.compress import compress_filters
+    from sbnn_keras.export.compress import compress_filters
 
     for name, dense in [("float_sweep", float_sweep), ("bitpacked_chain", bitpacked_chain)]:
         dense = sparsify_filters(dense, connections, seed=7)

@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 import sbnn_keras
-from sbnn_keras import runtime
+import sbnn_runtime as runtime
 from test_end_to_end import converted, image_batch, keras_model
 
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None

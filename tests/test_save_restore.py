@@ -325,11 +325,12 @@ def test_fresh_processes_convert_every_format_byte_identically(trained, tmp_path
 
 
 def test_zoo_models_load_without_importing_the_zoo(tmp_path):
-    """A model built with ``sbnn_keras.zoo`` (EDE sign, IR-Net quantizer, HardTanh) saved
+    """A model built with ``sbnn_zoo.zoo`` (EDE sign, IR-Net quantizer, HardTanh) saved
     to .keras loads in a fresh process that never imported the zoo, through
-    ``sbnn_keras.load_model`` and the CLI's loader: same outputs."""
+    ``sbnn_keras.load_model`` (the zoo's ``sbnn_keras.custom_objects`` entry point):
+    same outputs."""
     import sbnn_keras  # noqa: F401
-    from sbnn_keras import zoo
+    from sbnn_zoo import zoo
 
     model = zoo.irnet_resnet18(num_classes=3, width=8, input_shape=(8, 8, 3), normalize=None)
     path = tmp_path / "irnet.keras"

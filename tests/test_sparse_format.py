@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sbnn_keras import math as sm
-from sbnn_keras.sparse_format import (
+from sbnn_runtime.sparse_format import (
     HEADER_SIZE,
     SparseFilterError,
     decode_filter,

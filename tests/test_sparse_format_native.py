@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from sbnn_keras.sparse_format import SparseFilterError, decode_filter, encode_filter
+from sbnn_runtime.sparse_format import SparseFilterError, decode_filter, encode_filter
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")

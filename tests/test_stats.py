@@ -1,4 +1,4 @@
-"""sbnn_keras.stats against brute-force references (loops over kernels) and hand-made kernels."""
+"""sbnn_keras.metrics.stats against brute-force references (loops over kernels) and hand-made kernels."""
 
 import itertools
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from sbnn_keras import stats
+from sbnn_keras.metrics import stats
 
 # ---------------------------------------------------------------- references
 # Written independently of the implementation: explicit loops over every

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 import sbnn_keras
-from sbnn_keras import SparsityRegularizer, stats
+from sbnn_keras import SparsityRegularizer
+from sbnn_keras.metrics import stats
 from sbnn_keras import math as sm
 from sbnn_keras.layers import latent_kernel, sbnn_layers
 

@@ -1,4 +1,4 @@
-"""KerasTuner over EC and gamma with tf_keras models (sbnn_keras.tuner).
+"""KerasTuner over EC and gamma with tf_keras models (sbnn_keras.tuning.tuner).
 
 Tiny model (one float conv, one SBNN conv) on random 8x8 images whose label is
 the sign of the top half's mean, so a few epochs learn something.
@@ -19,7 +19,7 @@ import pytest
 import sbnn_keras
 import keras_tuner as kt
 import tensorflow as tf
-from sbnn_keras import tuner as st
+from sbnn_keras.tuning import tuner as st
 
 EC_RANGE = (0.02, 0.3)
 GAMMA_RANGE = (0.01, 0.2)
@@ -316,7 +316,7 @@ DIST_SCRIPT = textwrap.dedent(
     import tensorflow as tf
     sys.path.insert(0, {tests_dir!r})
     from test_tuner import build_model, make_data
-    from sbnn_keras import tuner as st
+    from sbnn_keras.tuning import tuner as st
 
     directory = sys.argv[1]
     chief = st.is_chief()

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _runtime_helpers import cached_convert  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from sbnn_keras import runtime  # noqa: E402
+from sbnn_runtime import interpreter as runtime  # the module: its private helpers too
 
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 

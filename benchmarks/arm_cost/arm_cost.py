@@ -14,8 +14,8 @@ it (dense and sparse; reference kernels excluded), and synthetic sparse filters
 * stages: where the instructions go (input transposition, counting, conversion, output,
   ... for the sparse kernels; tiles, patch gathering, border fix-up for the dense ones),
   from the DWARF inline frames of every executed instruction (addr2line -i) matched
-  against stage keywords; the functions themselves are in the JSON too, so a new stage
-  shows up by name even before a keyword knows it;
+  against stage patterns; the functions themselves are in the JSON too, so a new stage
+  shows up by name even before a pattern knows it;
 * cycles: each executed block's llvm-mca steady-state cycles per iteration times its
   executions, summed, for ``-mcpu=cortex-a72`` (LLVM models it with its Cortex-A57
   model) and ``-mcpu=neoverse-n1`` (the server twin of the Cortex-A76, standing in for
@@ -49,6 +49,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+SOURCE = ROOT  # the checkout whose tflite/ is measured (--source)
 
 # The binary 3x3 convs of the two networks (benchmarks/models.py; a test checks these
 # tables against models.binary_convs): (name, h, w, c, out, k, stride, pad_values, count).
@@ -77,38 +78,40 @@ SPARSITIES = (0.9, 0.95, 0.99)
 MCA_CPUS = (("A72", "cortex-a72"), ("A76~N1", "neoverse-n1"))
 MCA_CANDIDATES = ("llvm-mca-19", "llvm-mca-18", "llvm-mca-17", "llvm-mca")
 
-# Stage keywords, matched against the short names of the inline frames of an
-# instruction, innermost frame first: the first frame that matches a keyword decides.
-# Kernels change: a function no keyword knows lands in "other", and the JSON's
-# "functions" lists the innermost functions by name whatever the keywords say.
-OUTPUT_KEYS = ("output", "store_dot", "write_dot", "bitpack", "threshold", "to_bits", "to_float",
-               "to_int8", "q_to_")
-SPARSE_STAGES = (
-    ("transpose", ("transpose", "extract_rows", "build_band", "band_bits", "h_row", "zero_rows")),
-    ("count", ("accumulate", "csa", "ripple", "count_planes")),
-    ("convert", ("convert",)),
-    ("output", OUTPUT_KEYS),
-    ("channels", ("process_channels",)),
-    ("setup", ("run_bitplane", "scratch", "plan")),
+# Stage patterns (regular expressions), matched against the short names of the inline
+# frames of an instruction, innermost frame first: the first frame that matches a
+# pattern decides. Generic helpers (byte/bit transposes, bit reads) match nothing and
+# take the stage of the function that called them. Kernels change: a function no pattern
+# knows lands in "other", and the JSON's "functions" lists the innermost functions by
+# name whatever the patterns say.
+OUTPUT_PATTERN = (r"output|(^|_)emit($|_)|clear_band|store_dot|write_dot|bitpack|threshold|"
+                  r"^to_(bits|float|int8)|^q_to_")
+SPARSE_STAGES = (  # per frame the first matching rule wins: setup before output
+    ("transpose", r"build_band|transpose_row|extract_rows|^band_bits$|^h_row$|zero_rows"),
+    ("count", r"accumulate|^csa$|ripple|hs_count|^count_"),
+    ("convert", r"convert|to_counts|counts_of|dot_of"),
+    ("setup", r"^run_bitplane|scratch|plan|seg_lists|band_segments"),
+    ("output", OUTPUT_PATTERN),
+    ("channels", r"process_channels"),
 )
 DENSE_STAGES = (
-    ("tile", ("tile", "micro")),
-    ("gather", ("gather", "copy_words", "zero_words", "im2col")),
-    ("fixup", ("fixup",)),
-    ("setup", ("run_gemm",)),
-    ("output", OUTPUT_KEYS),
+    ("tile", r"tile|micro"),
+    ("gather", r"gather|copy_words|zero_words|im2col"),
+    ("fixup", r"fixup"),
+    ("setup", r"run_gemm"),
+    ("output", OUTPUT_PATTERN),
 )
 STAGE_DOC = {
     "transpose": "input transposition into bit planes (build_band and what it calls)",
-    "count": "carry-save counting of the connections (accumulate, csa, ripple)",
-    "convert": "count planes to dot (convert)",
+    "count": "carry-save counting of the connections",
+    "convert": "count planes to counts or dot",
     "output": "output stage: bitpacked/float output (fused, or the transform after `dot`)",
     "channels": "per-channel loop and plane copies (process_channels)",
     "setup": "per-call setup (plan checks, scratch)",
     "tile": "micro-kernel tiles",
     "gather": "patch gathering (im2col)",
     "fixup": "border correction (fixup_pad0)",
-    "other": "anything no keyword names",
+    "other": "anything no pattern names",
 }
 
 VERBOSE = False
@@ -275,14 +278,19 @@ def build_plugin(work, inc):
     return out
 
 
+NO_TESTS = ["-DSBNN_BUILD_TESTS=OFF", "-DSBNN_BUILD_BENCH=OFF", "-DSBNN_CORE_TESTS=OFF",
+            "-DSBNN_CORE_BENCH=OFF", "-Wno-dev", "--no-warn-unused-cli"]
+
+
 def build_core(build, jobs, debug):
     """The core library cross-built with the project's CMake and toolchain file,
     Release (the library sets -O3 itself). -g only adds debug info."""
     flags = ["-DCMAKE_CXX_FLAGS=-g"] if debug else ["-DCMAKE_CXX_FLAGS="]
-    run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", build,
-         "-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(ROOT, "tflite/toolchains/aarch64-linux-gnu.cmake"),
-         "-DCMAKE_BUILD_TYPE=Release", "-DSBNN_BUILD_TESTS=OFF",
-         "-DSBNN_BUILD_BENCH=OFF"] + flags, stdout=subprocess.DEVNULL)
+    # Tests and benchmarks off (their options before and after the CMake restructure, so
+    # that --source can point at an older tree too; unused ones are only warned about).
+    run(["cmake", "-S", os.path.join(SOURCE, "tflite"), "-B", build,
+         "-DCMAKE_TOOLCHAIN_FILE=" + os.path.join(SOURCE, "tflite/toolchains/aarch64-linux-gnu.cmake"),
+         "-DCMAKE_BUILD_TYPE=Release"] + NO_TESTS + flags, stdout=subprocess.DEVNULL)
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     libs = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))
     if not libs:
@@ -295,7 +303,7 @@ def include_dirs():
     is being reorganized)."""
     dirs = []
     for header in ("bconv2d.h", "bconv2d_select.h", "sparse_filter_gen.h"):
-        hits = sorted(glob.glob(os.path.join(ROOT, "tflite", "**", header), recursive=True))
+        hits = sorted(glob.glob(os.path.join(SOURCE, "tflite", "**", header), recursive=True))
         if not hits:
             sys.exit("cannot find %s under tflite/" % header)
         d = os.path.dirname(hits[0])
@@ -421,15 +429,18 @@ def inline_chains(binary, pcs):
     return chains
 
 
-LIBRARY = re.compile(r"^(__)?(mem|str|bcmp|bzero)|^\?\?$")
+# libc's string and allocator routines and symbol-less stubs: charged to their caller's
+# stage (the plugin's library_symbol() decides the same way).
+LIBRARY = re.compile(r"^(__)?(mem|str|bcmp|bzero|malloc|free|calloc)|^__libc_(malloc|free|calloc)|"
+                     r"^_int_|^cfree|^unlink_chunk|^tcache|^sysmalloc|^\?\?$")
 
 
 def stage_of(chain, rules):
     for name in chain:
         if name.endswith(".lambda"):  # a lambda works for the function that calls it
             continue
-        for stage, keys in rules:
-            if any(k in name for k in keys):
+        for stage, pattern in rules:
+            if re.search(pattern, name):
                 return stage
     return "other"
 
@@ -511,8 +522,9 @@ def analyse(index, regions, binary, mca, work):
         if x["phase"] == "empty":
             continue
         key = (x["layer"], x["gen"], round(x["sparsity"], 4), x["kernel"])
-        d = res.setdefault(key, {k: x[k] for k in ("layer", "gen", "sparsity", "kernel", "sparse",
-                                                   "connections", "density", "k0", "k1", "macs")})
+        d = res.setdefault(key, {k: x.get(k) for k in ("layer", "gen", "sparsity", "kernel", "sparse",
+                                                       "fused_output", "connections", "density", "k0",
+                                                       "k1", "macs")})
         n = regions[x["region"]]["insns"] - empty
         if x["phase"] == "prepare":
             d["prepare_instructions"] = n
@@ -627,8 +639,8 @@ def x86_check(work, plugin, jobs, layers, gens, sparsities, time_reps, install, 
             sys.exit("--x86-check needs g++ and qemu-x86_64 (qemu-user)")
         apt_install(["g++", "qemu-user"])
     build = os.path.join(work, "core-x86_64")
-    run(["cmake", "-S", os.path.join(ROOT, "tflite"), "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-         "-DSBNN_BUILD_TESTS=OFF", "-DSBNN_BUILD_BENCH=OFF"], stdout=subprocess.DEVNULL)
+    run(["cmake", "-S", os.path.join(SOURCE, "tflite"), "-B", build, "-DCMAKE_BUILD_TYPE=Release"] + NO_TESTS,
+        stdout=subprocess.DEVNULL)
     log("x86 check: building the core library for this host (Release)")
     run(["cmake", "--build", build, "-j", str(jobs), "--target", "sbnn_core"], stdout=subprocess.DEVNULL)
     lib = sorted(glob.glob(os.path.join(build, "**", "libsbnn_core.a"), recursive=True))[0]
@@ -858,7 +870,7 @@ def tables(results, layers, labels):
                                                    " | ".join(cells)))
         out.append("")
     out.append("Stages: " + "; ".join("%s = %s" % (s, STAGE_DOC[s]) for s in STAGE_DOC) +
-               ". Library calls (memcpy, memset) count in the stage that made them.")
+               ". Library calls (memcpy, memset, malloc) count in the stage that made them.")
     return "\n".join(out), totals
 
 
@@ -922,15 +934,15 @@ def goals_table(results, labels):
 
 
 def git_commit():
-    r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    r = subprocess.run(["git", "-C", SOURCE, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
     c = r.stdout.strip() or "unknown"
-    d = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "tflite", "benchmarks"],
+    d = subprocess.run(["git", "-C", SOURCE, "status", "--porcelain", "--untracked-files=no", "tflite", "benchmarks"],
                        capture_output=True, text=True).stdout.strip()
     return c + ("+dirty" if d else "")
 
 
 def main(argv=None):
-    global VERBOSE
+    global VERBOSE, SOURCE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--network", action="append", choices=sorted(NETWORKS),
                     help="networks whose binary convs to measure (repeatable; default all)")
@@ -952,7 +964,10 @@ def main(argv=None):
                     help="also build the library without -g and check the code is identical")
     ap.add_argument("--qemu-plugin-include", metavar="DIR",
                     help="directory with qemu-plugin.h (default: from the installed qemu's Debian source)")
-    ap.add_argument("--work", default=os.path.join(ROOT, "build", "arm_cost"), help="build directory")
+    ap.add_argument("--source", metavar="DIR",
+                    help="measure the kernels of another checkout (its tflite/; default: this one)")
+    ap.add_argument("--work", help="build directory (default build/arm_cost, or build/arm_cost-NAME "
+                                   "for --source .../NAME)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--x86-check", action="store_true",
                     help="also check on this x86 host how well instruction ratios predict time "
@@ -996,7 +1011,13 @@ def main(argv=None):
         ap.error("--layer %s: no layer of %s matches" % (a.layer, ", ".join(nets)))
     gens = a.gen or list(GENS)
     sparsities = a.sparsity or list(SPARSITIES)
-    work = os.path.abspath(a.work)
+    if a.source:
+        SOURCE = os.path.abspath(a.source)
+        if not os.path.isfile(os.path.join(SOURCE, "tflite", "CMakeLists.txt")):
+            ap.error("--source %s: no tflite/CMakeLists.txt there" % a.source)
+    work = a.work or os.path.join(ROOT, "build", "arm_cost" if SOURCE == ROOT else
+                                  "arm_cost-" + re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(SOURCE)))
+    work = os.path.abspath(work)
     os.makedirs(work, exist_ok=True)
     t_start = time.time()
 
@@ -1053,7 +1074,9 @@ def main(argv=None):
         " / ".join("%s = -mcpu=%s" % (l, c) for l, c in MCA_CPUS if l in labels),
         "Repeated runs count the same: %s. Dense kernels count the same on every filter: %s." % (
             "yes" if not nondet else "NO (%d kernels differ)" % len(nondet),
-            "yes" if all(len(v) == 1 for v in dense_vary.values()) else "NO"),
+            "yes" if all(len(v) == 1 for v in dense_vary.values()) else
+            "within %.3f%% (the output call's malloc)" % (100 * max((max(v) - min(v)) / min(v)
+                                                              for v in dense_vary.values()))),
         "",
     ]
     text = "\n".join(header) + md + "\n"

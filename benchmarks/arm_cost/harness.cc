@@ -14,7 +14,9 @@
 // and {"mismatch": ...} lines when a kernel's output differs from the reference kernel.
 // --output: what one measured operation produces: "dot" (default) is the kernel
 // contract's int32 dot; "bits" and "float" are a layer's bitpacked or float output, made
-// as the delegate makes them: the kernel's run, then the output transform of this CPU.
+// by the library's one call for them (run_bconv2d_output, bconv2d_output.h): the
+// kernel's fused run_output when it has one, else its run followed by the output
+// transform of this CPU.
 // Exit status 1 on a mismatch, 2 on bad arguments. --time N (for native x86 runs, the
 // driver's --x86-check) also times N rounds of the kernels, interleaved, and prints
 // {"timing": kernel, ..., "min_ms", "median_ms"} lines (thread CPU time per run).
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "bconv2d.h"
+#include "bconv2d_output.h"
 #include "bconv2d_select.h"
 #include "sparse_filter_gen.h"
 #include "transform.h"
@@ -130,14 +133,14 @@ struct FilterInfo {
   long long connections = 0;
 };
 
-void print_region(const Layer& l, const FilterInfo& fi, const char* kernel, bool sparse,
+void print_region(const Layer& l, const FilterInfo& fi, const sbnn::BConv2DKernel* k, bool sparse,
                   const char* phase, int rep, long long macs) {
   std::printf(
       "{\"region\": %d, \"layer\": \"%s\", \"gen\": \"%s\", \"sparsity\": %.4f, \"kernel\": \"%s\", "
-      "\"sparse\": %s, \"phase\": \"%s\", \"rep\": %d, \"connections\": %lld, \"density\": %.6f, "
-      "\"k0\": %.6f, \"k1\": %.6f, \"macs\": %lld}\n",
-      next_region++, l.name.c_str(), fi.gen.c_str(), fi.sparsity, kernel, sparse ? "true" : "false", phase,
-      rep, fi.connections, fi.density, fi.k0, fi.k1, macs);
+      "\"sparse\": %s, \"fused_output\": %s, \"phase\": \"%s\", \"rep\": %d, \"connections\": %lld, "
+      "\"density\": %.6f, \"k0\": %.6f, \"k1\": %.6f, \"macs\": %lld}\n",
+      next_region++, l.name.c_str(), fi.gen.c_str(), fi.sparsity, k->name, sparse ? "true" : "false",
+      k->run_output != nullptr ? "true" : "false", phase, rep, fi.connections, fi.density, fi.k0, fi.k1, macs);
 }
 
 }  // namespace
@@ -255,22 +258,25 @@ int main(int argc, char** argv) {
       tp.m = mul.data();
       tp.b = add.data();
     }
-    const sbnn::TransformKernels& tk = sbnn::transform_kernels();
-    std::vector<int32_t> dot(n_out), ref_dot(n_out);
+    std::vector<int32_t> ref_dot(n_out);
     std::vector<unsigned char> expect(out_bytes), got(out_bytes);
-    // The measured operation: one run of the kernel and, for an output other than
-    // `dot`, the transform of this CPU that the delegate applies after it.
+    // The measured operation: for `dot` the kernel's run; for an output, the library's
+    // one call for it (run_bconv2d_output): the kernel's fused run_output when it has
+    // one, else its run followed by the output transform of this CPU.
+    bool produced = true;
     auto produce = [&](const sbnn::BConv2DKernel* k, const void* prep, const int32_t* in,
                        const int32_t* flt, unsigned char* out) {
       if (output == "dot") {
         k->run(s, prep, in, flt, reinterpret_cast<int32_t*>(out), 0, s.out_h);
         return;
       }
-      k->run(s, prep, in, flt, dot.data(), 0, s.out_h);
-      if (output == "bits")
-        tk.to_bits(dot.data(), pixels, l.o, limit.data(), reinterpret_cast<int32_t*>(out));
-      else
-        tk.to_float(dot.data(), pixels, l.o, tp, reinterpret_cast<float*>(out));
+      sbnn::BConv2DOutput o;
+      o.kind = output == "bits" ? sbnn::BConv2DOutputKind::kBits : sbnn::BConv2DOutputKind::kFloat;
+      o.channels = l.o;
+      o.limit = limit.data();
+      o.t = tp;
+      o.out = out;
+      produced = sbnn::run_bconv2d_output(*k, s, prep, in, flt, o, 0, s.out_h) && produced;
     };
     for (const std::string& gen : gens)
       for (double sp : sparsities) {
@@ -336,7 +342,7 @@ int main(int argc, char** argv) {
           sbnn_cost_begin();
           if (k->prepare) prep = k->prepare(s, flt);
           sbnn_cost_end();
-          print_region(l, fi, k->name, kp.second, "prepare", 0, macs);
+          print_region(l, fi, k, kp.second, "prepare", 0, macs);
           if (k->prepare && prep == nullptr) {
             std::printf("{\"error\": \"prepare failed\", \"kernel\": \"%s\", \"layer\": \"%s\"}\n", k->name,
                         l.name.c_str());
@@ -345,6 +351,11 @@ int main(int argc, char** argv) {
           }
           std::fill(got.begin(), got.end(), 0xa5);
           produce(k, prep, in, flt, got.data());  // warm-up: scratch buffers
+          if (!produced) {
+            std::printf("{\"error\": \"run_bconv2d_output failed\", \"kernel\": \"%s\", \"layer\": \"%s\"}\n",
+                        k->name, l.name.c_str());
+            ok = false;
+          }
           if (check && got != expect) {
             std::printf("{\"mismatch\": \"%s\", \"layer\": \"%s\", \"gen\": \"%s\", \"sparsity\": %.4f}\n",
                         k->name, l.name.c_str(), gen.c_str(), sp);
@@ -354,7 +365,7 @@ int main(int argc, char** argv) {
             sbnn_cost_begin();
             produce(k, prep, in, flt, got.data());
             sbnn_cost_end();
-            print_region(l, fi, k->name, kp.second, "run", r, macs);
+            print_region(l, fi, k, kp.second, "run", r, macs);
           }
           if (check && got != expect) {
             std::printf("{\"mismatch\": \"%s\", \"layer\": \"%s\", \"gen\": \"%s\", \"sparsity\": %.4f, "

@@ -13,8 +13,8 @@
  *   b <block address, hex> <instructions in the block> <executions> <library instructions>
  *   end
  *
- * Library instructions: blocks of libc's string routines (memcpy, memset, ...) and
- * blocks without a symbol (a static binary's ifunc PLT stubs) are charged, in addition
+ * Library instructions: blocks of libc's string and allocator routines (memcpy, memset,
+ * malloc, free, ...) and blocks without a symbol (a static binary's ifunc PLT stubs) are charged, in addition
  * to their own "b" lines, to the last executed block that ended with a call (BL/BLR), so
  * that the analysis can attribute a memcpy to the stage that called it. AArch64 guests
  * only (other guests: the last column is 0).
@@ -63,7 +63,10 @@ static struct block* last_call_site;
 
 static int library_symbol(const char* s) {
   if (s == NULL) return 1; /* PLT / ifunc stubs of a static binary */
-  static const char* const prefixes[] = {"mem", "__mem", "bcmp", "__bzero", "str", "__str"};
+  static const char* const prefixes[] = {"mem",    "__mem",   "bcmp",     "__bzero",      "str",
+                                         "__str",  "malloc",  "__malloc", "__libc_malloc", "_int_",
+                                         "free",   "__free",  "__libc_free", "cfree",      "unlink_chunk",
+                                         "tcache", "sysmalloc", "calloc", "__libc_calloc"};
   for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; ++i)
     if (strncmp(s, prefixes[i], strlen(prefixes[i])) == 0) return 1;
   return 0;

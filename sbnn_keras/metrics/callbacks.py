@@ -8,7 +8,7 @@ _compat.ensure_legacy_keras()
 
 import tensorflow as tf  # noqa: E402
 
-from sbnn_keras import report as report_mod  # noqa: E402
+from sbnn_keras.metrics import report as report_mod  # noqa: E402
 
 __all__ = ["SparsityCallback"]
 
@@ -16,7 +16,7 @@ __all__ = ["SparsityCallback"]
 class SparsityCallback(tf.keras.callbacks.Callback):
     """Add sparsity figures to the epoch logs (History, TensorBoard, CSVLogger, progress bar).
 
-    At the end of every epoch it computes :func:`sbnn_keras.report.sparsity_report`
+    At the end of every epoch it computes :func:`sbnn_keras.metrics.report.sparsity_report`
     of the model and writes into ``logs``:
 
     ========================== ====================================================

@@ -6,12 +6,12 @@
 and in total: connections, bits/weight, the {alpha, beta} domain, the Hamming
 histogram of the kernels, K0/K1, binary operations (dense, kernel skipping,
 sparse) and the BParams storage estimate. The figures are defined in
-:mod:`sbnn_keras.stats` and ``docs/metrics.md``.
+:mod:`sbnn_keras.metrics.stats` and ``docs/metrics.md``.
 
 Example::
 
     import sbnn_keras, tensorflow as tf
-    from sbnn_keras.report import sparsity_report
+    from sbnn_keras.metrics.report import sparsity_report
 
     model = tf.keras.Sequential([tf.keras.Input((8, 8, 1)),
         sbnn_keras.QuantConv2D(4, 3, input_quantizer=None), tf.keras.layers.Flatten(),
@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 from sbnn_keras import layers as sbnn_layers_mod  # noqa: E402
 from sbnn_keras import math as sbnn_math  # noqa: E402
-from sbnn_keras import stats  # noqa: E402
+from sbnn_keras.metrics import stats  # noqa: E402
 
 __all__ = ["LayerStats", "TotalStats", "SparsityReport", "sparsity_report"]
 

@@ -1,7 +1,7 @@
-"""``sbnn_keras.convert``: Keras model -> .tflite with Larq Compute Engine's binary ops.
+"""``sbnn_keras.export.convert``: Keras model -> .tflite with Larq Compute Engine's binary ops.
 
 Every binary layer (SBNN or larq, conv or dense, {-1,+1} or Si-BNN {0,+1} input) is
-lowered (see :mod:`sbnn_keras.lowering`) so that LCE's converter emits LceBconv2d
+lowered (see :mod:`sbnn_keras.export.lowering`) so that LCE's converter emits LceBconv2d
 for it. The result is then read back and checked: a binary layer that would stay a
 float op is an error (unless listed in ``float_layers``), never a silent fallback.
 """
@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 import larq_compute_engine as lce  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from sbnn_keras import compress, lowering  # noqa: E402
-from sbnn_keras.tflite_model import TFLiteGraph, read_tflite  # noqa: E402
+from sbnn_keras.export import compress, lowering  # noqa: E402
+from sbnn_runtime.tflite_model import TFLiteGraph, read_tflite  # noqa: E402
 
 __all__ = ["ConversionError", "ConversionReport", "LayerConversion", "convert", "convert_with_report"]
 

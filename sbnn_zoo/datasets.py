@@ -298,7 +298,7 @@ def load_fashion_mnist(source: str = "auto", data_dir=None, verbose: bool = Fals
 
     def say(msg):
         if verbose:
-            print(f"[sbnn_keras.datasets] {msg}")
+            print(f"[sbnn_zoo.datasets] {msg}")
 
     if source in ("auto", "tfds"):
         # tfds only looks in its own data dir; IDX files in data_dir are a separate source.

@@ -1,7 +1,8 @@
 """Read the operator list of a .tflite flatbuffer (for conversion reports and checks).
 
-Uses the TFLite schema bindings that ship with larq-compute-engine. Corrupt or
-truncated input raises ``ValueError``; nothing here executes the model.
+Uses the TFLite schema bindings of the installed interpreter (``ai_edge_litert``'s,
+else TensorFlow's), loaded on first use so that importing this module imports neither.
+Corrupt or truncated input raises ``ValueError``; nothing here executes the model.
 """
 
 from __future__ import annotations
@@ -9,17 +10,37 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from sbnn_keras import _compat
+__all__ = ["Op", "TFLiteGraph", "read_tflite", "schema"]
 
-_compat.ensure_legacy_keras()
+_SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
+_SCHEMA: list = []
 
-from larq_compute_engine.mlir.python import tflite_schema as _schema  # noqa: E402
 
-__all__ = ["Op", "TFLiteGraph", "read_tflite"]
+def schema():
+    """The flatc-generated TFLite schema module of the installed interpreter.
 
-_BUILTIN_NAMES = {
-    value: name for name, value in vars(_schema.BuiltinOperator).items() if not name.startswith("_")
-}
+    Raises:
+        ImportError: neither ai-edge-litert nor TensorFlow is installed.
+    """
+    if not _SCHEMA:
+        import importlib
+
+        for name in _SCHEMA_MODULES:
+            try:
+                _SCHEMA.append(importlib.import_module(name))
+                break
+            except ImportError:
+                continue
+        else:
+            raise ImportError(
+                "reading a .tflite needs a TFLite interpreter package: pip install ai-edge-litert"
+            )
+    return _SCHEMA[0]
+
+
+def _builtin_names() -> dict:
+    ops = schema().BuiltinOperator
+    return {value: name for name, value in vars(ops).items() if not name.startswith("_")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +87,9 @@ def read_tflite(data: bytes) -> TFLiteGraph:
             f"read_tflite: not a TFLite flatbuffer ({len(data)} bytes, file identifier "
             f"{data[4:8]!r}, expected b'TFL3')."
         )
+    builtin_names = _builtin_names()
     try:
-        model = _schema.Model.GetRootAsModel(data, 0)
+        model = schema().Model.GetRootAs(data, 0)
         if model.SubgraphsLength() < 1:
             raise ValueError("the model has no subgraph")
         graph = model.Subgraphs(0)
@@ -79,7 +101,7 @@ def read_tflite(data: bytes) -> TFLiteGraph:
                 codes.append(custom.decode("utf-8", "replace"))
             else:
                 builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-                codes.append(_BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}"))
+                codes.append(builtin_names.get(builtin, f"BUILTIN_{builtin}"))
         names, shapes = [], []
         for i in range(graph.TensorsLength()):
             tensor = graph.Tensors(i)

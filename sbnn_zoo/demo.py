@@ -2,11 +2,11 @@
 
 Run::
 
-    python -m sbnn_keras.demo                 # 6 epochs per network (about 7-8 minutes on 2 idle cores)
-    python -m sbnn_keras.demo --quick         # smoke run on a tiny subset (< 1 minute)
-    python -m sbnn_keras.demo --ec 0.05 --gamma 0.7 --epochs 8 --out artifacts/
+    python -m sbnn_zoo.demo                 # 6 epochs per network (about 7-8 minutes on 2 idle cores)
+    python -m sbnn_zoo.demo --quick         # smoke run on a tiny subset (< 1 minute)
+    python -m sbnn_zoo.demo --ec 0.05 --gamma 0.7 --epochs 8 --out artifacts/
 
-It loads Fashion-MNIST (:func:`sbnn_keras.datasets.load_fashion_mnist`), trains the
+It loads Fashion-MNIST (:func:`sbnn_zoo.datasets.load_fashion_mnist`), trains the
 plain larq BNN (``ste_sign`` kernels), then the SBNN with learned {alpha, beta}
 and the :class:`~sbnn_keras.SparsityRegularizer` at the target EC, prints both
 test accuracies and the sparsity report, and writes into ``--out``:
@@ -37,11 +37,11 @@ import tensorflow as tf  # noqa: E402
 
 from sbnn_keras import layers as sbnn_layers_mod  # noqa: E402
 from sbnn_keras import math as sbnn_math  # noqa: E402
-from sbnn_keras.datasets import load_fashion_mnist  # noqa: E402
-from sbnn_keras.models import build as build_model  # noqa: E402
+from sbnn_zoo.datasets import load_fashion_mnist  # noqa: E402
+from sbnn_zoo.models import build as build_model  # noqa: E402
 from sbnn_keras.regularizer import SparsityRegularizer  # noqa: E402
 
-#: Epochs of ``python -m sbnn_keras.demo`` (two networks in ~10 minutes on 2 cores);
+#: Epochs of ``python -m sbnn_zoo.demo`` (two networks in ~10 minutes on 2 cores);
 #: ``--epochs 8`` is the full recipe.
 DEMO_EPOCHS = 6
 
@@ -91,7 +91,7 @@ def binary_connections(model) -> dict:
     Counts every larq quantized layer with a kernel quantizer (SBNN layers and the
     plain ``ste_sign`` BNN layers alike), so the baseline gets a number too.
     """
-    # NOTE(switch): for SBNN models `sbnn_keras.report.sparsity_report(model).total`
+    # NOTE(switch): for SBNN models `sbnn_keras.metrics.report.sparsity_report(model).total`
     # gives the same global figure (plus K0/K1, BOPs); this helper also covers the
     # plain BNN, which has no SbnnQuantizer and hence no report.
     per_layer, total_u, total_n, max_abs = {}, 0, 0, 0.0
@@ -202,8 +202,8 @@ def train_variant(
             validation (used for tuning decisions); 0 trains on all of them.
         seed: seeds Python, NumPy and TensorFlow.
         model_kwargs: extra arguments of the model builder.
-        arch: ``"cnn"`` (:func:`sbnn_keras.models.fashion_mnist_cnn`, the demo
-            network) or ``"resnet"`` (:func:`sbnn_keras.models.fashion_mnist_resnet`).
+        arch: ``"cnn"`` (:func:`sbnn_zoo.models.fashion_mnist_cnn`, the demo
+            network) or ``"resnet"`` (:func:`sbnn_zoo.models.fashion_mnist_resnet`).
         verbose: 0 silent, 1 one line per epoch.
         regularizer_kwargs: extra arguments of the ``SparsityRegularizer`` (sparse
             variants only), e.g. ``{"structure": "kernel"}``.
@@ -301,8 +301,8 @@ def write_report(model, out_dir: Path, printer=print) -> dict:
     json_path = out_dir / "sparsity_report.json"
     png_path = out_dir / "hamming_histograms.png"
     try:
-        from sbnn_keras.report import sparsity_report
-    except ImportError:  # NOTE(switch): fallback while sbnn_keras.report is missing
+        from sbnn_keras.metrics.report import sparsity_report
+    except ImportError:  # NOTE(switch): fallback while sbnn_keras.metrics.report is missing
         sparsity_report = None
     if sparsity_report is not None:
         report = sparsity_report(model)
@@ -317,8 +317,8 @@ def write_report(model, out_dir: Path, printer=print) -> dict:
         totals = {k: conn[k] for k in ("connections", "bits_per_weight")}
     paths["report_json"] = str(json_path)
     try:
-        from sbnn_keras.plot import plot_hamming_histograms
-    except ImportError:  # NOTE(switch): fallback while sbnn_keras.plot is missing
+        from sbnn_keras.metrics.plot import plot_hamming_histograms
+    except ImportError:  # NOTE(switch): fallback while sbnn_keras.metrics.plot is missing
         plot_hamming_histograms = None
     if plot_hamming_histograms is not None:
         plot_hamming_histograms(report, png_path)
@@ -329,7 +329,7 @@ def write_report(model, out_dir: Path, printer=print) -> dict:
 # ----------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sbnn_keras.demo",
+        prog="python -m sbnn_zoo.demo",
         description="Train a BNN and an SBNN (learned {alpha,beta}) on Fashion-MNIST and report sparsity.",
     )
     p.add_argument("--epochs", type=int, default=DEMO_EPOCHS,
@@ -382,7 +382,7 @@ def main(argv=None) -> int:
     results["machine"] = info
     results["argv"] = sys.argv[1:] if argv is None else list(argv)
     if "bnn" in results and not args.no_deploy:
-        from sbnn_keras.deploy_report import deployment_rows, format_rows
+        from sbnn_zoo.deploy_report import deployment_rows, format_rows
 
         print()
         print("Deployment on this machine (stock TFLite + the sbnn delegate, 1 thread, batch 1):")

@@ -15,7 +15,7 @@ points that no other point dominates. Consequences worth knowing:
 Example::
 
     import numpy as np
-    from sbnn_keras.pareto import pareto_front
+    from sbnn_keras.tuning.pareto import pareto_front
 
     acc_and_bops = np.array([[0.90, 5e6], [0.88, 2e6], [0.85, 3e6], [0.91, 9e6]])
     pareto_front(acc_and_bops, maximize=(True, False))   # array([0, 1, 3])

@@ -78,7 +78,7 @@ def plot_hamming_histograms(
     are the first two bars). The panel title gives the layer name, p and K0/K1.
 
     Args:
-        report_or_model: a :class:`sbnn_keras.report.SparsityReport` or a built
+        report_or_model: a :class:`sbnn_keras.metrics.report.SparsityReport` or a built
             Keras model (its report is computed).
         path: PNG file to write.
         layers: ``None`` (every conv SBNN layer), or a layer name, an index into
@@ -100,7 +100,7 @@ def plot_hamming_histograms(
     """
     import tensorflow as tf
 
-    from sbnn_keras.report import SparsityReport, sparsity_report
+    from sbnn_keras.metrics.report import SparsityReport, sparsity_report
 
     if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
         raise ValueError(

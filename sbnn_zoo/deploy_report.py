@@ -19,8 +19,8 @@ from sbnn_keras import _compat
 
 _compat.ensure_legacy_keras()
 
-from sbnn_keras.convert import convert_with_report  # noqa: E402
-from sbnn_keras.runtime import Interpreter  # noqa: E402
+from sbnn_keras.export.convert import convert_with_report  # noqa: E402
+from sbnn_runtime import Interpreter  # noqa: E402
 
 __all__ = ["deployment_rows", "format_rows"]
 

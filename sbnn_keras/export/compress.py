@@ -3,7 +3,7 @@
 Rewrites ``LceBconv2d`` operators of a .tflite produced by the "lce" flavor into the
 project's ``SbnnBconv2d`` operator: same inputs and custom options, but the filter
 tensor (int32 bitpacked OHWI) is replaced by a uint8 tensor holding the filter in
-SBF1 form (``sbnn_keras.sparse_format``), near h(p) bits per weight. The delegate
+SBF1 form (``sbnn_runtime.sparse_format``), near h(p) bits per weight. The delegate
 (``sbnn_keras.load_delegate``) decodes it at load time; LCE's own runtime does not
 know ``SbnnBconv2d``.
 
@@ -37,7 +37,7 @@ _compat.ensure_legacy_keras()
 from larq_compute_engine.mlir.python import tflite_schema as _schema  # noqa: E402
 
 from sbnn_keras import math as sbnn_math  # noqa: E402
-from sbnn_keras.sparse_format import encode_filter  # noqa: E402
+from sbnn_runtime.sparse_format import encode_filter  # noqa: E402
 
 __all__ = ["FilterStorage", "compress_filters", "SPARSE_OP", "unpack_filter"]
 

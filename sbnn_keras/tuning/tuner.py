@@ -33,8 +33,8 @@ trade-off itself is the Pareto front of all trials over (accuracy, cost):
 Example::
 
     import sbnn_keras, tensorflow as tf
-    from sbnn_keras import tuner as sbnn_tuner
-    from sbnn_keras.models import fashion_mnist_cnn
+    from sbnn_keras.tuning import tuner as sbnn_tuner
+    from sbnn_zoo.models import fashion_mnist_cnn
 
     def build_model(hp):                      # uncompiled tf_keras model
         return fashion_mnist_cnn(kernel_quantizer=sbnn_tuner.kernel_quantizer(hp))
@@ -73,9 +73,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras_tuner.src.distribute import utils as _dist_utils  # noqa: E402
 
-from sbnn_keras import pareto as pareto_mod  # noqa: E402
+from sbnn_keras.tuning import pareto as pareto_mod  # noqa: E402
 from sbnn_keras import quantizers as quantizers_mod  # noqa: E402
-from sbnn_keras import report as report_mod  # noqa: E402
+from sbnn_keras.metrics import report as report_mod  # noqa: E402
 from sbnn_keras.regularizer import SparsityRegularizer  # noqa: E402
 
 __all__ = [
@@ -276,7 +276,7 @@ def kernel_quantizer(hp: kt.HyperParameters, default: str = "learned") -> str:
 
     Returns ``"sbnn"`` (closed form), ``"sbnn_learned"`` or ``"sbnn_symmetric"``,
     for ``kernel_quantizer=`` of sbnn_keras layers and
-    :func:`sbnn_keras.models.fashion_mnist_cnn`; ``default`` when ``scale_mode``
+    :func:`sbnn_zoo.models.fashion_mnist_cnn`; ``default`` when ``scale_mode``
     is not tuned.
 
     Raises:
@@ -818,7 +818,7 @@ class SbnnTuner(kt.engine.base_tuner.BaseTuner):
         """Completed trials on the Pareto front of (accuracy, cost).
 
         Returns:
-            A :class:`sbnn_keras.pareto.ParetoFront`: ``str(front)`` is a table of
+            A :class:`sbnn_keras.tuning.pareto.ParetoFront`: ``str(front)`` is a table of
             the non-dominated trials, ``front.front`` their records (``id``,
             ``params`` = hyperparameters, ``metrics``), ``front.to_json(path)``,
             ``front.plot(path)``.

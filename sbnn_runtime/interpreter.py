@@ -10,7 +10,7 @@ them with the project's kernels, inside the unmodified ``tf.lite.Interpreter`` o
 
 Example:
 
-    >>> from sbnn_keras.runtime import Interpreter
+    >>> from sbnn_runtime import Interpreter
     >>> interp = Interpreter("model.tflite", num_threads=2)   # doctest: +SKIP
     >>> y = interp.predict(x)                                   # doctest: +SKIP
 
@@ -67,7 +67,7 @@ def library_path() -> str:
     """Path of ``libsbnn_delegate.so``.
 
     Looks, in order, at the ``SBNN_DELEGATE_LIB`` environment variable (e.g. a
-    sanitizer build), the installed package (``sbnn_keras/_native/``), and a
+    sanitizer build), the installed package (``sbnn_runtime/_native/``), and a
     development build in ``build/tflite/`` of the source tree.
 
     Returns:

@@ -58,6 +58,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from sbnn_keras import layers as sbnn_layers  # noqa: E402
+from sbnn_keras.regularizer import register_custom_objects  # noqa: E402
 from sbnn_keras import quantizers as sbnn_quantizers  # noqa: E402
 
 __all__ = [
@@ -215,7 +216,7 @@ class EdeSign(lq.quantizers.SteSign):
 
     Example:
         >>> import sbnn_keras
-        >>> from sbnn_keras.zoo import EdeSign
+        >>> from sbnn_zoo.zoo import EdeSign
         >>> layer = sbnn_keras.QuantConv2D(8, 3, input_quantizer=EdeSign())
     """
 
@@ -446,6 +447,9 @@ def custom_objects() -> dict:
     return {
         cls.__name__: cls for cls in (EdeSign, IrNetSbnnQuantizer, HardTanh, LearnableBias, RPReLU)
     }
+
+
+register_custom_objects(custom_objects())
 
 
 # ------------------------------------------------------------------------- models

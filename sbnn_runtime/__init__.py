@@ -1,0 +1,39 @@
+"""sbnn_runtime: run converted SBNN/BNN ``.tflite`` models with the sbnn delegate.
+
+The deployment half of the project, installable on its own (a Raspberry Pi needs no
+TensorFlow, LCE or Keras): it imports only the standard library and NumPy, and a
+TFLite interpreter (``ai_edge_litert``, or ``tf.lite`` in a training install) when a
+model is loaded. ``sbnn_keras.runtime`` is this package.
+
+    >>> from sbnn_runtime import Interpreter
+    >>> interp = Interpreter("model.tflite", num_threads=2)   # doctest: +SKIP
+    >>> y = interp.predict(x)                                   # doctest: +SKIP
+
+Modules: ``interpreter`` (the delegate and the interpreter around it),
+``tflite_model`` (reading a ``.tflite``'s operators), ``sparse_format`` (the SBF1
+filter format of ``SbnnBconv2d``). See docs/runtime.md and docs/architecture.md.
+"""
+
+from sbnn_runtime.interpreter import (
+    TESTED_RUNTIMES,
+    Interpreter,
+    UnsupportedRuntimeError,
+    available_kernels,
+    check_model,
+    describe,
+    library_path,
+    load_delegate,
+    runtime_version,
+)
+
+__all__ = [
+    "TESTED_RUNTIMES",
+    "Interpreter",
+    "UnsupportedRuntimeError",
+    "available_kernels",
+    "check_model",
+    "describe",
+    "library_path",
+    "load_delegate",
+    "runtime_version",
+]
