@@ -1,8 +1,8 @@
 """The aarch64 runtime in emulated Raspberry Pi OS userlands (docs/deployment.md).
 
 Opt-in (it downloads Debian's arm64 packages and PyPI's aarch64 wheels, then runs
-Python under qemu-user; the first run takes about N minutes, later ones reuse the cached
-userlands and venv):
+Python under qemu-user; the first run took about 30 minutes on a loaded 2-core machine,
+later ones about 10, reusing the cached userlands and venv):
 
     SBNN_PI_E2E=1 python -m pytest -q tests/test_pi_userland.py
 
