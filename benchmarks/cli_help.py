@@ -47,7 +47,7 @@ def measure(args, repeat):
         rc |= r.returncode
     imp = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True,
                          text=True, cwd=ROOT)
-    tf = any(line.rstrip().endswith("| tensorflow") for line in imp.stderr.splitlines())
+    tf = any(line.rsplit("|", 1)[-1].strip() == "tensorflow" for line in imp.stderr.splitlines())
     return {"median_s": statistics.median(times), "min_s": min(times), "exit": rc,
             "imports_tensorflow": tf}
 
