@@ -1,6 +1,6 @@
 // sbnn_bconv_bench: times every bconv2d kernel the CPU supports on binary conv layers of
 // real models (ResNet-18 for 224x224 and 32x32 inputs), plus 56x56x256->256 3x3 (the
-// layer DESIGN.md quotes LCE's x86 numbers for).
+// layer docs/kernels.md compares with LCE's x86 kernels).
 //
 //   sbnn_bconv_bench [--json PATH] [--kernel SUBSTR]... [--shape SUBSTR]...
 //                    [--min-time SEC] [--min-reps N] [--threads N] [--commit SHA]
@@ -32,8 +32,12 @@
 #include <vector>
 
 #include "bconv2d.h"
+#include "bench_util.h"
 
 namespace {
+
+using sbnn_bench::median;
+using sbnn_bench::thread_cpu_ms;
 
 struct Layer {
   const char* model;
@@ -58,24 +62,7 @@ const Layer kLayers[] = {
 };
 
 sbnn::BConv2DShape make_shape(const Layer& l) {
-  sbnn::BConv2DShape s;
-  s.batch = 1;
-  s.in_h = l.h;
-  s.in_w = l.w;
-  s.in_channels = l.c;
-  s.in_words = (l.c + 31) / 32;
-  s.groups = 1;
-  s.out_channels = l.o;
-  s.filter_h = s.filter_w = l.k;
-  s.filter_words = s.in_words;
-  s.stride_h = s.stride_w = l.stride;
-  // SAME padding
-  s.out_h = (l.h + l.stride - 1) / l.stride;
-  s.out_w = (l.w + l.stride - 1) / l.stride;
-  s.pad_top = std::max((s.out_h - 1) * l.stride + l.k - l.h, 0) / 2;
-  s.pad_left = std::max((s.out_w - 1) * l.stride + l.k - l.w, 0) / 2;
-  s.pad_values = 0;
-  return s;
+  return sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
 }
 
 double macs(const sbnn::BConv2DShape& s) {
@@ -102,18 +89,6 @@ std::string json_escape(const std::string& s) {
     o += c;
   }
   return o;
-}
-
-double thread_cpu_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 struct Result {

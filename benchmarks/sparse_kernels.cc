@@ -14,6 +14,9 @@
 // does); bits: random thresholds; float: to_float; qfloat: the fused q transform (one
 // more filter channel, all +1: the converter's q); qadd: qfloat + a residual (fused_add).
 // Each kernel's output is checked against run_output_reference of the reference kernel.
+// --compose: each sparse kernel is also timed without its fused output (`run` over the
+// whole image, then the fastest transform: the delegate's path before fused outputs),
+// interleaved with the others, reported as "<name>+compose".
 //
 // Method: for each (layer, generator, sparsity) one filter and one input (random bits),
 // every kernel prepared once and checked against the reference dense kernel, then the
@@ -44,11 +47,15 @@
 #include <vector>
 
 #include "bconv2d.h"
+#include "bench_util.h"
 #include "bconv2d_output.h"
 #include "bconv2d_select.h"
 #include "sparse_filter_gen.h"
 
 namespace {
+
+using sbnn_bench::median;
+using sbnn_bench::thread_cpu_ms;
 
 struct Layer {
   const char* name;
@@ -68,36 +75,7 @@ const Layer kLayers[] = {
 };
 
 sbnn::BConv2DShape make_shape(const Layer& l) {
-  sbnn::BConv2DShape s;
-  s.batch = 1;
-  s.in_h = l.h;
-  s.in_w = l.w;
-  s.in_channels = l.c;
-  s.in_words = (l.c + 31) / 32;
-  s.groups = 1;
-  s.out_channels = l.o;
-  s.filter_h = s.filter_w = l.k;
-  s.filter_words = s.in_words;
-  s.stride_h = s.stride_w = l.stride;
-  s.out_h = (l.h + l.stride - 1) / l.stride;
-  s.out_w = (l.w + l.stride - 1) / l.stride;
-  s.pad_top = std::max((s.out_h - 1) * l.stride + l.k - l.h, 0) / 2;
-  s.pad_left = std::max((s.out_w - 1) * l.stride + l.k - l.w, 0) / 2;
-  s.pad_values = 0;
-  return s;
-}
-
-double thread_cpu_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
 }
 
 struct Options {
@@ -108,6 +86,7 @@ struct Options {
   int threads = 1;
   bool select = true;
   std::string output = "dot";
+  bool compose = false;
   std::vector<std::string> kernels, shapes, gens;
   std::vector<double> sparsities;
 };
@@ -123,39 +102,25 @@ bool matches(const std::vector<std::string>& subs, const std::string& s) {
 void run_kernel(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const void* prep,
                 const int32_t* in, const int32_t* flt, int32_t* dot, int rows_per_call,
                 int threads) {
-  const int rows = s.batch * s.out_h;
-  const int step = rows_per_call > 0 ? rows_per_call : rows;
-  auto range = [&](int r0, int r1) {
-    for (int r = r0; r < r1; r += step) k->run(s, prep, in, flt, dot, r, std::min(r1, r + step));
-  };
-  if (threads <= 1) {
-    range(0, rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back(range, rows * t / threads, rows * (t + 1) / threads);
-  for (auto& th : pool) th.join();
+  sbnn_bench::run_rows(s.batch * s.out_h, rows_per_call, threads,
+                       [&](int r0, int r1) { k->run(s, prep, in, flt, dot, r0, r1); });
 }
 
-// The same with a fused output (run_bconv2d_output).
+// The same with a fused output (run_bconv2d_output; compose: `run` per call into `dot`
+// scratch, then the fastest transform, for kernels with a fused output too).
 void run_kernel_out(const sbnn::BConv2DKernel* k, const sbnn::BConv2DShape& s, const void* prep,
                     const int32_t* in, const int32_t* flt, const sbnn::BConv2DOutput& out,
-                    int rows_per_call, int threads) {
-  const int rows = s.batch * s.out_h;
-  const int step = rows_per_call > 0 ? rows_per_call : rows;
-  auto range = [&](int r0, int r1) {
-    for (int r = r0; r < r1; r += step)
-      sbnn::run_bconv2d_output(*k, s, prep, in, flt, out, r, std::min(r1, r + step));
-  };
-  if (threads <= 1) {
-    range(0, rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back(range, rows * t / threads, rows * (t + 1) / threads);
-  for (auto& th : pool) th.join();
+                    int rows_per_call, int threads, bool compose, int32_t* scratch) {
+  const size_t row_elems = static_cast<size_t>(s.out_w) * s.out_channels;
+  sbnn_bench::run_rows(s.batch * s.out_h, rows_per_call, threads, [&](int r0, int r1) {
+    if (compose && k->run_output != nullptr) {
+      k->run(s, prep, in, flt, scratch, r0, r1);  // (full-size scratch: rows at their place)
+      sbnn::internal::apply_output_transform(sbnn::transform_kernels(), s, out,
+                                             scratch + r0 * row_elems, r0, r1);
+    } else {
+      sbnn::run_bconv2d_output(*k, s, prep, in, flt, out, r0, r1);
+    }
+  });
 }
 
 struct Timing {
@@ -200,12 +165,13 @@ int main(int argc, char** argv) {
     else if (a == "--sparsity") opt.sparsities.push_back(std::atof(next()));
     else if (a == "--no-select") opt.select = false;
     else if (a == "--output") opt.output = next();
+    else if (a == "--compose") opt.compose = true;
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N] "
                    "[--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]... "
                    "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select] "
-                   "[--output dot|bits|float|qfloat|qadd]\n",
+                   "[--output dot|bits|float|qfloat|qadd] [--compose]\n",
                    argv[0]);
       return 2;
     }
@@ -238,7 +204,7 @@ int main(int argc, char** argv) {
     for (auto& v : input) v = rng();
     if (l.c % 32) for (size_t p = 0; p < input.size(); p += s.in_words) input[p + s.in_words - 1] &= (1u << (l.c % 32)) - 1;
     const size_t n_out = static_cast<size_t>(s.out_h) * s.out_w * s.out_channels;
-    std::vector<int32_t> expect(n_out), got(n_out);
+    std::vector<int32_t> expect(n_out), got(n_out), compose_dot(n_out);
     // Fused output: parameters and buffers (C output channels).
     const int C = qout ? s.out_channels - 1 : s.out_channels;
     const size_t n_fused = static_cast<size_t>(s.out_h) * s.out_w *
@@ -318,10 +284,17 @@ int main(int argc, char** argv) {
         }
         std::vector<const sbnn::BConv2DKernel*> ks = {dense};
         ks.insert(ks.end(), sparse.begin(), sparse.end());
+        std::vector<bool> comp(ks.size(), false);
+        if (fused && opt.compose)
+          for (const sbnn::BConv2DKernel* k : sparse) {
+            ks.push_back(k);
+            comp.push_back(true);
+          }
         auto ks_at = [&](size_t i) { return ks[i]; };
         auto run_any = [&](size_t i, const void* pp) {
           if (fused)
-            run_kernel_out(ks_at(i), s, pp, in, flt, fo, opt.rows_per_call, opt.threads);
+            run_kernel_out(ks_at(i), s, pp, in, flt, fo, opt.rows_per_call, opt.threads,
+                           comp[i], compose_dot.data());
           else
             run_kernel(ks_at(i), s, pp, in, flt, got.data(), opt.rows_per_call, opt.threads);
         };
@@ -329,7 +302,7 @@ int main(int argc, char** argv) {
         std::vector<std::vector<double>> wall(ks.size()), cpu(ks.size());
         r.t.resize(ks.size());
         for (size_t i = 0; i < ks.size(); ++i) {
-          r.t[i].kernel = ks[i]->name;
+          r.t[i].kernel = std::string(ks[i]->name) + (comp[i] ? "+compose" : "");
           const double p0 = thread_cpu_ms();
           if (ks[i]->prepare) prep[i] = ks[i]->prepare(s, flt);
           r.t[i].prepare_ms = thread_cpu_ms() - p0;
@@ -382,6 +355,10 @@ int main(int argc, char** argv) {
                       l.name, gen.c_str(), sp, r.t[0].cpu_ms, r.t[best].kernel.c_str(),
                       r.t[best].cpu_ms, speed, ideal, 100 * speed / ideal,
                       r.auto_choice.empty() ? "" : "  auto: ", r.auto_choice.c_str());
+          for (size_t i = 1; i < r.t.size(); ++i)
+            if (r.t[i].kernel.find("+compose") != std::string::npos)
+              std::printf("%-17s %-9s sp %.2f    %s %.4f ms  x%.2f\n", l.name, gen.c_str(), sp,
+                          r.t[i].kernel.c_str(), r.t[i].cpu_ms, r.t[0].cpu_ms / r.t[i].cpu_ms);
           std::fflush(stdout);
         }
       }

@@ -1,27 +1,40 @@
-"""CIFAR-10, binarized ResNet-18 (IR-Net style) with SBNN kernels: the paper's Table 2 recipe.
+"""CIFAR-10, the SBNN authors' binarized ResNet-18 and recipe (the paper's Table 2).
 
     python examples/cifar10_resnet18.py --quick               # smoke run: ~1 min on a laptop CPU
     python examples/cifar10_resnet18.py --pair 2              # EC 0.05, gamma 0.07, 500 epochs
     python examples/cifar10_resnet18.py --ec 0.01             # gamma from the authors' table (0.10)
     python examples/cifar10_resnet18.py --ec 0.5 --gamma 0    # no sparsity term (IR-Net baseline)
+    python examples/cifar10_resnet18.py --arch project        # this project's variant instead
 
-The authors' recipe (DESIGN.md section 1, paper section 4): Adam, learning rate 1e-3
-with cosine decay to 0, batch 512, mixup (alpha = 1), 500 epochs, random crops
-(zero padding 4), horizontal flips and per-channel normalization; the binarized
-ResNet-18 of IR-Net (``sbnn_zoo.zoo.irnet_resnet18``: shortcut around every binary
-convolution, EDE gradients moved by ``zoo.EdeSchedule``, learned {alpha, beta}
-kernels) with float stem, classifier and 1x1 shortcuts; one global sparsity
-constraint over the 16 binary convolutions (``SparsityRegularizer``) with one of the
-authors' EC/gamma pairs:
+``--arch authors`` (default) is the network and recipe of the authors' public code
+(``sbnn_zoo.authors``; specification in docs/examples.md): IR-Net's ResNet-18
+(BasicBlock: binary 3x3 conv -> BN -> hardtanh -> binary 3x3 conv -> BN, plus an
+identity or float 1x1-conv + BN shortcut, then hardtanh; float stem conv + BN; 4x4
+average pooling, BatchNorm, linear classifier) with IR-Net's EDE gradients on raw
+weights and activations (``zoo.EdeSchedule``: t from 0.1 to 10) and one learned
+(tau, phi) per layer; Adam 1e-3 with cosine annealing stepped once per epoch, batch
+512, 500 epochs, random crops (zero padding 4) and flips, mixup alpha 1, the
+authors' normalization constants, latent clamp +-1.5, lambda threshold 1e-4.
+
+``--arch project`` is this project's earlier variant (``zoo.irnet_resnet18``: a
+shortcut around every binary convolution, EDE window in units of the weights'
+standard deviation, cosine decay per step, the data set's true normalization
+constants); it is not the authors' network.
+
+One global sparsity constraint over the 16 binary convolutions
+(``SparsityRegularizer``) with one of the authors' EC/gamma pairs:
 
     --pair  0     1     2     3     4     5     6
     EC      0.25  0.10  0.05  0.04  0.03  0.02  0.01
     gamma   0.02  0.04  0.07  0.07  0.08  0.08  0.10
 
-At the end: test accuracy, the sparsity report (connections, bits/weight, K0/K1,
-BOPs, BParams), conversion with ``sbnn_keras.convert(flavor="sparse")`` and the
-.tflite size, and the converted model's accuracy with ``sbnn_keras.Interpreter`` on
-(part of) the test set next to Keras'. Written under ``--out``:
+At the end: test accuracy; the BatchNorm statistics recomputed for the final
+weights over the training images (``sbnn_keras.recalibration``; ``--no-recalibrate``
+skips it) and the test accuracy again; the sparsity report (connections,
+bits/weight, K0/K1, BOPs, BParams); conversion with
+``sbnn_keras.convert(flavor="sparse")`` and the .tflite size; the converted model's
+accuracy with ``sbnn_keras.Interpreter`` on (part of) the test set next to Keras'.
+Written under ``--out``:
 
     model.keras  model.tflite  sparsity_report.json  conversion_report.json
     history.csv  results.json
@@ -45,7 +58,8 @@ import sbnn_keras  # first: selects legacy Keras (tf_keras) for larq
 import numpy as np
 import tensorflow as tf
 
-from sbnn_zoo import zoo
+from sbnn_zoo import authors, zoo
+from sbnn_keras.recalibration import recalibrate_batchnorm
 
 DATASET = "cifar10"
 NUM_CLASSES = 10
@@ -62,13 +76,18 @@ QUICK = {
 }
 
 
+ARCHS = ("authors", "project")
+
+
 def build_model(args):
-    """The binarized ResNet-18 of IR-Net with SBNN kernels (``sbnn_zoo.zoo``)."""
+    """The authors' ResNet-18 (``--arch authors``) or this project's variant."""
+    if args.arch == "authors":
+        return authors.authors_resnet18(num_classes=NUM_CLASSES, width=args.width, normalize=DATASET)
     return zoo.irnet_resnet18(num_classes=NUM_CLASSES, width=args.width, normalize=DATASET)
 
 
 def extra_callbacks(args):
-    """IR-Net's EDE: ``t`` from 0.1 to 10 over the run, one step per epoch."""
+    """IR-Net's EDE: ``t`` from 0.1 to 10 over the run, one step per epoch (both archs)."""
     return [zoo.EdeSchedule(args.epochs)]
 
 
@@ -84,6 +103,11 @@ def parse_args(
     choice.add_argument("--pair", type=int, help="index of the authors' (EC, gamma) pair")
     choice.add_argument("--ec", type=float, help="expected connections (gamma from the table)")
     parser.add_argument("--gamma", type=float, help="override gamma (0 turns the term off)")
+    parser.add_argument("--arch", choices=ARCHS, default="authors",
+                        help="authors: the authors' network and recipe (default); "
+                             "project: this project's variant")
+    parser.add_argument("--no-recalibrate", dest="recalibrate", action="store_false",
+                        help="skip the BatchNorm recalibration before export")
     defaults = {"epochs": epochs, "batch_size": 512, "width": 64, "tflite_check": 1000}
     parser.add_argument("--epochs", type=int, help=f"default {epochs}")
     parser.add_argument("--batch-size", type=int, help="default 512")
@@ -145,8 +169,13 @@ def run(
     build=build_model,
     callbacks=extra_callbacks,
     pairs=PAIRS,
+    rotation_degrees=0.0,
 ):
-    """Train, report, convert and check; returns the results dict (also in results.json)."""
+    """Train, report, convert and check; returns the results dict (also in results.json).
+
+    ``rotation_degrees``: the random rotation of the authors' CIFAR-100 pipeline
+    (``--arch authors`` only).
+    """
     started = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,19 +204,28 @@ def run(
         f"SBNN layers; EC {args.ec}, gamma {args.gamma} ({origin})"
     )
     steps_per_epoch = -(-len(x_train) // args.batch_size)
-    schedule = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
+    if args.arch == "authors":  # PyTorch's CosineAnnealingLR, stepped once per epoch
+        schedule = authors.EpochCosineDecay(args.lr, args.epochs, steps_per_epoch)
+    else:
+        schedule = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch)
     model.compile(tf.keras.optimizers.Adam(schedule), loss=reg, metrics=["accuracy"])
 
     # 3. Train.
-    train = zoo.train_dataset(
-        x_train,
-        y_train,
-        num_classes,
-        args.batch_size,
-        augment=not args.no_augment,
-        mixup_alpha=args.mixup,
-        seed=args.seed,
-    )
+    if args.arch == "authors":
+        train = authors.train_dataset(
+            x_train, y_train, num_classes, args.batch_size, rotation_degrees=rotation_degrees,
+            mixup_alpha=args.mixup, augment=not args.no_augment, seed=args.seed,
+        )
+    else:
+        train = zoo.train_dataset(
+            x_train,
+            y_train,
+            num_classes,
+            args.batch_size,
+            augment=not args.no_augment,
+            mixup_alpha=args.mixup,
+            seed=args.seed,
+        )
     test = zoo.eval_dataset(x_test, y_test, num_classes, args.batch_size)
     cbs = callbacks(args) + [
         sbnn_keras.SparsityCallback(regularizer=reg),  # connections, K0/K1, lambda in the logs
@@ -200,6 +238,21 @@ def run(
     timings["train_s"] = time.time() - t
     _, accuracy = model.evaluate(test, verbose=0)
     print(f"test accuracy (Keras): {accuracy:.4f}; last step: {reg.values()}")
+    accuracy_trained = float(accuracy)
+    recalibration = None
+    if args.recalibrate:
+        # BatchNorm statistics for the final binary weights, over the training
+        # images without augmentation, before anything is saved or exported
+        t = time.time()
+        recalibration = recalibrate_batchnorm(
+            model, zoo.eval_dataset(x_train, y_train, num_classes, args.batch_size)
+        )
+        timings["recalibrate_s"] = time.time() - t
+        _, accuracy = model.evaluate(test, verbose=0)
+        print(
+            f"test accuracy after BatchNorm recalibration ({recalibration['batches']} batches): "
+            f"{accuracy:.4f}"
+        )
 
     # 4. Sparsity: connections, bits/weight, K0/K1, BOPs, BParams.
     report = sbnn_keras.sparsity_report(model)
@@ -253,7 +306,10 @@ def run(
         "dataset": dataset,
         "model": model.name,
         "args": {k: v for k, v in vars(args).items()},
+        "arch": args.arch,
         "test_accuracy": float(accuracy),
+        "test_accuracy_before_recalibration": accuracy_trained,
+        "recalibration": recalibration,
         "connections": total.connections,
         "bits_per_weight": total.bits_per_weight,
         "k0": total.k0,

@@ -31,6 +31,7 @@ MOVED = {
     "sbnn_keras.sparse_format": "sbnn_runtime.sparse_format",
     "sbnn_keras.tflite_model": "sbnn_runtime.tflite_model",
     "sbnn_keras.zoo": "sbnn_zoo.zoo",
+    "sbnn_keras.authors": "sbnn_zoo.authors",
     "sbnn_keras.models": "sbnn_zoo.models",
     "sbnn_keras.datasets": "sbnn_zoo.datasets",
     "sbnn_keras.demo": "sbnn_zoo.demo",

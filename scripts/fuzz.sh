@@ -118,7 +118,7 @@ for h in "${harnesses[@]}"; do
   echo "| $h | $SECONDS_EACH | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes | $slow |" >>"$summary"
   if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
     echo "fuzz_$h FAILED (exit $rc, $crashes new artifacts in $BUILD/artifacts/):" >&2
-    grep -E "ERROR|sbnn fuzz|SUMMARY|runtime error" "$log" | head -20 >&2 || true
+    grep -E "ERROR|sbnn fuzz|sbnn fake runtime|SUMMARY|runtime error" "$log" | head -20 >&2 || true
     failed=1
   fi
 done

@@ -83,7 +83,8 @@ def run_cifar(name, tmp_path, extra=()):
 @pytest.mark.slow  # ~1-2 min on 2 cores; CI runs the slow tests too (.ci/run)
 def test_cifar10_resnet18_quick(tmp_path):
     results, conversion, out = run_cifar("cifar10_resnet18", tmp_path)
-    assert results["dataset"] == "cifar10" and results["model"] == "irnet_resnet18"
+    assert results["dataset"] == "cifar10" and results["model"] == "authors_resnet18"
+    assert results["arch"] == "authors" and results["recalibration"]["batches"] >= 1
     args = results["args"]
     assert (args["ec"], args["gamma"]) == (0.05, 0.07)  # the default pair, index 2
     assert (args["epochs"], args["width"]) == (1, 16)
@@ -95,9 +96,15 @@ def test_cifar10_resnet18_quick(tmp_path):
 @pytest.mark.slow  # ~1-2 min on 2 cores; CI runs the slow tests too (.ci/run)
 def test_cifar100_reactnet18_quick(tmp_path):
     results, conversion, _ = run_cifar("cifar100_reactnet18", tmp_path, ["--pair", "4"])
-    assert results["dataset"] == "cifar100" and results["model"] == "reactnet18"
+    assert results["dataset"] == "cifar100" and results["model"] == "authors_reactnet18"
     assert (results["args"]["ec"], results["args"]["gamma"]) == (0.01, 0.07)
     assert conversion["op_counts"]["PRELU"] == 16  # RPReLU became one PRELU op each
+
+
+@pytest.mark.slow  # ~1-2 min on 2 cores
+def test_cifar10_project_variant_quick(tmp_path):
+    results, _, _ = run_cifar("cifar10_resnet18", tmp_path, ["--arch", "project", "--no-recalibrate"])
+    assert results["model"] == "irnet_resnet18" and results["recalibration"] is None
 
 
 @needs_fashion_mnist

@@ -1,7 +1,8 @@
 // Our own declarations of the few TfLite C structs the delegate touches.
 //
 // No TFLite headers ship with the Python wheels, so the delegate declares the
-// structs itself (DESIGN.md section 4). Only the fields we read or write are
+// structs itself (docs/runtime.md, "Our own ABI declarations"). Only the fields we read
+// or write are
 // named; everything else is reserved space, so that sizes and offsets match the
 // runtime's. The layout is the same in TensorFlow 2.16 and ai_edge_litert 2.3
 // (64-bit targets). Every offset is pinned by a static_assert below, and

@@ -4,7 +4,7 @@
 // holding whole per-channel counts (no horizontal reduction).
 //   bconv2d_dot_6x32__avx512vpopcnt  6 pixels x 32 channels: 24 accumulators
 // (Partial blocks use the same template with fewer vectors, so few output channels cost
-// no wasted lanes; other tiles measured within 5%, see docs/kernels.md.)
+// no wasted lanes; why 6x32: docs/kernels.md, Tiles.)
 // Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq.
 #include <immintrin.h>
 

@@ -14,8 +14,10 @@ bool bconv2d_output_is_valid(const BConv2DShape& s, const BConv2DOutput& o) {
     case BConv2DOutputKind::kFloat:
       return o.channels == s.out_channels && o.t.m != nullptr && o.t.b != nullptr;
     case BConv2DOutputKind::kQFloat:
+    case BConv2DOutputKind::kQBits:
       return s.groups == 1 && s.out_channels >= 2 && o.channels == s.out_channels - 1 &&
-             o.q.a != nullptr && o.q.d != nullptr && o.q.b != nullptr;
+             o.q.a != nullptr && o.q.d != nullptr && o.q.b != nullptr &&
+             (o.kind == BConv2DOutputKind::kQFloat || o.q.add == nullptr);
   }
   return false;
 }
@@ -41,6 +43,10 @@ void apply_output_transform(const TransformKernels& tk, const BConv2DShape& s,
       tk.q_to_float(dot, pixels, C, q, static_cast<float*>(o.out) + p0 * C);
       break;
     }
+    case BConv2DOutputKind::kQBits:
+      tk.q_to_bits(dot, pixels, C, o.q,
+                   static_cast<int32_t*>(o.out) + p0 * bconv2d_output_words(C));
+      break;
   }
 }
 

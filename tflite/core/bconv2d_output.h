@@ -19,10 +19,13 @@
 //            output has out_channels - 1 channels; q.add (optional) is the residual of
 //            the *full* output tensor (pixel p's channels at q.add + p * channels).
 //            Needs groups == 1 and out_channels >= 2.
+//   kQBits   bitpacked from the fused q float: bit c = y < 0.0f with y as kQFloat
+//            computes it (without a residual: q.add must be null), transform.h's
+//            q_to_bits; the same conditions as kQFloat.
 //
 // `out` is the base of the full output tensor [batch * out_h * out_w] pixels of
-// `channels` floats (kFloat, kQFloat) or ceil(channels / 32) int32 words (kBits; bits
-// past the last channel are 0). Like `run`, `run_output` writes exactly the pixels of
+// `channels` floats (kFloat, kQFloat) or ceil(channels / 32) int32 words (kBits,
+// kQBits; bits past the last channel are 0). Like `run`, `run_output` writes exactly the pixels of
 // its rows (so callers may shift `out` so that only their chunk is real memory), is
 // reentrant on one prepared object and needs no alignment. Results are bit-identical to
 // `run` followed by the scalar reference transform (run_output_reference below, which
@@ -36,14 +39,14 @@
 
 namespace sbnn {
 
-enum class BConv2DOutputKind : int { kBits = 1, kFloat = 2, kQFloat = 3 };
+enum class BConv2DOutputKind : int { kBits = 1, kFloat = 2, kQFloat = 3, kQBits = 4 };
 
 struct BConv2DOutput {
   BConv2DOutputKind kind = BConv2DOutputKind::kBits;
-  int channels = 0;                // out_channels (kQFloat: out_channels - 1)
+  int channels = 0;                // out_channels (kQFloat, kQBits: out_channels - 1)
   const int32_t* limit = nullptr;  // kBits: [channels]
   TransformParams t;               // kFloat
-  QTransformParams q;              // kQFloat
+  QTransformParams q;              // kQFloat, kQBits
   void* out = nullptr;             // full-tensor base (see above)
 };
 
@@ -51,7 +54,12 @@ struct BConv2DOutput {
 // and channel conditions). Kernels compute nothing for an output that does not.
 bool bconv2d_output_is_valid(const BConv2DShape& shape, const BConv2DOutput& out);
 
-// Words of one pixel of a kBits output.
+// True for the bitpacked kinds.
+inline bool bconv2d_output_is_bits(BConv2DOutputKind k) {
+  return k == BConv2DOutputKind::kBits || k == BConv2DOutputKind::kQBits;
+}
+
+// Words of one pixel of a bitpacked output.
 inline int bconv2d_output_words(int channels) { return (channels + 31) / 32; }
 
 // The reference: `kernel.run` into a scratch `dot` (in chunks of rows), then the scalar

@@ -19,9 +19,11 @@ namespace sbnn {
 const BConv2DKernel* const* all_sparse_bconv2d_kernels();
 
 struct BConv2DSelectOptions {
-  // "auto": the fastest of the best dense kernel and the sparse candidates, timed on the
-  //         real shape and filter (never slower than dense beyond timing noise: a sparse
-  //         kernel must beat dense by `min_gain`);
+  // "auto": on x86-64 the fastest of the best dense kernel and the sparse candidates,
+  //         timed on the real shape and filter (never slower than dense beyond timing
+  //         noise: a sparse kernel must beat dense by `min_gain`); on aarch64 the cheaper
+  //         of the dense and the sparse NEON kernels by the cost model below (no timing:
+  //         emulated or throttled ARM timings mislead, docs/sparse_kernels.md);
   // "dense": select_bconv2d_kernel(shape, nullptr);
   // "sparse": the first supported sparse kernel (fastest family on this CPU);
   // any other string: a kernel name (dense or sparse) or a dense ISA name, as
@@ -40,8 +42,7 @@ struct BConv2DSelectOptions {
   // Time each run() call followed by a float output transform of its rows, as the
   // delegate runs them: the transform reads `dot` right after the kernel wrote it, from
   // L1 after a small dense chunk, from L2 after a whole image, and that difference
-  // decided layers (timing the kernels alone picked the bit-plane kernel for 50%-dense
-  // 32x32x64 layers that then ran 20% slower than dense in the model).
+  // decides layers (docs/sparse_kernels.md, "In the delegate").
   bool time_transform = true;
   // Required relative gain of a sparse kernel over dense (0.05 = 5% faster).
   double min_gain = 0.05;
@@ -65,6 +66,8 @@ struct BConv2DSelection {
   double chosen_ms = 0;                   // time of the choice (measured or estimated)
   double dense_ms = 0;                    // time of the best dense kernel
   const char* reason = "";                // "timed", "cached", "model", "forced", "policy"
+                                          // ("model" on aarch64: chosen_ms / dense_ms are
+                                          // the cost model's cycles at a nominal 2 GHz)
   int num_candidates = 0;
   BConv2DCandidate candidates[8];
   // Filter statistics (for reports): connections = minority weights per channel summed,
@@ -74,6 +77,28 @@ struct BConv2DSelection {
   double k0_share = 0, k1_share = 0;
   int64_t connections = 0;
 };
+
+// The aarch64 cost model: estimated cycles of one image (batch 1) of the dense NEON
+// kernel (bconv2d_dot_4x8__neon) and of the sparse NEON bit-plane kernel
+// (bconv2d_sparse_bitplane_128__neon), per stage, as functions of the layer shape and
+// the filter's connection counts, fitted to llvm-mca Neoverse-N1 (A76-class) model
+// cycles of the kernels' instruction streams (docs/sparse_kernels.md, "NEON cost
+// model"). Portable arithmetic: available (and tested) on every target, used by
+// select_bconv2d's "auto" on aarch64.
+struct NeonCostEstimate {
+  double dense = 0;              // dense kernel, cycles
+  double sparse = 0;             // sparse kernel, cycles (sum of the stages below)
+  double sparse_transpose = 0;   // input transposition + B(p)
+  double sparse_count = 0;       // carry-save counting
+  double sparse_convert = 0;     // count planes -> count bytes in pixel order
+  double sparse_output = 0;      // int32 dot + stores, per-band setup
+  bool sparse_vector_path = false;  // false: the kernel would use its portable stages
+                                    // (the model then rates it as never cheaper)
+};
+// connections = sum over output channels of their minority weights; max_conns the
+// largest (SparsityStats::conns, ::max_conns).
+NeonCostEstimate estimate_neon_bconv2d_cost(const BConv2DShape& shape, int64_t connections,
+                                            int max_conns);
 
 // Chooses a kernel for one layer and prepares it. Returns false (and a null kernel)
 // when no kernel matches the policy or supports the shape, or prepare fails.

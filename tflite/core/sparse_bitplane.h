@@ -1,5 +1,6 @@
 // sbnn_keras native core: the pixel-parallel bit-plane formulation of the sparse binary
-// convolution (DESIGN.md section 6), shared by the sparse_bitplane_* kernels.
+// convolution (docs/sparse_kernels.md, "The bit-plane kernels"), shared by the
+// sparse_bitplane_* kernels.
 //
 // With the filter fixed and sparse, output channel o is a sum of *shifted input bit
 // planes*, one per connection (see sparse_format.h for the algebra):

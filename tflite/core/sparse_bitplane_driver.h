@@ -16,8 +16,8 @@
 // (bits, or floats through the same per-element operations as transform_impl.h, so the
 // including file must be compiled with -ffp-contract=off); otherwise the driver lets it
 // write the band's `dot` into scratch and applies the vectorised transform to the band
-// (still no full-tensor int32 round trip). For kQFloat the q channel's dot of the band
-// is computed first (BandCtx::qd) and process_channels gets the other channels.
+// (still no full-tensor int32 round trip). For kQFloat / kQBits the q channel's dot of
+// the band is computed first (BandCtx::qd) and process_channels gets the other channels.
 #pragma once
 
 #include <algorithm>
@@ -102,8 +102,8 @@ struct BandCtx {
   int32_t* B;             // [nbr][out_w] input bits set in each window
   uint64_t* work;         // kernel scratch (planes, counts), work_bytes long
   size_t work_bytes;
-  // Fused output (nullptr: write dot). qd: kQFloat, the q channel's dot of the band's
-  // pixels, [nbr][out_w].
+  // Fused output (nullptr: write dot). qd: kQFloat / kQBits, the q channel's dot of the
+  // band's pixels, [nbr][out_w].
   const BConv2DOutput* out = nullptr;
   const int32_t* qd = nullptr;
 };
@@ -131,6 +131,14 @@ inline void write_output_one(const BandCtx& x, size_t px, int r, int ox, int o, 
       float y = q_float_one(d, fq, out.q, o);
       if (out.q.add != nullptr) y = y + out.q.add[px * C + o];
       static_cast<float*>(out.out)[px * C + o] = y;
+      break;
+    }
+    case BConv2DOutputKind::kQBits: {
+      const float fq = static_cast<float>(x.qd[static_cast<size_t>(r) * x.s->out_w + ox]);
+      if (q_float_one(d, fq, out.q, o) < 0.0f) {
+        uint32_t* w = static_cast<uint32_t*>(out.out) + px * static_cast<size_t>(words_for(C)) + o / 32;
+        *w |= uint32_t{1} << (o & 31);
+      }
       break;
     }
   }
@@ -418,7 +426,7 @@ inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* pl
 }
 
 // dot of channel o for the band's pixels into qd[r * out_w + ox] (the q channel of
-// kQFloat, groups == 1), from the input bits of its connections: it does not depend on
+// kQFloat / kQBits, groups == 1), from the input bits of its connections: it does not depend on
 // the layout an Impl builds for the band, and costs nothing for the usual q without
 // connections (an all-(+1) filter channel).
 inline void band_channel_dot(const BandCtx& x, int o, int32_t* qd) {
@@ -636,7 +644,8 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
       std::memset(x.pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
       // The zero region after the blocks (for padded connection lists).
       std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
-      const bool qfloat = out != nullptr && out->kind == BConv2DOutputKind::kQFloat;
+      const bool qfloat = out != nullptr && (out->kind == BConv2DOutputKind::kQFloat ||
+                                             out->kind == BConv2DOutputKind::kQBits);
       int r = row_begin;
       while (r < row_end) {
         x.b = static_cast<size_t>(r / s.out_h);
@@ -655,7 +664,7 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
               x.out = out;
               native = Impl::native_output(x);
               if (native) {
-                if (out->kind == BConv2DOutputKind::kBits) clear_band_bits(x);
+                if (bconv2d_output_is_bits(out->kind)) clear_band_bits(x);
               } else {
                 x.out = nullptr;
                 x.dot = band_dot - static_cast<size_t>(r) * s.out_w * s.out_channels;

@@ -1,5 +1,29 @@
 // bconv2d_sparse_bitplane_128__neon: the bit-plane carry-save sparse kernel on 128-bit
 // Advanced SIMD vectors (128 output pixels per register), see sparse_bitplane.h.
+// ARMv8.0 baseline (the Raspberry Pi 4's Cortex-A72): no optional extension is used.
+//
+// Stages (docs/sparse_kernels.md, "The NEON stages"):
+//   1. input transposition (build_band): 8 pixels x 16 channel bytes per step, an 8x8
+//      bit transpose across 8 registers (SLI/SRI and BSL butterflies) gives one byte of
+//      8 pixel bits per channel;
+//   2. carry-save counting (count_*): one 128-bit load per connection and vector, a full
+//      adder is EOR, EOR, BSL (3 instructions), 8 inputs cost 7 full adders; two vectors
+//      of a band are counted in two independent chains (the A72 and A76 have two 128-bit
+//      pipes);
+//   3. planes -> count bytes: the same 8x8 bit transpose across the plane registers of
+//      one channel (16 x 8 pixels per pass), then a 16x16 byte transpose (TRN1/TRN2 on
+//      bytes, halfwords, words, doublewords) of 16 channels puts the 16 channel counts of
+//      one pixel into one register, stored in pixel order;
+//   4. output: per pixel and 16 channels, USHLL (4C), SUB (2B(p)), EOR with the channel's
+//      sign mask and SADDW onto base + [u = -1] give 16 int32 dots, stored with STP.
+// Channels whose band is narrower than a vector (8x8 and 4x4 maps) share a vector: G = 2
+// or 4 segments of 64 or 32 bits, segment s of vector j holding channel o0 + 16 s + j.
+#include <arm_neon.h>
+
+#include <initializer_list>
+#include <new>
+#include <vector>
+
 #include "bconv2d_kernels.h"
 #include "cpu_features.h"
 #include "sparse_bitplane_driver.h"
@@ -10,18 +34,687 @@ namespace {
 
 constexpr int kKindNeon = 13;
 constexpr size_t kYBudget = 48 * 1024;
+constexpr int kMaxPlanes = 16;       // counts < 65536 (two count bytes)
+constexpr int32_t kMaxKfull = 16383;  // 4C - 2B(p) and its negation fit int16
 
-struct NeonImpl : BitplanePortable<2> {};
+// ----------------------------------------------------------------------------------
+// Bit and byte transposes.
+
+// Swaps the s-bit groups of x (kept: mask m) with those of y shifted by s: afterwards
+// x holds x's low groups and y's low groups above them, y the high groups.
+template <int S>
+inline void swap_bits(uint8x16_t& x, uint8x16_t& y) {
+  if (S == 4) {
+    const uint8x16_t a = vsliq_n_u8(x, y, 4);
+    y = vsriq_n_u8(y, x, 4);
+    x = a;
+  } else {
+    const uint8x16_t m = vdupq_n_u8(S == 2 ? 0x33 : 0x55);
+    const uint8x16_t a = vbslq_u8(m, x, vshlq_n_u8(y, S));
+    y = vbslq_u8(m, vshrq_n_u8(x, S), y);
+    x = a;
+  }
+}
+
+// 8x8 bit transpose across 8 registers, per byte position: afterwards bit k of byte b
+// of r[i] is bit i of byte b of the input r[k].
+inline void transpose_bits8(uint8x16_t* r) {
+  for (int k = 0; k < 4; ++k) swap_bits<4>(r[k], r[k + 4]);
+  for (int k : {0, 1, 4, 5}) swap_bits<2>(r[k], r[k + 2]);
+  for (int k : {0, 2, 4, 6}) swap_bits<1>(r[k], r[k + 1]);
+}
+
+// 16x16 byte transpose: afterwards byte j of r[b] is byte b of the input r[j].
+inline void transpose_bytes16(uint8x16_t* r) {
+  uint8x16_t t[16];
+  for (int k = 0; k < 16; k += 2) {
+    t[k] = vtrn1q_u8(r[k], r[k + 1]);
+    t[k + 1] = vtrn2q_u8(r[k], r[k + 1]);
+  }
+  for (int g = 0; g < 16; g += 4)
+    for (int i = 0; i < 2; ++i) {
+      const uint16x8_t a = vreinterpretq_u16_u8(t[g + i]), b = vreinterpretq_u16_u8(t[g + i + 2]);
+      r[g + i] = vreinterpretq_u8_u16(vtrn1q_u16(a, b));
+      r[g + i + 2] = vreinterpretq_u8_u16(vtrn2q_u16(a, b));
+    }
+  for (int g = 0; g < 16; g += 8)
+    for (int i = 0; i < 4; ++i) {
+      const uint32x4_t a = vreinterpretq_u32_u8(r[g + i]), b = vreinterpretq_u32_u8(r[g + i + 4]);
+      t[g + i] = vreinterpretq_u8_u32(vtrn1q_u32(a, b));
+      t[g + i + 4] = vreinterpretq_u8_u32(vtrn2q_u32(a, b));
+    }
+  for (int i = 0; i < 8; ++i) {
+    const uint64x2_t a = vreinterpretq_u64_u8(t[i]), b = vreinterpretq_u64_u8(t[i + 8]);
+    r[i] = vreinterpretq_u8_u64(vtrn1q_u64(a, b));
+    r[i + 8] = vreinterpretq_u8_u64(vtrn2q_u64(a, b));
+  }
+}
+
+// ----------------------------------------------------------------------------------
+// Carry-save counting.
+
+// Full adder: l = a ^ b ^ c, h = majority(a, b, c) = (a ^ b) ? c : a.
+#define SBNN_CSA(h, l, a, b, c)                     \
+  {                                                 \
+    const uint8x16_t u_ = veorq_u8((a), (b));       \
+    const uint8x16_t c_ = (c);                      \
+    h = vbslq_u8(u_, c_, (a));                      \
+    l = veorq_u8(u_, c_);                           \
+  }
+
+// Counts n inputs ld(i) into bit-sliced planes[0 .. NP) with NV independent chains
+// (ld(i, v) is input i of chain v).
+template <int NP, int NV, class Load>
+__attribute__((always_inline)) inline void hs_count(int n, Load&& ld, uint8x16_t (*planes)[kMaxPlanes]) {
+  uint8x16_t ones[NV], twos[NV], fours[NV], hi[NV][NP > 3 ? NP - 3 : 1];
+  for (int v = 0; v < NV; ++v) {
+    ones[v] = twos[v] = fours[v] = vdupq_n_u8(0);
+    for (int k = 0; k < NP - 3; ++k) hi[v][k] = vdupq_n_u8(0);
+  }
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int v = 0; v < NV; ++v) {
+      uint8x16_t ta, tb, fa, fb, e;
+      SBNN_CSA(ta, ones[v], ones[v], ld(i, v), ld(i + 1, v));
+      SBNN_CSA(tb, ones[v], ones[v], ld(i + 2, v), ld(i + 3, v));
+      SBNN_CSA(fa, twos[v], twos[v], ta, tb);
+      SBNN_CSA(ta, ones[v], ones[v], ld(i + 4, v), ld(i + 5, v));
+      SBNN_CSA(tb, ones[v], ones[v], ld(i + 6, v), ld(i + 7, v));
+      SBNN_CSA(fb, twos[v], twos[v], ta, tb);
+      SBNN_CSA(e, fours[v], fours[v], fa, fb);
+      for (int k = 0; k < NP - 3; ++k) {
+        const uint8x16_t c = vandq_u8(hi[v][k], e);
+        hi[v][k] = veorq_u8(hi[v][k], e);
+        e = c;
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    for (int v = 0; v < NV; ++v) {
+      uint8x16_t c = ld(i, v);
+      uint8x16_t* pl[3] = {&ones[v], &twos[v], &fours[v]};
+      for (int k = 0; k < 3; ++k) {
+        const uint8x16_t t = vandq_u8(*pl[k], c);
+        *pl[k] = veorq_u8(*pl[k], c);
+        c = t;
+      }
+      for (int k = 0; k < NP - 3; ++k) {
+        const uint8x16_t t = vandq_u8(hi[v][k], c);
+        hi[v][k] = veorq_u8(hi[v][k], c);
+        c = t;
+      }
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    planes[v][0] = ones[v];
+    planes[v][1] = twos[v];
+    planes[v][2] = fours[v];
+    for (int k = 0; k < NP - 3; ++k) planes[v][3 + k] = hi[v][k];
+  }
+}
+#undef SBNN_CSA
+
+// Direct strategy, NV vectors of one channel: input i of vector v is the 16 bytes at
+// y + off[i] + 16 v.
+template <int NP, int NV>
+void count_direct(const uint8_t* y, const uint32_t* off, int n, uint8x16_t (*planes)[kMaxPlanes]) {
+  hs_count<NP, NV>(
+      n, [&](int i, int v) __attribute__((always_inline)) { return vld1q_u8(y + off[i] + 16 * v); },
+      planes);
+}
+
+// Segments: G channels per vector, segment s (128 / G bits) of input i read from
+// y + offs[s][i] (zero beyond ns[s]).
+template <int NP, int G>
+void count_segments(const uint8_t* y, const uint8_t* zero, const uint32_t* const* offs, const int* ns,
+                    uint8x16_t (*planes)[kMaxPlanes]) {
+  int n = 0;
+  for (int k = 0; k < G; ++k) n = std::max(n, ns[k]);
+  hs_count<NP, 1>(
+      n,
+      [&](int i, int) __attribute__((always_inline)) {
+        const uint8_t* q[G];
+        for (int k = 0; k < G; ++k) q[k] = i < ns[k] ? y + offs[k][i] : zero;
+        if (G == 2) {
+          return vcombine_u8(vld1_u8(q[0]), vld1_u8(q[1 % G]));  // (byte loads: any alignment)
+        }
+        uint32x4_t v = vdupq_n_u32(0);
+        uint32_t w;
+        std::memcpy(&w, q[0], 4);
+        v = vsetq_lane_u32(w, v, 0);
+        std::memcpy(&w, q[1 % G], 4);
+        v = vsetq_lane_u32(w, v, 1);
+        std::memcpy(&w, q[2 % G], 4);
+        v = vsetq_lane_u32(w, v, 2);
+        std::memcpy(&w, q[3 % G], 4);
+        v = vsetq_lane_u32(w, v, 3);
+        return vreinterpretq_u8_u32(v);
+      },
+      planes);
+}
+
+// Scalar loads into lane 0 of a vector (LDR S / LDR D with a register offset: load
+// pipe only, where a lane-inserting LD1 also occupies a vector pipe).
+inline uint32x4_t load_s(const uint8_t* base, uint32_t off) {
+  uint32x4_t v;
+  __asm__("ldr %s0, [%1, %w2, uxtw]" : "=w"(v) : "r"(base), "r"(off) : "memory");
+  return v;
+}
+inline uint64x2_t load_d(const uint8_t* base, uint32_t off) {
+  uint64x2_t v;
+  __asm__("ldr %d0, [%1, %w2, uxtw]" : "=w"(v) : "r"(base), "r"(off) : "memory");
+  return v;
+}
+
+// Segments from a prepared list: entry i holds the G offsets of input i (zero_off where
+// a channel has fewer connections), so a load is an address add and a lane load.
+template <int NP, int G>
+void count_segment_list(const uint8_t* y, const uint32_t* list, int n, uint8x16_t (*planes)[kMaxPlanes]) {
+  hs_count<NP, 1>(
+      n,
+      [&](int i, int) __attribute__((always_inline)) {
+        const uint32_t* o = list + G * i;
+        if (G == 2) {
+          const uint64x2_t a = load_d(y, o[0]), b = load_d(y, o[1]);
+          return vreinterpretq_u8_u64(vzip1q_u64(a, b));
+        }
+        const uint32x4_t a = load_s(y, o[0]), b = load_s(y, o[1 % G]);
+        const uint32x4_t c = load_s(y, o[2 % G]), d = load_s(y, o[3 % G]);
+        return vreinterpretq_u8_u64(
+            vzip1q_u64(vreinterpretq_u64_u32(vzip1q_u32(a, b)), vreinterpretq_u64_u32(vzip1q_u32(c, d))));
+      },
+      planes);
+}
+
+typedef void (*DirectFn)(const uint8_t*, const uint32_t*, int, uint8x16_t (*)[kMaxPlanes]);
+typedef void (*SegFn)(const uint8_t*, const uint8_t*, const uint32_t* const*, const int*,
+                      uint8x16_t (*)[kMaxPlanes]);
+#define SBNN_NP_TABLE(F, ...)                                                               \
+  {&F<3, __VA_ARGS__>,  &F<4, __VA_ARGS__>,  &F<5, __VA_ARGS__>,  &F<6, __VA_ARGS__>,       \
+   &F<7, __VA_ARGS__>,  &F<8, __VA_ARGS__>,  &F<9, __VA_ARGS__>,  &F<10, __VA_ARGS__>,      \
+   &F<11, __VA_ARGS__>, &F<12, __VA_ARGS__>, &F<13, __VA_ARGS__>, &F<14, __VA_ARGS__>,      \
+   &F<15, __VA_ARGS__>, &F<16, __VA_ARGS__>}
+const DirectFn kDirect[2][kMaxPlanes - 2] = {SBNN_NP_TABLE(count_direct, 1), SBNN_NP_TABLE(count_direct, 2)};
+const SegFn kSeg[2][kMaxPlanes - 2] = {SBNN_NP_TABLE(count_segments, 2), SBNN_NP_TABLE(count_segments, 4)};
+typedef void (*ListFn)(const uint8_t*, const uint32_t*, int, uint8x16_t (*)[kMaxPlanes]);
+const ListFn kList[2][kMaxPlanes - 2] = {SBNN_NP_TABLE(count_segment_list, 2),
+                                         SBNN_NP_TABLE(count_segment_list, 4)};
+#undef SBNN_NP_TABLE
+
+// Planes of one vector -> count bytes: out[i] byte b = low byte of the count of bit
+// 8b + i of the vector, out[8 + i] the high byte (when np > 8).
+inline void planes_to_counts(const uint8x16_t* planes, int np, uint8x16_t* out) {
+  for (int k = 0; k < 8; ++k) out[k] = k < np ? planes[k] : vdupq_n_u8(0);
+  transpose_bits8(out);
+  if (np > 8) {
+    for (int k = 0; k < 8; ++k) out[8 + k] = 8 + k < np ? planes[8 + k] : vdupq_n_u8(0);
+    transpose_bits8(out + 8);
+  }
+}
+
+// Prepared segment lists (SparsePrepared::extra) for plans whose whole band fits 64
+// bits (8x8 and 4x4 maps): for unit u (16 G channels from g * og + 16 G u' in group g)
+// and vector j, first[u * 16 + j] .. first[u * 16 + j + 1] are its inputs, G offsets each.
+struct SegLists {
+  uint32_t magic;  // kSegListMagic
+  int G, groups, og, units_per_group;
+  const BitplanePlan* plan;  // the plan the offsets index
+  uint32_t* first;           // [groups * units_per_group * 16 + 1]
+  uint32_t* offs;            // [first[last] * G]
+};
+constexpr uint32_t kSegListMagic = 0x53425347u;  // "SBSG"
+
+int band_segments(int band_bits) { return band_bits > 64 ? 1 : band_bits > 32 ? 2 : 4; }
+
+void free_seg_lists(void* p) { std::free(p); }
+
+SegLists* build_seg_lists(const BConv2DShape& s, const SparseFilter& f, const BitplanePlan& p) {
+  const int G = band_segments(p.nb * p.R);
+  if (G == 1) return nullptr;
+  const int og = f.og, upg = (og + 16 * G - 1) / (16 * G);
+  const size_t nfirst = static_cast<size_t>(s.groups) * upg * 16 + 1;
+  std::vector<uint32_t> first(nfirst, 0);
+  auto conns = [&](int o) { return static_cast<uint32_t>(f.conn_begin[o + 1] - f.conn_begin[o]); };
+  size_t k = 0;
+  for (int g = 0; g < s.groups; ++g)
+    for (int u = 0; u < upg; ++u)
+      for (int j = 0; j < 16; ++j, ++k) {
+        uint32_t n = 0;
+        for (int sg = 0; sg < G; ++sg) {
+          const int c = 16 * G * u + 16 * sg + j;
+          if (c < og) n = std::max(n, conns(g * og + c));
+        }
+        first[k + 1] = first[k] + n;
+      }
+  const size_t entries = first.back();
+  const size_t head = (sizeof(SegLists) + 63) / 64 * 64;
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 64, head + 4 * nfirst + 4 * entries * G + 64) != 0 || mem == nullptr) return nullptr;
+  auto* sl = new (mem) SegLists();
+  sl->magic = kSegListMagic;
+  sl->G = G;
+  sl->groups = s.groups;
+  sl->og = og;
+  sl->units_per_group = upg;
+  sl->plan = &p;
+  sl->first = reinterpret_cast<uint32_t*>(static_cast<char*>(mem) + head);
+  sl->offs = sl->first + nfirst;
+  std::copy(first.begin(), first.end(), sl->first);
+  k = 0;
+  for (int g = 0; g < s.groups; ++g)
+    for (int u = 0; u < upg; ++u)
+      for (int j = 0; j < 16; ++j, ++k) {
+        uint32_t* e = sl->offs + static_cast<size_t>(sl->first[k]) * G;
+        const uint32_t n = sl->first[k + 1] - sl->first[k];
+        for (int sg = 0; sg < G; ++sg) {
+          const int c = 16 * G * u + 16 * sg + j, o = g * og + c;
+          const uint32_t m = c < og ? conns(o) : 0;
+          for (uint32_t i = 0; i < n; ++i)
+            e[static_cast<size_t>(i) * G + sg] = i < m ? p.off[f.conn_begin[o] + i] : *p.zero_off;
+        }
+      }
+  return sl;
+}
+
+// ----------------------------------------------------------------------------------
+// Output.
+
+// One valid output pixel of the band: its band bit, the offset of its dot row
+// (channel 0), of its border class's base row (channel o_begin), and 2 B(p).
+struct Pix {
+  int32_t q;
+  int32_t base_off;
+  int64_t dst_off;
+  int16_t b2;
+};
+
+// dot of 16 channels (oc .. oc + nch - 1) for pixels pix[0 .. n): counts in pixel order
+// at tr + 16 q (low bytes) and trh + 16 q (high bytes, when TWO), q = pix[k].q - q0.
+template <bool TWO>
+void emit(const Pix* pix, int n, int q0, const uint8_t* tr, const uint8_t* trh, const int32_t* bp,
+          int32_t* dot, int nch, const int16x8_t* sm) {
+  const int16x8_t m0 = sm[0], m1 = sm[1];
+  for (int k = 0; k < n; ++k) {
+    const Pix& px = pix[k];
+    const uint8_t* t = tr + 16 * (px.q - q0);
+    const uint8x16_t c = vld1q_u8(t);
+    int16x8_t lo, hi;
+    if (TWO) {
+      const uint8x16_t h = vld1q_u8(trh + 16 * (px.q - q0));
+      lo = vreinterpretq_s16_u8(vzip1q_u8(c, h));
+      hi = vreinterpretq_s16_u8(vzip2q_u8(c, h));
+      lo = vshlq_n_s16(lo, 2);
+      hi = vshlq_n_s16(hi, 2);
+    } else {
+      lo = vreinterpretq_s16_u16(vshll_n_u8(vget_low_u8(c), 2));
+      hi = vreinterpretq_s16_u16(vshll_high_n_u8(c, 2));
+    }
+    const int16x8_t b2 = vdupq_n_s16(px.b2);
+    lo = veorq_s16(vsubq_s16(lo, b2), m0);
+    hi = veorq_s16(vsubq_s16(hi, b2), m1);
+    const int32_t* b = bp + px.base_off;
+    int32_t* d = dot + px.dst_off;
+    const int32x4_t o0 = vaddw_s16(vld1q_s32(b), vget_low_s16(lo));
+    const int32x4_t o1 = vaddw_high_s16(vld1q_s32(b + 4), lo);
+    const int32x4_t o2 = vaddw_s16(vld1q_s32(b + 8), vget_low_s16(hi));
+    const int32x4_t o3 = vaddw_high_s16(vld1q_s32(b + 12), hi);
+    if (nch == 16) {
+      vst1q_s32(d, o0);
+      vst1q_s32(d + 4, o1);
+      vst1q_s32(d + 8, o2);
+      vst1q_s32(d + 12, o3);
+    } else {
+      int32_t tmp[16];
+      vst1q_s32(tmp, o0);
+      vst1q_s32(tmp + 4, o1);
+      vst1q_s32(tmp + 8, o2);
+      vst1q_s32(tmp + 12, o3);
+      std::memcpy(d, tmp, sizeof(int32_t) * nch);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------------
+// Input transposition.
+
+// transpose_row_portable's result (T and pc for input row iy of group g) with the 8x8
+// bit transposes done 16 channel bytes x 8 pixels at a time across 8 registers. With
+// DIRECT (R == 8 and at most 8 pixels per phase: a transposed byte is a whole row) the Y
+// rows of stored row jj of phase ph are written directly instead of T: per filter
+// column, one vector shift and mask for 16 channels.
+template <bool DIRECT = false>
+inline void transpose_row_neon(BandCtx& x, int iy, int ph = 0, int jj = 0) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg, sw = p.sw, tq = p.tq;
+  const int cg8 = (cg + 7) & ~7, nbytes = (cg + 7) / 8;
+  if (!DIRECT) std::memset(x.T, 0, sizeof(uint64_t) * cg8 * sw * tq);
+  const size_t pstride = static_cast<size_t>(s.in_words) * 4;
+  const size_t rowoff = (static_cast<size_t>(ph) * p.rows_pp + jj) * p.rb;
+  const uint8x16_t outmask = vdupq_n_u8(static_cast<uint8_t>(s.out_w >= 8 ? 0xff : (1u << s.out_w) - 1u));
+  // The group's channels start at byte g * filter_words * 4 of a pixel when groups are
+  // word-aligned (groups == 1 or cg % 32 == 0): the caller checks.
+  const size_t gofs = static_cast<size_t>(x.g) * s.filter_words * 4;
+  const size_t avail = pstride - gofs;  // bytes of the pixel from the group's start
+  const uint8_t* row = reinterpret_cast<const uint8_t*>(x.input) + (x.b * s.in_h + iy) * s.in_w * pstride + gofs;
+  uint8_t* T8 = reinterpret_cast<uint8_t*>(x.T);
+  const size_t cstride = static_cast<size_t>(sw) * tq * 8;  // bytes between channels
+  const uint8_t last_mask = static_cast<uint8_t>(cg % 8 == 0 ? 0xff : (1u << (cg % 8)) - 1u);
+  for (int phi = 0; phi < sw && phi < s.in_w; ++phi) {
+    const int nxp = (s.in_w - phi + sw - 1) / sw;
+    int32_t* pc = x.pc + phi * x.pc_stride + x.pc_margin;
+    for (int j0 = 0; j0 < nxp; j0 += 8) {
+      const int n = std::min(8, nxp - j0);
+      uint32_t cnt[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int k0 = 0; k0 < nbytes; k0 += 16) {
+        const int nb = std::min(16, nbytes - k0);
+        // Bytes k0 + nb - 1 and beyond are masked (the group's last channels).
+        alignas(16) uint8_t mask_bytes[16];
+        for (int k = 0; k < 16; ++k)
+          mask_bytes[k] = k < nb - 1 ? 0xff : k == nb - 1 ? (k0 + k == nbytes - 1 ? last_mask : 0xff) : 0;
+        const uint8x16_t mask = vld1q_u8(mask_bytes);
+        uint8x16_t r[8];
+        for (int i = 0; i < 8; ++i) {
+          if (i >= n) {
+            r[i] = vdupq_n_u8(0);
+            continue;
+          }
+          const uint8_t* px = row + static_cast<size_t>((j0 + i) * sw + phi) * pstride + k0;
+          uint8x16_t v;
+          if (static_cast<size_t>(k0) + 16 <= avail) {
+            v = vld1q_u8(px);
+          } else if (nb <= 8 && static_cast<size_t>(k0) + 8 <= avail) {
+            v = vcombine_u8(vld1_u8(px), vdup_n_u8(0));
+          } else {
+            alignas(16) uint8_t tmp[16] = {0};
+            std::memcpy(tmp, px, std::min<size_t>(16, avail - k0));
+            v = vld1q_u8(tmp);
+          }
+          v = vandq_u8(v, mask);
+          cnt[i] += vaddvq_u8(vcntq_u8(v));
+          r[i] = v;
+        }
+        transpose_bits8(r);
+        // r[c] byte k: pixels j0 .. j0 + 7 of channel 8 (k0 + k) + c.
+        if (DIRECT) {
+          for (int fx = 0; fx < s.filter_w; ++fx) {
+            if (p.phx[fx] != phi) continue;
+            const int8x16_t shift = vdupq_n_s8(static_cast<int8_t>(std::max(-8, std::min(8, -p.qx[fx]))));
+            uint8_t* ybase = x.Y + static_cast<size_t>(fx) * cg * p.plane_bytes + rowoff +
+                             static_cast<size_t>(8 * k0) * p.plane_bytes;
+            for (int c = 0; c < 8; ++c) {
+              alignas(16) uint8_t b[16];
+              vst1q_u8(b, vandq_u8(vshlq_u8(r[c], shift), outmask));
+              uint8_t* d = ybase + c * p.plane_bytes;
+              // (channels past cg would land in the next column's block)
+              for (int k = 0; k < nb && 8 * (k0 + k) + c < cg; ++k) d[static_cast<size_t>(8 * k) * p.plane_bytes] = b[k];
+            }
+          }
+          continue;
+        }
+        uint8_t* dst = T8 + static_cast<size_t>(phi) * tq * 8 + (p.tmargin + j0) / 8 +
+                       static_cast<size_t>(8 * k0) * cstride;
+        for (int c = 0; c < 8; ++c) {
+          alignas(16) uint8_t b[16];
+          vst1q_u8(b, r[c]);
+          uint8_t* d = dst + c * cstride;
+          for (int k = 0; k < nb; ++k) d[static_cast<size_t>(8 * k) * cstride] = b[k];
+        }
+      }
+      for (int i = 0; i < n; ++i) pc[j0 + i] = static_cast<int32_t>(cnt[i]);
+    }
+  }
+}
+
+// extract_rows_portable for rows of RB <= 8 bytes (R <= 64): one shifted, masked word
+// per (column, channel), stored with one RB-byte store (no library call).
+template <int RB>
+inline void extract_rows_small(BandCtx& x, int ph, int jj) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg, sw = p.sw, tq = p.tq;
+  const size_t rowoff = (static_cast<size_t>(ph) * p.rows_pp + jj) * RB;
+  const uint64_t mask = s.out_w >= 64 ? ~uint64_t{0} : (uint64_t{1} << s.out_w) - 1;
+  const size_t cstep = static_cast<size_t>(sw) * tq;
+  for (int fx = 0; fx < s.filter_w; ++fx) {
+    const long start = p.tmargin + p.qx[fx];
+    const int sh = static_cast<int>(start & 63);
+    const uint64_t* t = x.T + static_cast<size_t>(p.phx[fx]) * tq + (start >> 6);
+    uint8_t* y = x.Y + static_cast<size_t>(fx) * cg * p.plane_bytes + rowoff;
+    for (int c = 0; c < cg; ++c, t += cstep, y += p.plane_bytes) {
+      // (t[1] << 1) << (63 - sh): the high part without a shift by 64 when sh == 0.
+      const uint64_t v = ((t[0] >> sh) | ((t[1] << 1) << (63 - sh))) & mask;
+      std::memcpy(y, &v, RB);  // little-endian: the RB low bytes
+    }
+  }
+}
+
+struct NeonImpl : BitplanePortable<2> {
+  // Fused outputs (bconv2d_output.h): process_channels writes the band's dot into the
+  // driver's scratch and the driver applies the vectorised transform to the band (no
+  // full-tensor int32 round trip); the NEON emit stage writes dot only.
+  static bool native_output(const BandCtx&) { return false; }
+
+  static void build_band(BandCtx& x) {
+    const BConv2DShape& s = *x.s;
+    if (s.groups != 1 && x.f->cg % 32 != 0) {
+      BitplanePortable<2>::build_band(x);
+      return;
+    }
+    switch (x.p->R) {
+      case 8:
+        if ((s.in_w + x.p->sw - 1) / x.p->sw <= 8)
+          return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+            transpose_row_neon<true>(c, iy, ph, jj);
+          });
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<1>(c, ph, jj);
+        });
+      case 16:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<2>(c, ph, jj);
+        });
+      case 32:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<4>(c, ph, jj);
+        });
+      case 64:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_small<8>(c, ph, jj);
+        });
+      default:
+        return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
+          transpose_row_neon(c, iy);
+          extract_rows_portable(c, ph, jj);
+        });
+    }
+  }
+
+  // Work memory of process_channels: bp [ncl][og] int32, pix [nb * R], CB [2][8 or 16][16]
+  // vectors (count bytes of 16 channels, before the byte transpose), TR [2][G or 2
+  // vectors * 128][16] bytes (count bytes in pixel order, low and high).
+  static size_t layout(const BitplanePlan& p, const SparseFilter& f, size_t* o_pix, size_t* o_cb,
+                       size_t* o_tr) {
+    auto up = [](size_t v) { return (v + 63) / 64 * 64; };
+    const size_t ncl = static_cast<size_t>(p.nvc) * p.nhc;
+    *o_pix = up(sizeof(int32_t) * ncl * f.og);
+    *o_cb = *o_pix + up(sizeof(Pix) * (static_cast<size_t>(p.nb) * p.R + 1));
+    *o_tr = *o_cb + 2 * 16 * 16 * 16;
+    return *o_tr + 2 * 256 * 16 * 2;
+  }
+
+  static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f, const SparsePrepared* sp) {
+    size_t a, b, c;
+    return std::max(layout(p, f, &a, &b, &c), BitplanePortable<2>::work_bytes(p, f, sp));
+  }
+
+  static void process_channels(BandCtx& x, int o_begin, int o_end) {
+    const BConv2DShape& s = *x.s;
+    const BitplanePlan& p = *x.p;
+    const SparseFilter& f = *x.f;
+    const int lq = (x.nbr * p.R + 63) / 64;
+    const int np = std::max(3, bit_length(static_cast<unsigned>(f.max_conns)));
+    if (np > kMaxPlanes || f.kfull > kMaxKfull) {
+      BitplanePortable<2>::process_channels(x, o_begin, o_end);
+      return;
+    }
+    const int band_bits = x.nbr * p.R;
+    const int G = band_segments(band_bits);
+    const bool two = np > 8;
+    size_t o_pix, o_cb, o_tr;
+    layout(p, f, &o_pix, &o_cb, &o_tr);
+    uint8_t* work = reinterpret_cast<uint8_t*>(x.work);
+    int32_t* bp = reinterpret_cast<int32_t*>(work);
+    Pix* pix = reinterpret_cast<Pix*>(work + o_pix);
+    uint8x16_t* CB = reinterpret_cast<uint8x16_t*>(work + o_cb);  // [v 2][i 16][j 16]
+    uint8_t* TR = work + o_tr;                                     // [hi 2][512 q][16]
+    const int O = s.out_channels, ow = s.out_w, og = o_end - o_begin;
+    const int ncl = p.nvc * p.nhc;
+    // base + [u = -1] (the EOR-negation's +1), per class and channel of the group.
+    for (int cl = 0; cl < ncl; ++cl)
+      for (int o = o_begin; o < o_end; ++o)
+        bp[static_cast<size_t>(cl) * og + o - o_begin] =
+            p.base[static_cast<size_t>(cl) * O + o] + (f.sign[o] < 0 ? 1 : 0);
+    // The band's valid pixels in band-bit order.
+    int npix = 0;
+    for (int r = 0; r < x.nbr; ++r) {
+      const int oy = x.oy0 + r;
+      const int64_t row = (static_cast<int64_t>(x.b) * s.out_h + oy) * ow;
+      for (int ox = 0; ox < ow; ++ox) {
+        Pix& px = pix[npix++];
+        px.q = r * p.R + ox;
+        px.base_off = (p.vclass[oy] * p.nhc + p.hclass[ox]) * og;
+        px.dst_off = (row + ox) * O;
+        px.b2 = static_cast<int16_t>(2 * x.B[static_cast<size_t>(r) * ow + ox]);
+      }
+    }
+    const Pix* pix_end = pix + npix;
+    auto emit_range = [&](int q0, int q1, const uint8_t* tr, const uint8_t* trh, int oc, int nch) {
+      const Pix* a = pix;
+      while (a < pix_end && a->q < q0) ++a;
+      const Pix* e = a;
+      while (e < pix_end && e->q < q1) ++e;
+      int16x8_t sm[2];
+      int16_t m[16];
+      for (int j = 0; j < 16; ++j) m[j] = j < nch && f.sign[oc + j] < 0 ? -1 : 0;
+      sm[0] = vld1q_s16(m);
+      sm[1] = vld1q_s16(m + 8);
+      if (two) emit<true>(a, static_cast<int>(e - a), q0, tr, trh, bp + (oc - o_begin), x.dot + oc, nch, sm);
+      else emit<false>(a, static_cast<int>(e - a), q0, tr, trh, bp + (oc - o_begin), x.dot + oc, nch, sm);
+    };
+    uint8x16_t planes[2][kMaxPlanes];
+    const uint8_t* Y = x.Y;
+    if (G == 1) {
+      const int nv = (lq + 1) / 2;
+      for (int o0 = o_begin; o0 < o_end; o0 += 16) {
+        const int nch = std::min(16, o_end - o0);
+        for (int v0 = 0; v0 < nv; v0 += 2) {
+          const int nvv = std::min(2, nv - v0);
+          for (int j = 0; j < 16; ++j) {
+            if (j < nch) {
+              const int o = o0 + j;
+              kDirect[nvv - 1][np - 3](Y + 16 * v0, p.off + f.conn_begin[o],
+                                       static_cast<int>(f.conn_begin[o + 1] - f.conn_begin[o]), planes);
+            } else {
+              for (int v = 0; v < nvv; ++v)
+                for (int k = 0; k < np; ++k) planes[v][k] = vdupq_n_u8(0);
+            }
+            for (int v = 0; v < nvv; ++v) {
+              uint8x16_t c[16];
+              planes_to_counts(planes[v], np, c);
+              for (int i = 0; i < (two ? 16 : 8); ++i) CB[(v * 16 + i) * 16 + j] = c[i];
+            }
+          }
+          for (int v = 0; v < nvv; ++v)
+            for (int i = 0; i < (two ? 16 : 8); ++i) {
+              uint8x16_t r[16];
+              for (int j = 0; j < 16; ++j) r[j] = CB[(v * 16 + i) * 16 + j];
+              transpose_bytes16(r);
+              uint8_t* tr = TR + (i >= 8 ? 256 * 16 : 0) + (v * 128 + (i & 7)) * 16;
+              for (int b = 0; b < 16; ++b) vst1q_u8(tr + 128 * b, r[b]);
+            }
+          emit_range(v0 * 128, (v0 + nvv) * 128, TR, TR + 256 * 16, o0, nch);
+        }
+      }
+      return;
+    }
+    // G channels per vector: vector j's segment s holds channel o0 + 16 s + j.
+    const uint8_t* zero = Y + *p.zero_off;
+    const SegFn count = kSeg[G == 2 ? 0 : 1][np - 3];
+    const int segb = 16 / G;  // bytes per segment
+    // The prepared lists when this band is the plan's (whole image) band.
+    const auto* sl = static_cast<const SegLists*>(x.sp->extra);
+    const bool use_list = sl != nullptr && sl->magic == kSegListMagic && sl->plan == x.p && sl->G == G &&
+                          sl->groups == s.groups && sl->og == f.og;
+    const ListFn count_list = kList[G == 2 ? 0 : 1][np - 3];
+    for (int o0 = o_begin; o0 < o_end; o0 += 16 * G) {
+      const size_t unit = static_cast<size_t>(x.g) * (use_list ? sl->units_per_group : 0) +
+                          static_cast<size_t>(o0 - o_begin) / (16 * G);
+      for (int j = 0; j < 16; ++j) {
+        if (use_list) {
+          const uint32_t b = sl->first[unit * 16 + j], e = sl->first[unit * 16 + j + 1];
+          count_list(Y, sl->offs + static_cast<size_t>(b) * G, static_cast<int>(e - b), planes);
+          uint8x16_t c[16];
+          planes_to_counts(planes[0], np, c);
+          for (int i = 0; i < (two ? 16 : 8); ++i) CB[i * 16 + j] = c[i];
+          continue;
+        }
+        const uint32_t* offs[4];
+        int ns[4];
+        for (int sg = 0; sg < G; ++sg) {
+          const int c = 16 * sg + j, o = o0 + c;
+          const bool in = o < o_end;
+          ns[sg] = in ? static_cast<int>(f.conn_begin[o + 1] - f.conn_begin[o]) : 0;
+          offs[sg] = in ? p.off + f.conn_begin[o] : p.off;
+        }
+        count(Y, zero, offs, ns, planes);
+        uint8x16_t c[16];
+        planes_to_counts(planes[0], np, c);
+        for (int i = 0; i < (two ? 16 : 8); ++i) CB[i * 16 + j] = c[i];
+      }
+      for (int i = 0; i < (two ? 16 : 8); ++i) {
+        uint8x16_t r[16];
+        for (int j = 0; j < 16; ++j) r[j] = CB[i * 16 + j];
+        transpose_bytes16(r);
+        // Register b: segment b / segb, bit 8 (b % segb) + i of the segment.
+        for (int b = 0; b < 16; ++b) {
+          const int sg = b / segb, q = 8 * (b % segb) + (i & 7);
+          vst1q_u8(TR + (i >= 8 ? 256 * 16 : 0) + (sg * 64 + q) * 16, r[b]);
+        }
+      }
+      for (int sg = 0; sg < G; ++sg) {
+        const int oc = o0 + 16 * sg;
+        if (oc >= o_end) break;
+        emit_range(0, 128 / G, TR + sg * 64 * 16, TR + 256 * 16 + sg * 64 * 16, oc, std::min(16, o_end - oc));
+      }
+    }
+  }
+};
 
 bool supported(const BConv2DShape& s) { return cpu_features().arm_neon && shape_is_valid(s); }
 
 void* prepare(const BConv2DShape& s, const int32_t* filter) {
-  return make_sparse_prepared(s, filter, kKindNeon, NeonImpl::kNW * 8, kYBudget, true);
+  SparsePrepared* sp = make_sparse_prepared(s, filter, kKindNeon, NeonImpl::kNW * 8, kYBudget, true);
+  if (sp != nullptr && sp->plan != nullptr) {
+    // Narrow maps: segment lists (without them, run uses the per-input checks).
+    sp->extra = build_seg_lists(s, *sp->filter, *sp->plan);
+    sp->free_extra = &free_seg_lists;
+  }
+  return sp;
 }
 
 void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
          const int32_t* filter, int32_t* dot, int row_begin, int row_end) {
   run_bitplane<NeonImpl>(s, prepared, input, filter, dot, row_begin, row_end, kKindNeon, kYBudget);
+}
+
+void run_output(const BConv2DShape& s, const void* prepared, const int32_t* input,
+                const int32_t* filter, const BConv2DOutput& out, int row_begin, int row_end) {
+  run_bitplane_output<NeonImpl>(s, prepared, input, filter, out, row_begin, row_end, kKindNeon, kYBudget);
 }
 
 }  // namespace
@@ -30,6 +723,6 @@ void run(const BConv2DShape& s, const void* prepared, const int32_t* input,
 const BConv2DKernel kBConv2DKernel_sparse_bitplane_neon = {
     "bconv2d_sparse_bitplane_128__neon", BConv2DFamily::kSparseBitplane,
     internal::supported, internal::prepare, internal::run,
-    internal::release_sparse_prepared};
+    internal::release_sparse_prepared, internal::run_output};
 
 }  // namespace sbnn

@@ -1,7 +1,8 @@
 // sbnn_keras native core: the sparse view of a binary filter, shared by every sparse
 // bconv2d kernel (portable, compiled once).
 //
-// Algebra (DESIGN.md section 2, in the LCE bit convention: bit 1 means -1). For output
+// Algebra (docs/sparse_kernels.md, "The algebra"; LCE's bit convention: bit 1 means -1).
+// For output
 // channel o, the filter bits of its group (taps x cg channels) take the *minority* value
 // mb_o on a set M_o of "connections" (|M_o| = m_o <= taps*cg/2) and the majority value
 // everywhere else. With u_o = 2*mb_o - 1 (the majority weight: -1 when the minority

@@ -1,5 +1,6 @@
 // bconv2d_sparse_k01__scalar: kernel-level skipping, the execution model the SBNN paper's
-// storage suggests (K0 / K1 / other kernels, section 1 of DESIGN.md). prepare() turns the
+// storage suggests (K0: no connection, K1: one tap, other kernels; docs/sparse_kernels.md,
+// "Design space explored"). prepare() turns the
 // filter into, per output channel, the list of its *nonzero* kernels (input channel c,
 // tap code = the taps of its connections); all-alpha kernels (K0) are never visited.
 // run() builds, per output pixel, the neighborhood word of every input channel

@@ -2,6 +2,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -141,7 +142,146 @@ void time_candidates(const BConv2DShape& shape, const int32_t* filter,
   }
 }
 
+// Cost model coefficients (cycles per unit, see estimate_neon_bconv2d_cost).
+constexpr double kDenseTile = 134, kDenseTileK = 27.08, kDensePixel = 71.35, kDensePixelWord = 1.261;
+constexpr double kTrChunk = 160.5, kTrByte = 0, kExtRow = 5.6, kDirectRow = 5.506, kHb = 2.295;
+constexpr double kCount1 = 2.457, kCount2 = 3.337, kCount4 = 5.719, kCountVec = 180.6;
+constexpr double kConvert = 1758, kOutput16 = 9.84, kSetup = 4.872;
+
+int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// The cost model's features of the sparse kernel for one image: how many times each
+// stage's unit of work runs (see estimate_neon_bconv2d_cost). The band geometry follows
+// build_bitplane_plan (sparse_bitplane_plan.cc) with 128-bit vectors and the NEON
+// kernel's 48 KB budget for the transposed input.
+struct SparseFeatures {
+  double tr_chunks = 0;   // 8 pixels x 16 channel bytes bit transposes
+  double tr_bytes = 0;    // transposed bytes written (pixels x channel bytes)
+  double ext_rows = 0;    // (stored row, filter column, channel) row extractions
+  double direct_rows = 0; // the same, written straight from the transposed bytes (R = 8)
+  double hb = 0;          // B(p) bookkeeping: (stored row x filter column + pixel x
+                          // filter row) sums
+  double count[3] = {0, 0, 0};  // connection x vector loads, G = 1, 2, 4 channels per vector
+  double chan_vec = 0;    // (16-channel block, vector) conversions: bit + byte transposes
+  double outputs16 = 0;   // 16-channel pixel outputs
+  double setup = 0;       // per band and pixel setup
+  bool vector_path = true;
+};
+
+SparseFeatures sparse_features(const BConv2DShape& s, int64_t conns, int max_conns) {
+  SparseFeatures f;
+  const int kh = s.filter_h, kw = s.filter_w, sh = s.stride_h;
+  const int cg = s.in_channels / s.groups, og = s.out_channels / s.groups;
+  const int64_t kfull = static_cast<int64_t>(kh) * kw * cg;
+  int np = 3;
+  while (np < 32 && (static_cast<int64_t>(1) << np) <= max_conns) ++np;
+  f.vector_path = np <= 16 && kfull <= 16383 && (s.groups == 1 || cg % 32 == 0);
+  int R = 8;
+  if (s.out_w <= 64) {
+    while (R < s.out_w) R *= 2;
+  } else {
+    R = (s.out_w + 63) / 64 * 64;
+  }
+  int qmin = 1 << 30, qmax = -(1 << 30);
+  for (int fy = 0; fy < kh; ++fy) {
+    const int q = floor_div(fy * s.dilation_h - s.pad_top, sh);
+    qmin = std::min(qmin, q);
+    qmax = std::max(qmax, q);
+  }
+  const int qspan = qmax - qmin, rb = R / 8;
+  auto y_size = [&](int nb) {
+    const size_t plane = (static_cast<size_t>(sh) * (nb + qspan) * rb + 7) / 8 * 8;
+    return static_cast<size_t>(kw) * cg * plane;
+  };
+  const int unit = R <= 128 ? 128 / R : 1;
+  int nb = s.out_h;
+  if (static_cast<int64_t>(s.out_h) * R > 128 && y_size(nb) > 48 * 1024) {
+    nb = unit;
+    while (nb + unit <= s.out_h && y_size(nb + unit) <= 48 * 1024) nb += unit;
+    nb = std::min(nb, s.out_h);
+  }
+  const double nbands = (s.out_h + nb - 1) / nb;
+  const int band_bits = nb * R;
+  const int G = band_bits > 64 ? 1 : band_bits > 32 ? 2 : 4;
+  const double nv = G == 1 ? (band_bits + 127) / 128 : 1;
+  const double groups = s.groups, P = static_cast<double>(s.out_h) * s.out_w;
+  const double rows = nbands * (nb + qspan) * sh;  // input rows transposed
+  f.tr_chunks = rows * ((s.in_w + 7) / 8 + s.stride_w - 1) * ((cg + 127) / 128) * groups;
+  f.tr_bytes = rows * s.in_w * ((cg + 7) / 8) * groups;
+  const bool direct = R == 8 && (s.in_w + s.stride_w - 1) / s.stride_w <= 8;
+  (direct ? f.direct_rows : f.ext_rows) = rows * kw * cg * groups;
+  f.hb = rows * s.out_w * kw + P * kh;
+  f.count[G == 1 ? 0 : G == 2 ? 1 : 2] = static_cast<double>(conns) * nv * nbands / G;
+  const double blocks = std::ceil(og / (16.0 * G)) * groups;  // 16 x G channel units
+  f.chan_vec = blocks * nv * nbands;
+  f.outputs16 = P * std::ceil(og / 16.0) * groups;
+  f.setup = P + nbands * groups * 64;
+  return f;
+}
+
+#if defined(__aarch64__)
+constexpr bool kModelOnly = true;
+#else
+constexpr bool kModelOnly = false;
+#endif
+
 }  // namespace
+
+namespace {
+
+// The candidates of the aarch64 choice with their estimated times (cycles at a nominal
+// 2 GHz): dense, and the sparse NEON bit-plane kernel when it is the first sparse
+// candidate and the model rates its vector path (else dense only).
+void model_candidates(const BConv2DShape& shape, const internal::SparsityStats& st,
+                      const BConv2DKernel* dense, std::vector<BConv2DCandidate>* out) {
+  const NeonCostEstimate e = estimate_neon_bconv2d_cost(shape, st.conns, st.max_conns);
+  constexpr double kCyclesPerMs = 2e6;
+  out->assign(1, BConv2DCandidate());
+  (*out)[0].kernel = dense;
+  (*out)[0].ms = e.dense / kCyclesPerMs;
+  const auto c = sparse_candidates(shape);
+  if (dense == nullptr || std::strcmp(dense->name, "bconv2d_dot_4x8__neon") != 0 || c.empty() ||
+      std::strcmp(c[0]->name, "bconv2d_sparse_bitplane_128__neon") != 0 || !e.sparse_vector_path)
+    return;
+  BConv2DCandidate sc;
+  sc.kernel = c[0];
+  sc.ms = e.sparse / kCyclesPerMs;
+  out->push_back(sc);
+}
+
+}  // namespace
+
+NeonCostEstimate estimate_neon_bconv2d_cost(const BConv2DShape& s, int64_t conns, int max_conns) {
+  NeonCostEstimate e;
+  if (!internal::shape_is_valid(s)) return e;
+  // Coefficients: A76-class (llvm-mca Neoverse-N1) cycles per unit of each stage,
+  // non-negative least-squares fits of the stages' model cycles over the 7 binary
+  // ResNet-18 layer shapes at 90/95/99% (Bernoulli and K0/K1 filters); the modelled
+  // sparse/dense ratio is within 15% of the measured one on all 42 points
+  // (docs/sparse_kernels.md, "NEON cost model"; checked by sbnn_sparse_tests).
+  // Dense: 4 pixels x 8 channels per tile, a 64-bit filter word per tap and k step.
+  const double P = static_cast<double>(s.out_h) * s.out_w;
+  const double taps = static_cast<double>(s.filter_h) * s.filter_w;
+  const double k64 = taps * std::ceil(s.filter_words / 2.0);
+  const double tiles = std::ceil(P / 4) * std::ceil(s.out_channels / 8.0);
+  e.dense = tiles * (kDenseTile + kDenseTileK * k64) + P * (kDensePixel + kDensePixelWord * taps * s.in_words);
+  const SparseFeatures f = sparse_features(s, conns, max_conns);
+  e.sparse_vector_path = f.vector_path;
+  e.sparse_transpose = kTrChunk * f.tr_chunks + kTrByte * f.tr_bytes + kExtRow * f.ext_rows + kDirectRow * f.direct_rows +
+                       kHb * f.hb;
+  e.sparse_count = kCount1 * f.count[0] + kCount2 * f.count[1] + kCount4 * f.count[2] + kCountVec * f.chan_vec;
+  e.sparse_convert = kConvert * f.chan_vec;
+  e.sparse_output = kOutput16 * f.outputs16 + kSetup * f.setup;
+  e.sparse = e.sparse_transpose + e.sparse_count + e.sparse_convert + e.sparse_output;
+  const double b = s.batch > 0 ? s.batch : 1;
+  e.dense *= b;
+  e.sparse *= b;
+  e.sparse_transpose *= b;
+  e.sparse_count *= b;
+  e.sparse_convert *= b;
+  e.sparse_output *= b;
+  return e;
+}
 
 const BConv2DKernel* const* all_sparse_bconv2d_kernels() { return kSparseKernels; }
 
@@ -190,16 +330,21 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
     }
     if (chosen == nullptr) {
       std::vector<const BConv2DKernel*> ks = {dense};
-      // Sparse candidates are timed whenever there is a budget: even at 50% density the
-      // bit-plane kernel beats dense on some layers (32x32x64->64: 1.2x), and loses 3x
-      // on others (docs/sparse_kernels.md), so no density cut-off is safe. Without a
-      // budget the choice is dense ("model").
-      if (opt.budget_ms > 0) {
+      // Sparse candidates are timed whenever there is a budget: at the same density the
+      // bit-plane kernel beats dense on some layers and loses on others
+      // (docs/sparse_kernels.md, "Selection"), so no density cut-off is safe. Without a
+      // budget the choice is dense ("model"). On aarch64 the NEON cost model decides,
+      // whatever the budget: ARM devices are often emulated (CI, qemu) or throttled,
+      // where timings say nothing about the device.
+      if (opt.budget_ms > 0 && !kModelOnly) {
         const auto c = sparse_candidates(shape);
         ks.insert(ks.end(), c.begin(), c.end());
       }
       std::vector<BConv2DCandidate> cands;
-      if (ks.size() > 1) {
+      if (kModelOnly) {
+        model_candidates(shape, st, dense, &cands);
+        sel->reason = "model";
+      } else if (ks.size() > 1) {
         time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call,
                         opt.dense_rows_per_call, opt.time_transform, &cands);
         sel->reason = "timed";

@@ -11,7 +11,9 @@
 // 3 relu6).
 //
 // A kernel from sbnn_core computes `dot` (the signed +-1 dot product, see
-// core/bconv2d.h); this file turns it into the output like LCE does:
+// core/bconv2d.h); this file turns it into the output like LCE does (a kernel with a
+// fused output stage, core/bconv2d_output.h, writes the float or bitpacked output
+// itself, bit-identical, from the parameters computed here):
 //   K = kh * kw * Cin/groups,  x = K - dot  (= 2 * XOR-popcount accumulator)
 //   float:  clamp x to the activation range (mapped into x space, intersected
 //           with [-K, K]), then x * m + b with m = -mul, b = bias + K * mul
@@ -54,6 +56,7 @@
 #include <vector>
 
 #include "core/bconv2d.h"
+#include "core/bconv2d_output.h"
 #include "core/bconv2d_select.h"
 #include "core/transform.h"
 #include "delegate/bitpack.h"
@@ -105,47 +108,19 @@ class Bconv2dOp : public Op {
 
  protected:
   void parse_options(const void* data, size_t size) override {
-    flex::MapReader map(data, size);
-    if (!map.ok()) {
-      init_error_ = std::string("bad custom options: ") + map.error();
-      return;
-    }
-    struct Field {
-      const char* key;
-      int* dst;
-      int64_t lo, hi;
-    } fields[] = {
-        {"channels_in", &opt_.channels_in, 1, kMaxChannels},
-        {"stride_height", &opt_.stride_h, 1, kMaxStrideOrDilation},
-        {"stride_width", &opt_.stride_w, 1, kMaxStrideOrDilation},
-        {"dilation_height_factor", &opt_.dilation_h, 1, kMaxStrideOrDilation},
-        {"dilation_width_factor", &opt_.dilation_w, 1, kMaxStrideOrDilation},
-        {"padding", &opt_.padding, 0, 1},
-        {"pad_values", &opt_.pad_values, 0, 1},
-        {"fused_activation_function", &opt_.activation, 0, 3},
+    const IntOption options[] = {
+        {"channels_in", &opt_.channels_in, 1, kMaxChannels, nullptr},
+        {"stride_height", &opt_.stride_h, 1, kMaxStrideOrDilation, nullptr},
+        {"stride_width", &opt_.stride_w, 1, kMaxStrideOrDilation, nullptr},
+        {"dilation_height_factor", &opt_.dilation_h, 1, kMaxStrideOrDilation, nullptr},
+        {"dilation_width_factor", &opt_.dilation_w, 1, kMaxStrideOrDilation, nullptr},
+        {"padding", &opt_.padding, 0, 1, " (0 SAME, 1 VALID)"},
+        {"pad_values", &opt_.pad_values, 0, 1, nullptr},
+        {"fused_activation_function", &opt_.activation, 0, 3, nullptr},
     };
-    for (const Field& f : fields) {
-      int64_t v = 0;
-      switch (map.get_int(f.key, &v)) {
-        case flex::Lookup::kMissing:
-          init_error_ = std::string("custom option '") + f.key + "' is missing";
-          return;
-        case flex::Lookup::kNotInt:
-          init_error_ = std::string("custom option '") + f.key + "' is not an integer";
-          return;
-        case flex::Lookup::kOk:
-          break;
-      }
-      if (v < f.lo || v > f.hi) {
-        init_error_ = std::string("custom option '") + f.key + "' = " + std::to_string(v) +
-                      " is outside [" + std::to_string(f.lo) + ", " + std::to_string(f.hi) + "]" +
-                      (f.hi == 1 && f.lo == 0 && std::strcmp(f.key, "padding") == 0
-                           ? " (0 SAME, 1 VALID)"
-                           : "");
-        return;
-      }
-      *f.dst = static_cast<int>(v);
-    }
+    flex::MapReader map(nullptr, 0);
+    init_error_ = read_int_options(data, size, options, sizeof(options) / sizeof(options[0]), &map);
+    if (!init_error_.empty()) return;
     int64_t fq = 0, fa = 0;
     if (!read_switch(map, "fused_q", &fq) || !read_switch(map, "fused_add", &fa)) return;
     if (fq == 1 && !sparse_) {
@@ -611,6 +586,11 @@ class Bconv2dOp : public Op {
   abi::Status run_chunks(abi::Context* ctx, const int32_t* input, const int32_t* filter,
                          void* output, const float* residual) {
     Run run{this, input, filter, output, residual};
+    // A kernel with a fused output stage (bconv2d_output.h: the sparse bit-plane
+    // kernels) writes the output itself, without the int32 dot chunks.
+    BConv2DOutput fused;
+    if (kernel_->run_output != nullptr && fused_output(output, residual, &fused))
+      run.fused = &fused;
     const int64_t rows = int64_t{shape_.batch} * shape_.out_h;
     const int threads = shared_->pool == nullptr ? 1 : shared_->pool->num_threads();
     // Enough tasks to balance, each at least one chunk of rows.
@@ -626,10 +606,19 @@ class Bconv2dOp : public Op {
     const int32_t* filter;
     void* output;
     const float* residual;  // fused_add: input 6, else nullptr
+    const BConv2DOutput* fused = nullptr;  // the kernel writes the output (run_output)
     std::atomic<bool> ok{true};
 
     void rows(int64_t begin, int64_t end) {
       const BConv2DShape& s = op->shape_;
+      if (fused != nullptr) {
+        for (int64_t r0 = begin; r0 < end; r0 += op->rows_per_chunk_) {
+          const int64_t r1 = std::min(end, r0 + op->rows_per_chunk_);
+          op->kernel_->run_output(s, op->prepared_filter_, input, filter, *fused,
+                                  static_cast<int>(r0), static_cast<int>(r1));
+        }
+        return;
+      }
       const int64_t row_elems = int64_t{s.out_w} * s.out_channels;
       // Per-thread scratch, grown once and reused by later invokes.
       thread_local std::vector<int32_t> dot;
@@ -753,6 +742,36 @@ class Bconv2dOp : public Op {
     }
     q_lo_ = static_cast<float>(lo / out_scale_ + zp);
     q_hi_ = static_cast<float>(hi / out_scale_ + zp);
+  }
+
+  // The fused output stage for this invoke's output (false: the output has no fused
+  // form: int8); the same values as transform().
+  bool fused_output(void* output, const float* residual, BConv2DOutput* o) const {
+    if (fused_q_) {
+      if (out_type_ != abi::kFloat32 && out_type_ != abi::kInt32) return false;
+      o->kind = out_type_ == abi::kInt32 ? BConv2DOutputKind::kQBits : BConv2DOutputKind::kQFloat;
+      o->q.a = a_.data();
+      o->q.d = d_.data();
+      o->q.b = b_.data();
+      o->q.lo = q_lo_;
+      o->q.hi = q_hi_;
+      o->q.add = residual;
+    } else if (out_type_ == abi::kInt32) {
+      o->kind = BConv2DOutputKind::kBits;
+      o->limit = limits_.data();
+    } else if (out_type_ == abi::kFloat32) {
+      o->kind = BConv2DOutputKind::kFloat;
+      o->t.K = K_;
+      o->t.x_min = x_min_;
+      o->t.x_max = x_max_;
+      o->t.m = m_.data();
+      o->t.b = b_.data();
+    } else {
+      return false;
+    }
+    o->channels = out_channels_;
+    o->out = output;
+    return bconv2d_output_is_valid(shape_, *o);
   }
 
   // dot of rows [r0, r1) -> output, by the vectorised transforms of core/transform.h

@@ -22,38 +22,15 @@ class BMaxPool2dOp : public Op {
 
  protected:
   void parse_options(const void* data, size_t size) override {
-    flex::MapReader map(data, size);
-    if (!map.ok()) {
-      init_error_ = std::string("bad custom options: ") + map.error();
-      return;
-    }
-    struct Field {
-      const char* key;
-      int* dst;
-      int64_t lo, hi;
-    } fields[] = {
-        {"filter_height", &filter_h_, 1, kMaxWindow}, {"filter_width", &filter_w_, 1, kMaxWindow},
-        {"stride_height", &stride_h_, 1, kMaxWindow}, {"stride_width", &stride_w_, 1, kMaxWindow},
-        {"padding", &padding_, 0, 1},
+    const IntOption options[] = {
+        {"filter_height", &filter_h_, 1, kMaxWindow, nullptr},
+        {"filter_width", &filter_w_, 1, kMaxWindow, nullptr},
+        {"stride_height", &stride_h_, 1, kMaxWindow, nullptr},
+        {"stride_width", &stride_w_, 1, kMaxWindow, nullptr},
+        {"padding", &padding_, 0, 1, nullptr},
     };
-    for (const Field& f : fields) {
-      int64_t v = 0;
-      const flex::Lookup r = map.get_int(f.key, &v);
-      if (r == flex::Lookup::kMissing) {
-        init_error_ = std::string("custom option '") + f.key + "' is missing";
-        return;
-      }
-      if (r == flex::Lookup::kNotInt) {
-        init_error_ = std::string("custom option '") + f.key + "' is not an integer";
-        return;
-      }
-      if (v < f.lo || v > f.hi) {
-        init_error_ = std::string("custom option '") + f.key + "' = " + std::to_string(v) +
-                      " is outside [" + std::to_string(f.lo) + ", " + std::to_string(f.hi) + "]";
-        return;
-      }
-      *f.dst = static_cast<int>(v);
-    }
+    flex::MapReader map(nullptr, 0);
+    init_error_ = read_int_options(data, size, options, sizeof(options) / sizeof(options[0]), &map);
   }
 
   abi::Status do_prepare(abi::Context* ctx) override {

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "delegate/flexbuffer.h"
 #include "delegate/ops.h"
 
 namespace sbnn {
@@ -194,6 +195,30 @@ const char* type_name(int type) {
 bool has_bytes(const abi::Tensor* t, uint64_t bytes) {
   if (bytes == 0) return true;
   return t != nullptr && t->data != nullptr && static_cast<uint64_t>(t->bytes) >= bytes;
+}
+
+std::string read_int_options(const void* data, size_t size, const IntOption* options, size_t n,
+                             flex::MapReader* map) {
+  *map = flex::MapReader(data, size);
+  if (!map->ok()) return std::string("bad custom options: ") + map->error();
+  for (size_t i = 0; i < n; ++i) {
+    const IntOption& f = options[i];
+    int64_t v = 0;
+    switch (map->get_int(f.key, &v)) {
+      case flex::Lookup::kMissing:
+        return std::string("custom option '") + f.key + "' is missing";
+      case flex::Lookup::kNotInt:
+        return std::string("custom option '") + f.key + "' is not an integer";
+      case flex::Lookup::kOk:
+        break;
+    }
+    if (v < f.lo || v > f.hi)
+      return std::string("custom option '") + f.key + "' = " + std::to_string(v) +
+             " is outside [" + std::to_string(f.lo) + ", " + std::to_string(f.hi) + "]" +
+             (f.note != nullptr ? f.note : "");
+    *f.dst = static_cast<int>(v);
+  }
+  return "";
 }
 
 }  // namespace sbnn

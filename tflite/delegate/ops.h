@@ -22,6 +22,9 @@
 namespace sbnn {
 
 class ThreadPool;
+namespace flex {
+class MapReader;
+}
 
 // kSbnnBconv2d: the project's LceBconv2d with its filter stored in SBF1 form
 // (uint8 tensor; tflite/format/sparse_filter.h), written by convert(flavor="sparse").
@@ -97,6 +100,19 @@ abi::Status resize_output(abi::Context* ctx, abi::Tensor* t, const int* dims, in
 const char* type_name(int type);
 // Checks that a tensor has data and at least `bytes` bytes.
 bool has_bytes(const abi::Tensor* t, uint64_t bytes);
+
+// A required integer custom option, read into *dst and checked against [lo, hi]; `note`
+// (or nullptr) is appended to the out-of-range message, e.g. " (0 SAME, 1 VALID)".
+struct IntOption {
+  const char* key;
+  int* dst;
+  int64_t lo, hi;
+  const char* note;
+};
+// Reads the options from the custom-option bytes. Returns "" or the error message, which
+// names the option and its value.
+std::string read_int_options(const void* data, size_t size, const IntOption* options, size_t n,
+                             flex::MapReader* map);
 
 // Largest number of elements a tensor may have here (fits int32 indexing of
 // bytes with room to spare).

@@ -19,14 +19,14 @@
 #include <vector>
 
 #include "delegate/flexbuffer.h"
-#include "fuzz/fake_runtime.h"
-#include "fuzz/writers.h"
+#include "tests/support/fake_runtime.h"
+#include "tests/support/writers.h"
 
 namespace {
 
 using sbnn::flex::Lookup;
 using sbnn::flex::MapReader;
-using namespace sbnn_fuzz;
+using namespace sbnn_test;
 
 const char* const kOptionKeys[] = {
     "channels_in",   "dilation_height_factor", "dilation_width_factor", "fused_activation_function",

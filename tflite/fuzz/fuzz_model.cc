@@ -20,10 +20,13 @@
 #include <string>
 #include <vector>
 
-#include "fuzz/fake_runtime.h"
+#include "tests/support/fake_runtime.h"
 #include "fuzz/tflite_reader.h"
 
 namespace sbnn_fuzz {
+
+using namespace sbnn_test;  // the TFLite stand-in and the writers
+
 namespace {
 
 // schema TensorType -> TfLiteType (-1: a type this harness does not model).

@@ -38,10 +38,13 @@
 #include <string>
 #include <vector>
 
-#include "fuzz/fake_runtime.h"
-#include "fuzz/writers.h"
+#include "tests/support/fake_runtime.h"
+#include "tests/support/writers.h"
 
 namespace sbnn_fuzz {
+
+using namespace sbnn_test;  // the TFLite stand-in and the writers
+
 namespace {
 
 // Reads the input byte by byte; once it is used up, continues with a generator

@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "format/sparse_filter.h"
-#include "fuzz/fake_runtime.h"
-#include "fuzz/writers.h"
+#include "tests/support/fake_runtime.h"
+#include "tests/support/writers.h"
 
 namespace {
 
-using namespace sbnn_fuzz;
+using namespace sbnn_test;
 namespace sbf1 = sbnn::sbf1;
 
 // Larger filters are decoded by the delegate too (up to 2^26 words); the harness

@@ -17,11 +17,13 @@
 #include "bconv2d.h"
 #include "bconv_tester.h"
 #include "kernel_ids.h"
+#include "shape_suites.h"
 
 using sbnn::BConv2DKernel;
 using sbnn::BConv2DShape;
 using sbnn::testing::BConvTester;
 using sbnn::testing::Padding;
+using sbnn::testing::Suite;
 using sbnn::testing::TestStats;
 
 namespace {
@@ -29,14 +31,6 @@ namespace {
 bool g_verbose = false;
 int g_check_failures = 0;
 std::vector<const BConv2DKernel*> g_kernels;  // the kernels under test, nullptr-terminated
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      std::printf("FAIL %s:%d: CHECK(%s)\n", __FILE__, __LINE__, #cond);    \
-      ++g_check_failures;                                                    \
-    }                                                                        \
-  } while (0)
 
 const BConv2DKernel* find_kernel(const char* name) {
   for (const BConv2DKernel* const* k = sbnn::all_bconv2d_kernels(); *k; ++k)
@@ -94,77 +88,21 @@ void TestDispatch() {
 }
 
 // ---------------------------------------------------------------------------------
-// Sweeps.
-struct Suite {
-  const char* name;
-  void (*fn)(TestStats*);
-};
+// Sweeps: the shared ones (shape_suites.h), then the dense kernels' own.
 
 void Run(BConvTester& t, TestStats* st) { t.verbose(g_verbose).TestList(g_kernels.data(), st); }
 
-// Channels 1..130 (all of them), 3x3 SAME, output channels varying with them.
-void SuiteChannels(TestStats* st) {
-  for (int c = 1; c <= 130; ++c) {
-    BConvTester t;
-    t.in(5, 6, c).out_channels(1 + (c * 7) % 70).kernel(3, 3).pad_values(c % 2).seed(c);
-    Run(t, st);
-  }
+sbnn::testing::CaseFn Runner(TestStats* st) {
+  return [st](BConvTester& t, int) { Run(t, st); };
 }
 
-// Output channels 1..70 for two channel counts (a word multiple and one past it).
-void SuiteOutChannels(TestStats* st) {
-  for (int c : {64, 33})
-    for (int o = 1; o <= 70; ++o) {
-      BConvTester t;
-      t.in(4, 5, c).out_channels(o).kernel(3, 3).pad_values(o % 2).seed(1000 + o);
-      Run(t, st);
-    }
-}
-
-// The Cartesian product of kernel x stride x dilation x padding x pad_values x groups x
-// batch, channel counts rotating through the word edges.
-void SuiteGrid(TestStats* st) {
-  const int kernels[][2] = {{1, 1}, {3, 3}, {5, 5}, {1, 3}};
-  const int edges[] = {1, 31, 32, 33, 63, 64, 65, 127, 130};
-  const int ogs[] = {1, 5, 8, 17, 32, 33, 40};
-  int n = 0;
-  for (const auto& k : kernels)
-    for (int stride : {1, 2})
-      for (int dil : {1, 2})
-        for (Padding pad : {Padding::kSame, Padding::kValid})
-          for (int pv : {0, 1})
-            for (int groups : {1, 2, 4})
-              for (int batch : {1, 3}) {
-                const int cg = edges[n % 9];
-                const int og = ogs[(n / 9) % 7];
-                BConvTester t;
-                t.batch(batch)
-                    .in(9 + n % 3, 10 - n % 2, cg * groups)
-                    .out_channels(og * groups)
-                    .kernel(k[0], k[1])
-                    .stride(stride)
-                    .dilation(dil)
-                    .padding(pad)
-                    .pad_values(pv)
-                    .groups(groups)
-                    .seed(2000 + n);
-                Run(t, st);
-                ++n;
-              }
-}
-
-// Row ranges split over threads (uneven pieces, more pieces than rows too).
-void SuiteThreads(TestStats* st) {
-  int n = 0;
-  for (int threads : {2, 3, 5, 16})
-    for (int batch : {1, 3})
-      for (int pv : {0, 1}) {
-        BConvTester t;
-        t.batch(batch).in(9, 7, 96).out_channels(40).kernel(3, 3).stride(1 + n % 2)
-            .pad_values(pv).threads(threads).seed(3000 + n++);
-        Run(t, st);
-      }
-}
+void SuiteChannels(TestStats* st) { sbnn::testing::SweepChannels(Runner(st)); }
+void SuiteOutChannels(TestStats* st) { sbnn::testing::SweepOutChannels(Runner(st), 1); }
+void SuiteGrid(TestStats* st) { sbnn::testing::SweepGrid(Runner(st)); }
+void SuiteThreads(TestStats* st) { sbnn::testing::SweepThreads(Runner(st)); }
+void SuiteGeometry(TestStats* st) { sbnn::testing::SweepGeometry(Runner(st), false); }
+void SuiteGroups(TestStats* st) { sbnn::testing::SweepGroups(Runner(st)); }
+void SuiteRobustness(TestStats* st) { sbnn::testing::SweepRobustness(Runner(st)); }
 
 // Bit densities (sparse filters in the LCE convention: mostly -1 bits, or all equal).
 void SuiteDensity(TestStats* st) {
@@ -176,75 +114,6 @@ void SuiteDensity(TestStats* st) {
           .input_density(xd).seed(4000 + n++);
       Run(t, st);
     }
-}
-
-// Odd geometry: tiny inputs, big windows, asymmetric strides and dilations, explicit
-// padding, inputs smaller than the window.
-void SuiteGeometry(TestStats* st) {
-  struct G {
-    int h, w, c, o, kh, kw, sh, sw, dh, dw;
-  };
-  const G cases[] = {
-      {1, 1, 32, 8, 3, 3, 1, 1, 1, 1},  {1, 7, 40, 9, 3, 3, 1, 1, 1, 1},
-      {2, 2, 64, 16, 5, 5, 1, 1, 1, 1}, {7, 9, 33, 17, 3, 3, 1, 2, 1, 1},
-      {9, 7, 65, 24, 3, 3, 2, 1, 2, 1}, {10, 10, 32, 32, 3, 3, 3, 3, 3, 3},
-      {5, 12, 48, 20, 1, 5, 1, 2, 1, 2}, {12, 5, 48, 20, 5, 1, 2, 1, 2, 1},
-      {8, 8, 96, 70, 7, 7, 1, 1, 1, 1}, {3, 17, 1, 3, 3, 3, 1, 1, 1, 1},
-      {11, 13, 160, 48, 2, 2, 2, 2, 1, 1}, {6, 6, 64, 64, 4, 4, 1, 1, 1, 1},
-  };
-  int n = 0;
-  for (const G& g : cases)
-    for (Padding pad : {Padding::kSame, Padding::kValid})
-      for (int pv : {0, 1}) {
-        BConvTester t;
-        t.batch(1 + n % 2).in(g.h, g.w, g.c).out_channels(g.o).kernel(g.kh, g.kw)
-            .stride(g.sh, g.sw).dilation(g.dh, g.dw).padding(pad).pad_values(pv)
-            .seed(5000 + n++);
-        Run(t, st);
-      }
-  // Explicit (asymmetric, over-sized) resolved padding.
-  for (int pv : {0, 1}) {
-    BConvTester t;
-    t.in(6, 5, 40).out_channels(12).kernel(3, 3).explicit_padding(2, 0, 6, 4).pad_values(pv)
-        .seed(5100 + pv);
-    Run(t, st);
-    BConvTester u;
-    u.in(4, 4, 64).out_channels(10).kernel(3, 3).stride(2).explicit_padding(3, 3, 5, 5)
-        .pad_values(pv).seed(5200 + pv);
-    Run(u, st);
-  }
-}
-
-// Groups: word-aligned and unaligned channel ranges per group.
-void SuiteGroups(TestStats* st) {
-  int n = 0;
-  for (int groups : {2, 3, 4, 8})
-    for (int cg : {1, 5, 16, 32, 33, 48, 64})
-      for (int og : {1, 8, 33}) {
-        BConvTester t;
-        t.in(5, 6, cg * groups).out_channels(og * groups).groups(groups).kernel(3, 3)
-            .pad_values(n % 2).stride(1 + (n / 2) % 2).seed(6000 + n++);
-        Run(t, st);
-      }
-}
-
-// Junk in the padding bits, and a prepared filter reused with other spatial sizes.
-void SuiteRobustness(TestStats* st) {
-  int n = 0;
-  for (int c : {1, 20, 33, 70, 130})
-    for (int groups : {1, 2}) {
-      if (c % groups) continue;
-      BConvTester t;
-      t.in(6, 6, c).out_channels(18).groups(groups).kernel(3, 3).pad_values(n % 2)
-          .dirty_padding_bits(true).seed(7000 + n++);
-      Run(t, st);
-    }
-  for (int pv : {0, 1}) {
-    BConvTester t;
-    t.in(7, 5, 96).out_channels(40).kernel(3, 3).stride(2).pad_values(pv).prepare_in(20, 30)
-        .seed(7100 + pv);
-    Run(t, st);
-  }
 }
 
 // Layers of real models, and sizes that exercise chunking and the heap scratch path.
@@ -310,29 +179,5 @@ int main(int argc, char** argv) {
     return g_check_failures ? 1 : 0;
   }
 
-  TestStats total;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (const Suite& suite : kSuites) {
-    if (only && std::strcmp(only, suite.name) != 0) continue;
-    TestStats st;
-    const auto s0 = std::chrono::steady_clock::now();
-    suite.fn(&st);
-    const double sec =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-    std::printf("suite %-12s %4lld cases %5lld kernel runs %10lld outputs %3lld failed"
-                " %2lld empty  %.1f s\n",
-                suite.name, st.cases, st.runs, st.outputs, st.failures, st.skipped, sec);
-    total.cases += st.cases;
-    total.runs += st.runs;
-    total.outputs += st.outputs;
-    total.failures += st.failures;
-    total.skipped += st.skipped;
-  }
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const bool ok = total.failures == 0 && g_check_failures == 0;
-  std::printf("%s: %lld cases, %lld kernel runs, %lld outputs compared exactly, %lld failed "
-              "runs, %d failed checks, %.1f s\n",
-              ok ? "PASSED" : "FAILED", total.cases, total.runs, total.outputs, total.failures,
-              g_check_failures, sec);
-  return ok ? 0 : 1;
+  return sbnn::testing::RunSuites(kSuites, only, g_check_failures) ? 0 : 1;
 }

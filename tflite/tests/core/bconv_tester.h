@@ -313,14 +313,17 @@ class BConvTester {
     std::uniform_int_distribution<int> lim(-K - 2, K + 2), pick(0, 15);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     int failures = 0;
-    for (int kind = 1; kind <= 4; ++kind) {
+    // kind 1 bits, 2 float, 3 q float, 4 q float + residual, 5 q bits
+    for (int kind = 1; kind <= 5; ++kind) {
       const bool q = kind >= 3;
       if (q && (s.groups != 1 || O < 2)) continue;
       const int C = q ? O - 1 : O;
       const int words = (C + 31) / 32;
       BConv2DOutput out;
       out.kind = kind == 1 ? BConv2DOutputKind::kBits
-                           : kind == 2 ? BConv2DOutputKind::kFloat : BConv2DOutputKind::kQFloat;
+                 : kind == 2 ? BConv2DOutputKind::kFloat
+                 : kind == 5 ? BConv2DOutputKind::kQBits : BConv2DOutputKind::kQFloat;
+      const bool bits = kind == 1 || kind == 5;
       out.channels = C;
       std::vector<int32_t> limit(C);
       std::vector<float> m(C), b(C), a(C), d(C), res;
@@ -342,20 +345,20 @@ class BConvTester {
       out.q.a = a.data();
       out.q.d = d.data();
       out.q.b = b.data();
-      out.q.lo = kind == 3 ? -std::numeric_limits<float>::infinity() : 0.0f;
-      out.q.hi = kind == 3 ? std::numeric_limits<float>::infinity() : 6.0f + nd(rng);
+      out.q.lo = kind != 4 ? -std::numeric_limits<float>::infinity() : 0.0f;
+      out.q.hi = kind != 4 ? std::numeric_limits<float>::infinity() : 6.0f + nd(rng);
       if (kind == 4) {
         res.resize(pixels * C);
         for (auto& v : res) v = nd(rng);
         out.q.add = res.data();
       }
       // Expected output words (bits: one int32 per 32 channels; float: raw bits).
-      const size_t per_px = out.kind == BConv2DOutputKind::kBits ? words : C;
+      const size_t per_px = bits ? words : C;
       std::vector<uint32_t> want(pixels * per_px, 0);
       for (size_t px = 0; px < pixels; ++px) {
         const int32_t* e = &expected_[px * O];
         for (int c = 0; c < C; ++c) {
-          if (out.kind == BConv2DOutputKind::kBits) {
+          if (kind == 1) {
             if (e[c] < limit[c]) want[px * words + c / 32] |= 1u << (c % 32);
             continue;
           }
@@ -372,6 +375,10 @@ class BConvTester {
             y = y < out.q.lo ? out.q.lo : y;
             y = y > out.q.hi ? out.q.hi : y;
             if (kind == 4) y = y + res[px * C + c];
+            if (kind == 5) {
+              if (y < 0.0f) want[px * words + c / 32] |= 1u << (c % 32);
+              continue;
+            }
           }
           std::memcpy(&want[px * per_px + c], &y, 4);
         }
@@ -404,7 +411,7 @@ class BConvTester {
         if (bad++ < 3)
           std::printf("FAIL %s: output kind %d, pixel %zu, %s %zu: 0x%08x, expected 0x%08x (%s)\n",
                       kernel->name, kind, i / per_px,
-                      out.kind == BConv2DOutputKind::kBits ? "word" : "channel", i % per_px,
+                      bits ? "word" : "channel", i % per_px,
                       got[kGuard + i], want[i], describe().c_str());
       }
       if (stats) stats->outputs += static_cast<long long>(pixels * per_px);

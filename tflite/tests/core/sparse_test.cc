@@ -18,11 +18,14 @@
 #include "bconv2d_select.h"
 #include "bconv_tester.h"
 #include "kernel_ids.h"
+#include "shape_suites.h"
+#include "sparse_format.h"
 
 using sbnn::BConv2DKernel;
 using sbnn::BConv2DShape;
 using sbnn::testing::BConvTester;
 using sbnn::testing::Padding;
+using sbnn::testing::Suite;
 using sbnn::testing::TestStats;
 
 namespace {
@@ -30,14 +33,6 @@ namespace {
 bool g_verbose = false;
 int g_check_failures = 0;
 std::vector<const BConv2DKernel*> g_kernels;  // the kernels under test, nullptr-terminated
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      std::printf("FAIL %s:%d: CHECK(%s)\n", __FILE__, __LINE__, #cond);    \
-      ++g_check_failures;                                                    \
-    }                                                                        \
-  } while (0)
 
 const double kSparsities[] = {0.0, 0.5, 0.9, 0.95, 0.99, 1.0};
 
@@ -98,6 +93,116 @@ bool IsSparse(const BConv2DKernel* k) {
   return k != nullptr && sbnn::is_sparse_family(k->family);
 }
 
+// The NEON cost model against the instruction-count benchmark: llvm-mca Neoverse-N1
+// model cycles of one run of the dense and the sparse NEON kernels on the binary
+// ResNet-18 layers (Bernoulli filters of sparse_filter_gen.h, the benchmark's seeds),
+// measured at the commit that fitted the model (docs/sparse_kernels.md, "NEON cost
+// model"). The model's sparse/dense ratio must stay within 25% of the measured one and
+// on the same side of 1 where the measured ratio is clearly away from it.
+struct MeasuredLayer {
+  int h, c, o, stride;
+  double sparsity;
+  int64_t conns;
+  int max_conns;
+  double dense_cycles, sparse_cycles;
+};
+const MeasuredLayer kMeasured[] = {
+#include "neon_cost_measured.inc"
+};
+
+BConv2DShape LayerShape(int h, int c, int o, int stride) {
+  BConv2DShape s = BConvTester().in(h, h, c).out_channels(o).kernel(3, 3).shape();
+  s.stride_h = s.stride_w = stride;
+  s.out_h = (h + stride - 1) / stride;
+  s.out_w = s.out_h;
+  s.pad_top = s.pad_left = std::max((s.out_h - 1) * stride + 3 - h, 0) / 2;
+  s.pad_values = 0;
+  return s;
+}
+
+void TestCostModel() {
+  int n = 0;
+  for (const MeasuredLayer& m : kMeasured) {
+    const BConv2DShape s = LayerShape(m.h, m.c, m.o, m.stride);
+    const sbnn::NeonCostEstimate e = sbnn::estimate_neon_bconv2d_cost(s, m.conns, m.max_conns);
+    const double measured = m.sparse_cycles / m.dense_cycles, model = e.sparse / e.dense;
+    CHECK(e.sparse_vector_path);
+    CHECK(e.dense > 0.8 * m.dense_cycles && e.dense < 1.25 * m.dense_cycles);
+    CHECK(model > 0.75 * measured && model < 1.25 * measured);
+    if (measured < 0.8) CHECK(model < 1);
+    if (measured > 1.25) CHECK(model > 1);
+    if (g_verbose || !(model > 0.75 * measured && model < 1.25 * measured))
+      std::printf("cost model %dx%dx%d->%d/%d at %.2f: measured %.3f, model %.3f\n", m.h, m.h, m.c, m.o,
+                  m.stride, m.sparsity, measured, model);
+    ++n;
+  }
+  CHECK(n > 0);
+  // Bad input: no estimate for an invalid shape, the portable path rated for huge counts.
+  BConv2DShape bad = LayerShape(8, 64, 64, 1);
+  bad.groups = 3;
+  CHECK(sbnn::estimate_neon_bconv2d_cost(bad, 10, 1).sparse == 0);
+  CHECK(!sbnn::estimate_neon_bconv2d_cost(LayerShape(8, 64, 64, 1), 100, 1 << 20).sparse_vector_path);
+}
+
+// What the cost model picks for the binary convs of the demo SBNN (sbnn_keras.demo,
+// models.fashion_mnist_cnn: 14x14 and 7x7 maps) at the connection densities of the
+// trained demo SBNN (docs/data/table1_cnn_learned.json), with Bernoulli filters of those
+// densities: printed for docs/deployment.md (an estimate: model cycles, not a device).
+void TestCostModelDemo() {
+  struct DemoLayer {
+    const char* name;
+    int h, c, o;
+    double density;
+  };
+  const DemoLayer demo[] = {{"bconv1", 14, 32, 64, 0.2454},
+                            {"bconv2", 14, 64, 64, 0.0806},
+                            {"bconv3", 7, 64, 128, 0.0402},
+                            {"bconv4", 7, 128, 128, 0.0283}};
+  double dense_total = 0, chosen_total = 0;
+  for (const DemoLayer& l : demo) {
+    const BConv2DShape s = LayerShape(l.h, l.c, l.o, 1);
+    const auto bits = SparseFilterBits(s, 1.0 - l.density, 11);
+    const sbnn::internal::SparsityStats st =
+        sbnn::internal::sparsity_stats(s, reinterpret_cast<const int32_t*>(bits.data()));
+    const sbnn::NeonCostEstimate e = sbnn::estimate_neon_bconv2d_cost(s, st.conns, st.max_conns);
+    const bool sparse = e.sparse_vector_path && e.sparse < e.dense * 0.95;
+    dense_total += e.dense;
+    chosen_total += sparse ? e.sparse : e.dense;
+    std::printf("cost model (demo SBNN) %s %dx%dx%d->%d density %.3f: dense %.0f, sparse %.0f cycles -> %s\n",
+                l.name, l.h, l.h, l.c, l.o, st.density, e.dense, e.sparse, sparse ? "sparse" : "dense");
+    if (l.density < 0.1) CHECK(sparse);
+  }
+  std::printf("cost model (demo SBNN) binary convs: dense %.0f, chosen %.0f cycles, %.2fx\n", dense_total,
+              chosen_total, dense_total / chosen_total);
+}
+
+// aarch64 "auto": decided by the cost model ("model"), both candidates estimated, the
+// cheaper one chosen (sparse only when it beats dense by min_gain), never timed.
+void TestSelectModel(const BConv2DShape& s, const int32_t* fh, const int32_t* fs,
+                     const BConv2DKernel* dense) {
+  sbnn::BConv2DSelectOptions opt;
+  opt.use_cache = false;
+  for (double budget : {10.0, 0.0})
+    for (const int32_t* f : {fh, fs}) {
+      opt.budget_ms = budget;
+      sbnn::BConv2DSelection sel;
+      CHECK(sbnn::select_bconv2d(s, f, opt, &sel) && sel.kernel != nullptr);
+      CHECK(std::strcmp(sel.reason, "model") == 0);
+      CHECK(sel.num_candidates == 2 && sel.candidates[0].kernel == dense && !sel.candidates[0].measured &&
+            !sel.candidates[1].measured && IsSparse(sel.candidates[1].kernel));
+      const sbnn::internal::SparsityStats st = sbnn::internal::sparsity_stats(s, f);
+      const sbnn::NeonCostEstimate e = sbnn::estimate_neon_bconv2d_cost(s, st.conns, st.max_conns);
+      const bool sparse = e.sparse < e.dense * (1 - opt.min_gain);
+      CHECK(sel.kernel == (sparse ? sel.candidates[1].kernel : dense));
+      CHECK(sel.chosen_ms <= sel.dense_ms);
+      if (f == fs) CHECK(IsSparse(sel.kernel));  // 99%: the model must pick the sparse kernel
+      std::printf("select (model): 32x32x64->64 at %s: %s, est. %.4f ms vs dense %.4f ms\n",
+                  f == fs ? "99%" : "50%", sel.kernel->name, sel.chosen_ms, sel.dense_ms);
+      sbnn::release_bconv2d_selection(&sel);
+    }
+  // With the NEON kernels masked the model has no sparse candidate: dense.
+}
+
 // select_bconv2d: policies, the auto decision on dense and very sparse filters, the
 // cache, and that the returned prepared object computes the right dot.
 void TestSelect() {
@@ -126,8 +231,13 @@ void TestSelect() {
   opt.policy = "no_such_kernel";
   CHECK(!sbnn::select_bconv2d(s, fs, opt, &sel) && sel.kernel == nullptr);
 
-  // auto on a dense (50%) filter: timed too; never slower than dense by the measurement.
   opt.policy = "auto";
+#if defined(__aarch64__)
+  // aarch64: the NEON cost model decides, never timing (budget or not).
+  TestSelectModel(s, fh, fs, dense);
+  return;
+#endif
+  // auto on a dense (50%) filter: timed too; never slower than dense by the measurement.
   CHECK(sbnn::select_bconv2d(s, fh, opt, &sel) && sel.kernel != nullptr);
   CHECK(std::strcmp(sel.reason, "timed") == 0 || std::strcmp(sel.reason, "cached") == 0);
   CHECK(sel.chosen_ms <= sel.dense_ms);
@@ -173,70 +283,24 @@ void TestSelect() {
   CHECK(!sbnn::select_bconv2d(bad, fs, opt, &sel));
 }
 
-// Every channel count 1..130.
-void SuiteChannels(TestStats* st) {
-  for (int c = 1; c <= 130; ++c) {
-    BConvTester t;
-    t.in(5, 6, c).out_channels(1 + (c * 7) % 70).kernel(3, 3).pad_values(c % 2).seed(c);
-    Flavour(t, c);
+// ---------------------------------------------------------------------------------
+// Sweeps: the shared ones (shape_suites.h) with the filter flavour of the case's index,
+// then the sparse kernels' own.
+
+sbnn::testing::CaseFn Runner(TestStats* st) {
+  return [st](BConvTester& t, int n) {
+    Flavour(t, n);
     Run(t, st);
-  }
+  };
 }
 
-void SuiteOutChannels(TestStats* st) {
-  for (int c : {64, 33})
-    for (int o = 1; o <= 70; o += 3) {
-      BConvTester t;
-      t.in(4, 5, c).out_channels(o).kernel(3, 3).pad_values(o % 2).seed(1000 + o);
-      Flavour(t, o);
-      Run(t, st);
-    }
-}
-
-// kernel x stride x dilation x padding x pad_values x groups x batch.
-void SuiteGrid(TestStats* st) {
-  const int kernels[][2] = {{1, 1}, {3, 3}, {5, 5}, {1, 3}};
-  const int edges[] = {1, 31, 32, 33, 63, 64, 65, 127, 130};
-  const int ogs[] = {1, 5, 8, 17, 32, 33, 40};
-  int n = 0;
-  for (const auto& k : kernels)
-    for (int stride : {1, 2})
-      for (int dil : {1, 2})
-        for (Padding pad : {Padding::kSame, Padding::kValid})
-          for (int pv : {0, 1})
-            for (int groups : {1, 2, 4})
-              for (int batch : {1, 3}) {
-                const int cg = edges[n % 9];
-                const int og = ogs[(n / 9) % 7];
-                BConvTester t;
-                t.batch(batch)
-                    .in(9 + n % 3, 10 - n % 2, cg * groups)
-                    .out_channels(og * groups)
-                    .kernel(k[0], k[1])
-                    .stride(stride)
-                    .dilation(dil)
-                    .padding(pad)
-                    .pad_values(pv)
-                    .groups(groups)
-                    .seed(2000 + n);
-                Flavour(t, n);
-                Run(t, st);
-                ++n;
-              }
-}
-
-void SuiteThreads(TestStats* st) {
-  int n = 0;
-  for (int threads : {2, 3, 5, 16})
-    for (int batch : {1, 3})
-      for (int pv : {0, 1}) {
-        BConvTester t;
-        t.batch(batch).in(9, 7, 96).out_channels(40).kernel(3, 3).stride(1 + n % 2)
-            .pad_values(pv).threads(threads).seed(3000 + n);
-        Flavour(t, n++);
-        Run(t, st);
-      }
-}
+void SuiteChannels(TestStats* st) { sbnn::testing::SweepChannels(Runner(st)); }
+void SuiteOutChannels(TestStats* st) { sbnn::testing::SweepOutChannels(Runner(st), 3); }
+void SuiteGrid(TestStats* st) { sbnn::testing::SweepGrid(Runner(st)); }
+void SuiteThreads(TestStats* st) { sbnn::testing::SweepThreads(Runner(st)); }
+void SuiteGeometry(TestStats* st) { sbnn::testing::SweepGeometry(Runner(st), true); }
+void SuiteGroups(TestStats* st) { sbnn::testing::SweepGroups(Runner(st)); }
+void SuiteRobustness(TestStats* st) { sbnn::testing::SweepRobustness(Runner(st)); }
 
 // The full sparsity sweep x generator x input density, on a 3x3 and a 1x1 layer.
 void SuiteSparsity(TestStats* st) {
@@ -254,78 +318,6 @@ void SuiteSparsity(TestStats* st) {
           if (kind == 2) t.minority_flip(true);
           Run(t, st);
         }
-}
-
-void SuiteGeometry(TestStats* st) {
-  struct G {
-    int h, w, c, o, kh, kw, sh, sw, dh, dw;
-  };
-  const G cases[] = {
-      {1, 1, 32, 8, 3, 3, 1, 1, 1, 1},  {1, 7, 40, 9, 3, 3, 1, 1, 1, 1},
-      {2, 2, 64, 16, 5, 5, 1, 1, 1, 1}, {7, 9, 33, 17, 3, 3, 1, 2, 1, 1},
-      {9, 7, 65, 24, 3, 3, 2, 1, 2, 1}, {10, 10, 32, 32, 3, 3, 3, 3, 3, 3},
-      {5, 12, 48, 20, 1, 5, 1, 2, 1, 2}, {12, 5, 48, 20, 5, 1, 2, 1, 2, 1},
-      {8, 8, 96, 70, 7, 7, 1, 1, 1, 1}, {3, 17, 1, 3, 3, 3, 1, 1, 1, 1},
-      {11, 13, 160, 48, 2, 2, 2, 2, 1, 1}, {6, 6, 64, 64, 4, 4, 1, 1, 1, 1},
-      {3, 70, 16, 8, 3, 3, 1, 1, 1, 1},  {2, 150, 8, 4, 3, 3, 1, 2, 1, 1},
-      {70, 3, 16, 8, 3, 3, 1, 1, 1, 1},  {5, 66, 40, 12, 3, 5, 1, 1, 1, 3},
-  };
-  int n = 0;
-  for (const G& g : cases)
-    for (Padding pad : {Padding::kSame, Padding::kValid})
-      for (int pv : {0, 1}) {
-        BConvTester t;
-        t.batch(1 + n % 2).in(g.h, g.w, g.c).out_channels(g.o).kernel(g.kh, g.kw)
-            .stride(g.sh, g.sw).dilation(g.dh, g.dw).padding(pad).pad_values(pv)
-            .seed(5000 + n);
-        Flavour(t, n++);
-        Run(t, st);
-      }
-  for (int pv : {0, 1}) {
-    BConvTester t;
-    t.in(6, 5, 40).out_channels(12).kernel(3, 3).explicit_padding(2, 0, 6, 4).pad_values(pv)
-        .seed(5100 + pv);
-    Flavour(t, 3 + pv);
-    Run(t, st);
-    BConvTester u;
-    u.in(4, 4, 64).out_channels(10).kernel(3, 3).stride(2).explicit_padding(3, 3, 5, 5)
-        .pad_values(pv).seed(5200 + pv);
-    Flavour(u, 4 + pv);
-    Run(u, st);
-  }
-}
-
-void SuiteGroups(TestStats* st) {
-  int n = 0;
-  for (int groups : {2, 3, 4, 8})
-    for (int cg : {1, 5, 16, 32, 33, 48, 64})
-      for (int og : {1, 8, 33}) {
-        BConvTester t;
-        t.in(5, 6, cg * groups).out_channels(og * groups).groups(groups).kernel(3, 3)
-            .pad_values(n % 2).stride(1 + (n / 2) % 2).seed(6000 + n);
-        Flavour(t, n++);
-        Run(t, st);
-      }
-}
-
-void SuiteRobustness(TestStats* st) {
-  int n = 0;
-  for (int c : {1, 20, 33, 70, 130})
-    for (int groups : {1, 2}) {
-      if (c % groups) continue;
-      BConvTester t;
-      t.in(6, 6, c).out_channels(18).groups(groups).kernel(3, 3).pad_values(n % 2)
-          .dirty_padding_bits(true).seed(7000 + n);
-      Flavour(t, n++);
-      Run(t, st);
-    }
-  for (int pv : {0, 1}) {
-    BConvTester t;
-    t.in(7, 5, 96).out_channels(40).kernel(3, 3).stride(2).pad_values(pv).prepare_in(20, 30)
-        .seed(7100 + pv);
-    Flavour(t, 3 + pv);
-    Run(t, st);
-  }
 }
 
 // Small row ranges (a delegate's row chunks, threads): bands of 1 .. few rows exercise
@@ -376,11 +368,6 @@ void SuiteModels(TestStats* st) {
   Run(t, st);
 }
 
-struct Suite {
-  const char* name;
-  void (*fn)(TestStats*);
-};
-
 const Suite kSuites[] = {
     {"channels", SuiteChannels}, {"out_channels", SuiteOutChannels}, {"grid", SuiteGrid},
     {"threads", SuiteThreads},   {"sparsity", SuiteSparsity},        {"geometry", SuiteGeometry},
@@ -426,29 +413,7 @@ int main(int argc, char** argv) {
 
   TestTable();
   TestSelect();
-  TestStats total;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (const Suite& suite : kSuites) {
-    if (only && std::strcmp(only, suite.name) != 0) continue;
-    TestStats st;
-    const auto s0 = std::chrono::steady_clock::now();
-    suite.fn(&st);
-    const double sec =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
-    std::printf("suite %-12s %4lld cases %5lld kernel runs %10lld outputs %3lld failed"
-                " %2lld empty  %.1f s\n",
-                suite.name, st.cases, st.runs, st.outputs, st.failures, st.skipped, sec);
-    total.cases += st.cases;
-    total.runs += st.runs;
-    total.outputs += st.outputs;
-    total.failures += st.failures;
-    total.skipped += st.skipped;
-  }
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const bool ok = total.failures == 0 && g_check_failures == 0;
-  std::printf("%s: %lld cases, %lld kernel runs, %lld outputs compared exactly, %lld failed "
-              "runs, %d failed checks, %.1f s\n",
-              ok ? "PASSED" : "FAILED", total.cases, total.runs, total.outputs, total.failures,
-              g_check_failures, sec);
-  return ok ? 0 : 1;
+  TestCostModel();
+  TestCostModelDemo();
+  return sbnn::testing::RunSuites(kSuites, only, g_check_failures) ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 // sbnn_transform_tests: every transform implementation the CPU supports (core/transform.h)
-// against the scalar reference, and the scalar reference against a restatement of the
-// delegate's former scalar loops (tested against LCE by tests/test_runtime_ops.py).
+// against the scalar reference, and the scalar reference against plain element-by-element
+// loops of LCE's formulas (the form tests/test_runtime_ops.py checks against LCE).
 // Bitwise comparison (memcmp) of whole output buffers plus guard bytes around them, over
 // 1..130 channels (tails), several pixel/row counts, unaligned buffers, NaN / inf / -0.0
 // inputs, clamping extremes and int8 saturation.
@@ -60,9 +60,10 @@ void canonical_nans(Buf<float>& b) {
     if (b.data()[i] != b.data()[i]) std::memcpy(b.data() + i, &qnan, sizeof qnan);
 }
 
-// ---- the former delegate code (op_bconv2d.cc / bitpack.h before the vectorisation) ----
+// ---- plain loops: LCE's output transforms and bitpacking stated element by element,
+// independently of transform_impl.h ----
 
-void former_float(const int32_t* dot, int64_t pixels, int cout, int32_t K, int32_t lo, int32_t hi,
+void plain_float(const int32_t* dot, int64_t pixels, int cout, int32_t K, int32_t lo, int32_t hi,
                   const float* m, const float* b, float* out) {
   for (int64_t p = 0; p < pixels; ++p)
     for (int c = 0; c < cout; ++c) {
@@ -71,7 +72,7 @@ void former_float(const int32_t* dot, int64_t pixels, int cout, int32_t K, int32
     }
 }
 
-void former_int8(const int32_t* dot, int64_t pixels, int cout, int32_t K, int32_t lo, int32_t hi,
+void plain_int8(const int32_t* dot, int64_t pixels, int cout, int32_t K, int32_t lo, int32_t hi,
                  const float* m, const float* b, int8_t* out) {
   for (int64_t p = 0; p < pixels; ++p)
     for (int c = 0; c < cout; ++c) {
@@ -84,7 +85,7 @@ void former_int8(const int32_t* dot, int64_t pixels, int cout, int32_t K, int32_
     }
 }
 
-void former_bits(const int32_t* dot, int64_t pixels, int cout, int32_t K, const int32_t* thr,
+void plain_bits(const int32_t* dot, int64_t pixels, int cout, int32_t K, const int32_t* thr,
                  int32_t* out) {
   const int words = (cout + 31) / 32;
   for (int64_t p = 0; p < pixels; ++p)
@@ -99,7 +100,7 @@ void former_bits(const int32_t* dot, int64_t pixels, int cout, int32_t K, const 
 }
 
 template <typename T, typename Neg>
-void former_pack(const T* in, int64_t rows, int channels, int32_t* out, Neg neg) {
+void plain_pack(const T* in, int64_t rows, int channels, int32_t* out, Neg neg) {
   const int words = (channels + 31) / 32;
   for (int64_t r = 0; r < rows; ++r)
     for (int w = 0; w < words; ++w) {
@@ -198,15 +199,15 @@ void test_output_transforms(const TransformKernels& ref, const TransformKernels&
         Buf<float> f_ref(n, 4 * out_shift), f_got(n, 4 * out_shift), f_old(n, 4 * out_shift);
         ref.to_float(dot.data(), pixels, channels, p, f_ref.data());
         k.to_float(dot.data(), pixels, channels, p, f_got.data());
-        former_float(dot.data(), pixels, channels, K, lo, hi, p.m, p.b, f_old.data());
-        CHECK(f_ref.same(f_old), "scalar float != former code, channels %d", channels);
+        plain_float(dot.data(), pixels, channels, K, lo, hi, p.m, p.b, f_old.data());
+        CHECK(f_ref.same(f_old), "scalar float != plain loops, channels %d", channels);
         CHECK(f_got.same(f_ref), "%s float, channels %d pixels %d mode %d", k.isa, channels, pixels, mode);
 
         Buf<int8_t> i_ref(n, out_shift), i_got(n, out_shift), i_old(n, out_shift);
         ref.to_int8(dot.data(), pixels, channels, p, i_ref.data());
         k.to_int8(dot.data(), pixels, channels, p, i_got.data());
-        former_int8(dot.data(), pixels, channels, K, lo, hi, p.m, p.b, i_old.data());
-        CHECK(i_ref.same(i_old), "scalar int8 != former code, channels %d", channels);
+        plain_int8(dot.data(), pixels, channels, K, lo, hi, p.m, p.b, i_old.data());
+        CHECK(i_ref.same(i_old), "scalar int8 != plain loops, channels %d", channels);
         CHECK(i_got.same(i_ref), "%s int8, channels %d pixels %d mode %d", k.isa, channels, pixels, mode);
 
         Buf<int32_t> thr(channels, 0), lim(channels, 4 * misalign(g_rng));
@@ -223,8 +224,8 @@ void test_output_transforms(const TransformKernels& ref, const TransformKernels&
         Buf<int32_t> w_ref(words, 4 * out_shift), w_got(words, 4 * out_shift), w_old(words, 4 * out_shift);
         ref.to_bits(dot.data(), pixels, channels, lim.data(), w_ref.data());
         k.to_bits(dot.data(), pixels, channels, lim.data(), w_got.data());
-        former_bits(dot.data(), pixels, channels, K, thr.data(), w_old.data());
-        CHECK(w_ref.same(w_old), "scalar bits != former code, channels %d", channels);
+        plain_bits(dot.data(), pixels, channels, K, thr.data(), w_old.data());
+        CHECK(w_ref.same(w_old), "scalar bits != plain loops, channels %d", channels);
         CHECK(w_got.same(w_ref), "%s bits, channels %d pixels %d", k.isa, channels, pixels);
         ++cases;
       }
@@ -384,8 +385,8 @@ void test_pack(const TransformKernels& ref, const TransformKernels& k) {
       Buf<int32_t> a(words, out_shift), b(words, out_shift), c(words, out_shift);
       ref.pack_float(f.data(), rows, channels, a.data());
       k.pack_float(f.data(), rows, channels, b.data());
-      former_pack(f.data(), rows, channels, c.data(), [](float x) { return x < 0.0f; });
-      CHECK(a.same(c), "scalar pack_float != former code, channels %d", channels);
+      plain_pack(f.data(), rows, channels, c.data(), [](float x) { return x < 0.0f; });
+      CHECK(a.same(c), "scalar pack_float != plain loops, channels %d", channels);
       CHECK(b.same(a), "%s pack_float, channels %d rows %d", k.isa, channels, rows);
 
       Buf<int8_t> q(n, misalign(g_rng));
@@ -394,9 +395,9 @@ void test_pack(const TransformKernels& ref, const TransformKernels& k) {
         Buf<int32_t> qa(words, out_shift), qb(words, out_shift), qc(words, out_shift);
         ref.pack_int8(q.data(), rows, channels, zp, qa.data());
         k.pack_int8(q.data(), rows, channels, zp, qb.data());
-        former_pack(q.data(), rows, channels, qc.data(),
+        plain_pack(q.data(), rows, channels, qc.data(),
                     [zp](int8_t x) { return static_cast<int32_t>(x) < zp; });
-        CHECK(qa.same(qc), "scalar pack_int8 != former code, channels %d zp %d", channels, zp);
+        CHECK(qa.same(qc), "scalar pack_int8 != plain loops, channels %d zp %d", channels, zp);
         CHECK(qb.same(qa), "%s pack_int8, channels %d rows %d zp %d", k.isa, channels, rows, zp);
       }
 
@@ -408,8 +409,8 @@ void test_pack(const TransformKernels& ref, const TransformKernels& k) {
       Buf<int32_t> ta(words, out_shift), tb(words, out_shift), tc(words, out_shift);
       ref.pack_bool(t.data(), rows, channels, ta.data());
       k.pack_bool(t.data(), rows, channels, tb.data());
-      former_pack(t.data(), rows, channels, tc.data(), [](uint8_t x) { return x == 0; });
-      CHECK(ta.same(tc), "scalar pack_bool != former code, channels %d", channels);
+      plain_pack(t.data(), rows, channels, tc.data(), [](uint8_t x) { return x == 0; });
+      CHECK(ta.same(tc), "scalar pack_bool != plain loops, channels %d", channels);
       CHECK(tb.same(ta), "%s pack_bool, channels %d rows %d", k.isa, channels, rows);
       ++cases;
     }

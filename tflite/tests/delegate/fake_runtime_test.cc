@@ -1,6 +1,7 @@
-// End-to-end test of the delegate without TensorFlow: a minimal stand-in for the
-// TFLite runtime (the few TfLiteContext callbacks the delegate uses, tensors,
-// nodes, delegate partitioning, ResizeTensor) runs small LCE graphs through the
+// End-to-end test of the delegate without TensorFlow: the stand-in for the TFLite
+// runtime that the fuzz harnesses use too (tests/support/fake_runtime.h: the
+// TfLiteContext callbacks the delegate uses, tensors, nodes, delegate partitioning,
+// ResizeTensor, arena allocation after prepare) runs small LCE graphs through the
 // delegate, and the outputs are compared with a naive float computation on
 // sign(x) and +-1 weights. It runs wherever the library builds, e.g. under
 // qemu-aarch64 for the NEON kernels, and under SBNN_SANITIZE=ON.
@@ -8,11 +9,8 @@
 // Graphs:  x(float) -> LceQuantize -> LceBconv2d -> float / int8 / bitpacked
 //          x(float) -> LceQuantize -> LceBMaxPool2d -> LceDequantize -> float
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -20,10 +18,13 @@
 
 #include "abi/tflite_abi.h"
 #include "sbnn_delegate.h"
+#include "tests/support/fake_runtime.h"
+#include "tests/support/writers.h"
 
 namespace {
 
 using namespace sbnn::abi;
+using sbnn_test::FakeRuntime;
 
 int g_failures = 0;
 int g_checks = 0;
@@ -41,207 +42,32 @@ int g_conv_unsupported = 0;  // forced kernel that does not support the shape / 
     }                                                                \
   } while (0)
 
-IntArray* new_int_array(const std::vector<int>& v) {
-  auto* a = static_cast<IntArray*>(std::malloc(sizeof(int) * (1 + v.size())));
-  a->size = static_cast<int>(v.size());
-  for (size_t i = 0; i < v.size(); ++i) a->data[i] = v[i];
-  return a;
-}
-
-// ---- a tiny flexbuffer map writer (ints only, every width 4 bytes) -----------
-
+// Custom options: a flexbuffer map of ints (keys sorted, as flexbuffers requires).
 std::vector<uint8_t> flex_map(const std::map<std::string, int>& entries) {
-  std::vector<uint8_t> b;
-  auto put32 = [&](uint32_t v) {
-    for (int i = 0; i < 4; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  };
-  std::vector<size_t> key_at;
-  for (const auto& e : entries) {  // std::map: keys sorted, as flexbuffers requires
-    key_at.push_back(b.size());
-    b.insert(b.end(), e.first.begin(), e.first.end());
-    b.push_back(0);
+  std::vector<sbnn_test::FlexEntry> e;
+  for (const auto& kv : entries) {
+    sbnn_test::FlexEntry f;
+    f.key = kv.first;
+    f.value = kv.second;
+    e.push_back(f);
   }
-  while (b.size() % 4) b.push_back(0);
-  put32(static_cast<uint32_t>(entries.size()));  // key vector size
-  const size_t keys = b.size();
-  for (size_t i = 0; i < key_at.size(); ++i) put32(static_cast<uint32_t>(b.size() - key_at[i]));
-  const size_t keys_offset_at = b.size();
-  put32(static_cast<uint32_t>(keys_offset_at - keys));  // offset back to the keys
-  put32(4);                                              // key vector byte width
-  put32(static_cast<uint32_t>(entries.size()));          // map size
-  const size_t values = b.size();
-  for (const auto& e : entries) put32(static_cast<uint32_t>(e.second));
-  for (size_t i = 0; i < entries.size(); ++i) b.push_back((1 << 2) | 2);  // INT, width 4
-  const size_t root = b.size();
-  put32(static_cast<uint32_t>(root - values));
-  b.push_back((9 << 2) | 2);  // MAP with 4-byte slots
-  b.push_back(4);             // root width
-  return b;
+  return sbnn_test::BuildFlexMap(e, 4, 4);
 }
 
-// ---- the fake runtime -------------------------------------------------------
-
-void report_error(Context* c, const char* fmt, ...);
-
-struct FakeRuntime {
-  Context ctx;  // first member: callbacks cast Context* back to FakeRuntime*
-  std::vector<Tensor> tensor_array;
-  std::vector<std::vector<uint8_t>> storage;
-  struct NodeRec {
-    Node node;
-    Registration reg;
-    std::vector<uint8_t> options;
-  };
-  std::deque<NodeRec> nodes;
-  std::vector<int> plan;
-  IntArray* plan_array = nullptr;
-  std::string errors;
-  Delegate* delegate = nullptr;
-
-  FakeRuntime() {
-    std::memset(&ctx, 0, sizeof(ctx));
-    ctx.GetExecutionPlan = [](Context* c, IntArray** out) {
-      auto* rt = reinterpret_cast<FakeRuntime*>(c);
-      std::free(rt->plan_array);
-      rt->plan_array = new_int_array(rt->plan);
-      *out = rt->plan_array;
-      return kOk;
-    };
-    ctx.GetNodeAndRegistration = [](Context* c, int i, Node** n, Registration** r) {
-      auto* rt = reinterpret_cast<FakeRuntime*>(c);
-      if (i < 0 || i >= static_cast<int>(rt->nodes.size())) return kError;
-      *n = &rt->nodes[i].node;
-      *r = &rt->nodes[i].reg;
-      return kOk;
-    };
-    ctx.ResizeTensor = [](Context* c, Tensor* t, IntArray* dims) {
-      auto* rt = reinterpret_cast<FakeRuntime*>(c);
-      std::free(t->dims);
-      t->dims = dims;
-      size_t n = type_size(t->type);
-      for (int i = 0; i < dims->size; ++i) n *= static_cast<size_t>(dims->data[i]);
-      t->bytes = n;
-      const size_t idx = static_cast<size_t>(t - rt->ctx.tensors);
-      rt->storage[idx].assign(n, 0xAB);  // garbage: every output byte must be written
-      t->data = n ? rt->storage[idx].data() : nullptr;
-      return kOk;
-    };
-    ctx.ReportError = report_error;
-    ctx.ReplaceNodeSubsetsWithDelegateKernels = [](Context* c, Registration reg,
-                                                   const IntArray* replace, Delegate* d) {
-      auto* rt = reinterpret_cast<FakeRuntime*>(c);
-      if (replace->size != 1) return kError;
-      const int original = replace->data[0];
-      NodeRec rec;
-      std::memset(&rec.node, 0, sizeof(rec.node));
-      rec.reg = reg;
-      rec.node.inputs = new_int_array({});
-      rec.node.outputs = new_int_array({});
-      rt->nodes.push_back(rec);
-      const int index = static_cast<int>(rt->nodes.size()) - 1;
-      DelegateParams params{d, new_int_array({original}), new_int_array({}), new_int_array({})};
-      rt->nodes[index].node.user_data =
-          reg.init(c, reinterpret_cast<const char*>(&params), 0);
-      std::free(params.nodes_to_replace);
-      std::free(params.input_tensors);
-      std::free(params.output_tensors);
-      for (int& p : rt->plan)
-        if (p == original) p = index;
-      return kOk;
-    };
-  }
-
-  ~FakeRuntime() {
-    for (auto& n : nodes) {
-      if (n.reg.free != nullptr && n.node.user_data != nullptr) n.reg.free(&ctx, n.node.user_data);
-      std::free(n.node.inputs);
-      std::free(n.node.outputs);
-    }
-    for (auto& t : tensor_array) std::free(t.dims);
-    std::free(plan_array);
-    if (delegate != nullptr) sbnn_delegate_delete(reinterpret_cast<TfLiteDelegate*>(delegate));
-  }
-
-  // Tensors must all be added before finalize().
-  int add_tensor(Type type, std::vector<int> dims, const void* constant = nullptr,
-                 float scale = 0.0f, int zero_point = 0) {
-    Tensor t;
-    std::memset(&t, 0, sizeof(t));
-    t.type = type;
-    t.dims = new_int_array(dims);
-    size_t n = type_size(type);
-    for (int d : dims) n *= static_cast<size_t>(d);
-    t.bytes = n;
-    t.params.scale = scale;
-    t.params.zero_point = zero_point;
-    t.allocation_type = constant ? kMmapRo : kArenaRw;
-    tensor_array.push_back(t);
-    storage.emplace_back(n);
-    if (constant) std::memcpy(storage.back().data(), constant, n);
-    return static_cast<int>(tensor_array.size()) - 1;
-  }
-
-  void finalize() {
-    ctx.tensors = tensor_array.data();
-    ctx.tensors_size = tensor_array.size();
-    for (size_t i = 0; i < tensor_array.size(); ++i)
-      tensor_array[i].data = storage[i].empty() ? nullptr : storage[i].data();
-  }
-
-  void add_custom_node(const char* name, std::vector<int> ins, std::vector<int> outs,
-                       std::vector<uint8_t> options = {}) {
-    NodeRec rec;
-    std::memset(&rec.node, 0, sizeof(rec.node));
-    std::memset(&rec.reg, 0, sizeof(rec.reg));
-    rec.reg.builtin_code = kBuiltinCustom;
-    rec.reg.custom_name = name;
-    rec.options = std::move(options);
-    rec.node.inputs = new_int_array(ins);
-    rec.node.outputs = new_int_array(outs);
-    nodes.push_back(std::move(rec));
-    NodeRec& r = nodes.back();
-    r.node.custom_initial_data = r.options.empty() ? nullptr : r.options.data();
-    r.node.custom_initial_data_size = static_cast<int>(r.options.size());
-    plan.push_back(static_cast<int>(nodes.size()) - 1);
-  }
-
-  // Delegate, prepare every node, invoke every node. Returns false on any error.
-  bool run(int threads, const char* kernel) {
-    SbnnDelegateOptions o = sbnn_delegate_options_default();
-    o.num_threads = threads;
-    o.kernel = kernel;
-    o.runtime = "tflite";
-    o.runtime_version = "2.16.2";
-    delegate = reinterpret_cast<Delegate*>(sbnn_delegate_create(&o));
-    if (delegate == nullptr) {
-      errors += sbnn_delegate_last_error();
-      return false;
-    }
-    if (delegate->Prepare(&ctx, delegate) != kOk) return false;
-    for (int i : plan) {
-      NodeRec& n = nodes[i];
-      if (n.reg.prepare == nullptr || n.reg.prepare(&ctx, &n.node) != kOk) return false;
-    }
-    for (int i : plan) {
-      NodeRec& n = nodes[i];
-      if (n.reg.invoke(&ctx, &n.node) != kOk) return false;
-    }
-    return true;
-  }
-
-  template <typename T>
-  const T* data(int t) const { return static_cast<const T*>(tensor_array[t].data); }
-  int dim(int t, int i) const { return tensor_array[t].dims->data[i]; }
-};
-
-void report_error(Context* c, const char* fmt, ...) {
-  char buf[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(buf, sizeof(buf), fmt, args);
-  va_end(args);
-  reinterpret_cast<FakeRuntime*>(c)->errors += buf;
+// Delegates the graph, prepares it (allocating the arena), writes `input` into tensor
+// `tx`, invokes. False on any error (the runtime's `errors` say which).
+bool run_graph(FakeRuntime& rt, int threads, const char* kernel, int tx,
+               const std::vector<float>& input) {
+  if (!rt.ApplyDelegate(threads, kernel) || !rt.Prepare()) return false;
+  std::memcpy(rt.storage[tx].data(), input.data(), input.size() * sizeof(float));
+  return rt.Invoke();
 }
+
+template <typename T>
+const T* data(const FakeRuntime& rt, int t) {
+  return reinterpret_cast<const T*>(rt.storage[t].data());
+}
+int dim(const FakeRuntime& rt, int t, int i) { return rt.tensors[t].dims->data[i]; }
 
 // ---- reference computations ---------------------------------------------------
 
@@ -318,16 +144,16 @@ void test_conv(const ConvCase& cc, int threads, const char* kernel, std::mt19937
 
   FakeRuntime rt;
   const int words = (cc.cin + 31) / 32;
-  const int tx = rt.add_tensor(kFloat32, {cc.batch, cc.h, cc.w, cc.cin});
-  const int tq = rt.add_tensor(kInt32, {cc.batch, cc.h, cc.w, words});
-  const int tf = rt.add_tensor(kInt32, {cc.cout, cc.kh, cc.kw, fwords}, filter.data());
-  const int tm = rt.add_tensor(kFloat32, {cc.cout}, mul.data());
-  const int tb = rt.add_tensor(kFloat32, {cc.cout}, bias.data());
-  const int tt = rt.add_tensor(kInt32, {cc.cout}, thr.data());
-  const int to = rt.add_tensor(cc.out_type, {1, 1, 1, 1}, nullptr, out_scale, out_zp);
-  rt.finalize();
-  std::memcpy(rt.storage[tx].data(), x.data(), x.size() * sizeof(float));
-  rt.add_custom_node("LceQuantize", {tx}, {tq});
+  const int tx = rt.AddTensor(kFloat32, {cc.batch, cc.h, cc.w, cc.cin});
+  const int tq = rt.AddTensor(kInt32, {cc.batch, cc.h, cc.w, words});
+  const int tf = rt.AddTensor(kInt32, {cc.cout, cc.kh, cc.kw, fwords}, filter.data(),
+                              filter.size() * sizeof(int32_t));
+  const int tm = rt.AddTensor(kFloat32, {cc.cout}, mul.data(), mul.size() * sizeof(float));
+  const int tb = rt.AddTensor(kFloat32, {cc.cout}, bias.data(), bias.size() * sizeof(float));
+  const int tt = rt.AddTensor(kInt32, {cc.cout}, thr.data(), thr.size() * sizeof(int32_t));
+  const int to = rt.AddTensor(cc.out_type, {1, 1, 1, 1}, nullptr, 0, out_scale, out_zp);
+  rt.Finalize();
+  rt.AddNode(kBuiltinCustom, "LceQuantize", {tx}, {tq}, {});
   const auto opts = flex_map({{"channels_in", cc.cin},
                               {"dilation_height_factor", cc.dilation},
                               {"dilation_width_factor", cc.dilation},
@@ -337,9 +163,9 @@ void test_conv(const ConvCase& cc, int threads, const char* kernel, std::mt19937
                               {"stride_height", cc.stride},
                               {"stride_width", cc.stride}});
   if (cc.out_type == kInt32)
-    rt.add_custom_node("LceBconv2d", {tq, tf, -1, -1, tt}, {to}, opts);
+    rt.AddNode(kBuiltinCustom, "LceBconv2d", {tq, tf, -1, -1, tt}, {to}, opts);
   else
-    rt.add_custom_node("LceBconv2d", {tq, tf, tm, tb, -1}, {to}, opts);
+    rt.AddNode(kBuiltinCustom, "LceBconv2d", {tq, tf, tm, tb, -1}, {to}, opts);
 
   char what[256];
   std::snprintf(what, sizeof(what),
@@ -347,7 +173,7 @@ void test_conv(const ConvCase& cc, int threads, const char* kernel, std::mt19937
                 cc.batch, cc.h, cc.w, cc.cin, cc.cout, cc.kh, cc.kw, cc.stride, cc.dilation,
                 cc.groups, cc.padding ? "VALID" : "SAME", cc.pad_values, cc.act,
                 type_str(cc.out_type), threads, kernel);
-  if (!rt.run(threads, kernel)) {
+  if (!run_graph(rt, threads, kernel, tx, x)) {
     // A forced kernel may legitimately not support a shape or this CPU.
     const bool unsupported = std::strstr(rt.errors.c_str(), "supports this shape") != nullptr;
     EXPECT(unsupported && std::strcmp(kernel, "auto") != 0 && std::strcmp(kernel, "reference") != 0,
@@ -356,7 +182,7 @@ void test_conv(const ConvCase& cc, int threads, const char* kernel, std::mt19937
     return;
   }
   ++g_conv_runs;
-  EXPECT(rt.dim(to, 1) == oh && rt.dim(to, 2) == ow, "%s: output shape", what);
+  EXPECT(dim(rt, to, 1) == oh && dim(rt, to, 2) == ow, "%s: output shape", what);
   int act_lo = -K, act_hi = K;
   if (cc.act == 1) act_lo = 0;
   if (cc.act == 2) act_lo = -1, act_hi = 1;
@@ -368,17 +194,17 @@ void test_conv(const ConvCase& cc, int threads, const char* kernel, std::mt19937
       const int d = dot[p * cc.cout + o];
       const double y = std::min(act_hi, std::max(act_lo, d)) * static_cast<double>(mul[o]) + bias[o];
       if (cc.out_type == kFloat32) {
-        const float got = rt.data<float>(to)[p * cc.cout + o];
+        const float got = data<float>(rt, to)[p * cc.cout + o];
         // LCE's fused form x*(-mul) + (bias + K*mul) cancels K*mul: allow its rounding.
         const double tol = 1e-5 * std::max(1.0, std::fabs(y)) + 4e-7 * K * std::fabs(mul[o]);
         if (std::fabs(got - y) > tol) ++bad;
       } else if (cc.out_type == kInt8) {
         const double q = std::min(127.0, std::max(-128.0, std::round(y / out_scale) + out_zp));
-        const int got = rt.data<int8_t>(to)[p * cc.cout + o];
+        const int got = data<int8_t>(rt, to)[p * cc.cout + o];
         if (std::fabs(got - q) > 1) ++bad;
       } else {
         const int owords = (cc.cout + 31) / 32;
-        const uint32_t word = static_cast<uint32_t>(rt.data<int32_t>(to)[p * owords + o / 32]);
+        const uint32_t word = static_cast<uint32_t>(data<int32_t>(rt, to)[p * owords + o / 32]);
         const int got = (word >> (o % 32)) & 1;
         const int want = (K - d) > 2 * thr[o] ? 1 : 0;
         if (got != want) ++bad;
@@ -397,25 +223,24 @@ void test_pool_chain(int threads) {
     std::vector<float> x(static_cast<size_t>(n) * h * w * c);
     for (auto& v : x) v = normal(rng);
     FakeRuntime rt;
-    const int tx = rt.add_tensor(kFloat32, {n, h, w, c});
-    const int tq = rt.add_tensor(kInt32, {1, 1, 1, 1});
-    const int tp = rt.add_tensor(kInt32, {1, 1, 1, 1});
-    const int to = rt.add_tensor(kFloat32, {n, 1, 1, c});  // last dim: channel count
-    rt.finalize();
-    std::memcpy(rt.storage[tx].data(), x.data(), x.size() * sizeof(float));
-    rt.add_custom_node("LceQuantize", {tx}, {tq});
-    rt.add_custom_node("LceBMaxPool2d", {tq}, {tp},
-                       flex_map({{"filter_height", fh}, {"filter_width", fw}, {"padding", padding},
-                                 {"stride_height", s}, {"stride_width", s}}));
-    rt.add_custom_node("LceDequantize", {tp}, {to});
-    const bool ok = rt.run(threads, "auto");
+    const int tx = rt.AddTensor(kFloat32, {n, h, w, c});
+    const int tq = rt.AddTensor(kInt32, {1, 1, 1, 1});
+    const int tp = rt.AddTensor(kInt32, {1, 1, 1, 1});
+    const int to = rt.AddTensor(kFloat32, {n, 1, 1, c});  // last dim: channel count
+    rt.Finalize();
+    rt.AddNode(kBuiltinCustom, "LceQuantize", {tx}, {tq}, {});
+    rt.AddNode(kBuiltinCustom, "LceBMaxPool2d", {tq}, {tp},
+               flex_map({{"filter_height", fh}, {"filter_width", fw}, {"padding", padding},
+                         {"stride_height", s}, {"stride_width", s}}));
+    rt.AddNode(kBuiltinCustom, "LceDequantize", {tp}, {to}, {});
+    const bool ok = run_graph(rt, threads, "auto", tx, x);
     EXPECT(ok, "pool chain padding %d: %s", padding, rt.errors.c_str());
     if (!ok) continue;
     const int oh = padding == 0 ? (h + s - 1) / s : (h - fh) / s + 1;
     const int ow = padding == 0 ? (w + s - 1) / s : (w - fw) / s + 1;
     const int pt = padding == 0 ? std::max(0, (oh - 1) * s + fh - h) / 2 : 0;
     const int pl = padding == 0 ? std::max(0, (ow - 1) * s + fw - w) / 2 : 0;
-    EXPECT(rt.dim(to, 1) == oh && rt.dim(to, 2) == ow && rt.dim(to, 3) == c, "pool shape");
+    EXPECT(dim(rt, to, 1) == oh && dim(rt, to, 2) == ow && dim(rt, to, 3) == c, "pool shape");
     int bad = 0;
     for (int b = 0; b < n; ++b)
       for (int y = 0; y < oh; ++y)
@@ -429,7 +254,7 @@ void test_pool_chain(int threads) {
                 const float v = x[((static_cast<size_t>(b) * h + iy) * w + ix) * c + ch] < 0 ? -1.0f : 1.0f;
                 m = std::max(m, v);
               }
-            if (rt.data<float>(to)[((static_cast<size_t>(b) * oh + y) * ow + xo) * c + ch] != m) ++bad;
+            if (data<float>(rt, to)[((static_cast<size_t>(b) * oh + y) * ow + xo) * c + ch] != m) ++bad;
           }
     EXPECT(bad == 0, "pool chain padding %d threads %d: %d wrong", padding, threads, bad);
   }
@@ -437,17 +262,17 @@ void test_pool_chain(int threads) {
 
 void test_bad_options() {
   FakeRuntime rt;
-  const int tq = rt.add_tensor(kInt32, {1, 4, 4, 1});
+  const int tq = rt.AddTensor(kInt32, {1, 4, 4, 1});
   std::vector<int32_t> filter(2 * 9, 0);
-  const int tf = rt.add_tensor(kInt32, {2, 3, 3, 1}, filter.data());
-  const int to = rt.add_tensor(kFloat32, {1, 1, 1, 1});
-  rt.finalize();
-  rt.add_custom_node("LceBconv2d", {tq, tf, -1, -1, -1}, {to},
-                     flex_map({{"channels_in", 3}, {"dilation_height_factor", 1},
-                               {"dilation_width_factor", 1}, {"fused_activation_function", 0},
-                               {"pad_values", 0}, {"padding", 0}, {"stride_height", 0},
-                               {"stride_width", 1}}));
-  EXPECT(!rt.run(1, "auto"), "stride 0 accepted");
+  const int tf = rt.AddTensor(kInt32, {2, 3, 3, 1}, filter.data(), filter.size() * sizeof(int32_t));
+  const int to = rt.AddTensor(kFloat32, {1, 1, 1, 1});
+  rt.Finalize();
+  rt.AddNode(kBuiltinCustom, "LceBconv2d", {tq, tf, -1, -1, -1}, {to},
+             flex_map({{"channels_in", 3}, {"dilation_height_factor", 1},
+                       {"dilation_width_factor", 1}, {"fused_activation_function", 0},
+                       {"pad_values", 0}, {"padding", 0}, {"stride_height", 0},
+                       {"stride_width", 1}}));
+  EXPECT(!(rt.ApplyDelegate(1, "auto") && rt.Prepare()), "stride 0 accepted");
   EXPECT(std::strstr(rt.errors.c_str(), "stride_height") != nullptr, "message: %s",
          rt.errors.c_str());
 }
@@ -457,17 +282,8 @@ void test_bad_options() {
 int main() {
   std::mt19937 rng(1234);
   std::vector<std::string> kernels = {"auto", "reference"};
-  {
-    std::string all = sbnn_delegate_kernels();
-    size_t start = 0;
-    while (start < all.size()) {
-      size_t end = all.find(',', start);
-      if (end == std::string::npos) end = all.size();
-      const std::string k = all.substr(start, end - start);
-      if (k != "reference") kernels.push_back(k);
-      start = end + 1;
-    }
-  }
+  for (const std::string& k : sbnn_test::KernelNames())
+    if (k != "reference") kernels.push_back(k);
   const ConvCase cases[] = {
       // batch h w cin cout kh kw stride dil groups padding pad_values act out
       {1, 6, 6, 1, 3, 3, 3, 1, 1, 1, 0, 1, 0, kFloat32},

@@ -1,4 +1,4 @@
-// Writers for the fuzz harnesses: flexbuffer maps of scalars (every byte width,
+// Writers for the delegate's tests and fuzz harnesses: flexbuffer maps of scalars (every byte width,
 // inline and indirect integers, bools, floats) and SBF1 filters (every channel
 // mode, any Rice parameter). They produce valid encodings from structured fuzz
 // input, so the readers can be checked for correctness (round trips), not only
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace sbnn_fuzz {
+namespace sbnn_test {
 
 // ---- flexbuffers ---------------------------------------------------------------
 
@@ -267,4 +267,4 @@ inline std::vector<int32_t> PackFilter(const std::vector<bool>& connection, uint
   return packed;
 }
 
-}  // namespace sbnn_fuzz
+}  // namespace sbnn_test

@@ -1,4 +1,5 @@
-// A stand-in for the TFLite runtime, for fuzzing the delegate without TensorFlow.
+// A stand-in for the TFLite runtime, for testing and fuzzing the delegate without
+// TensorFlow (tests/delegate/fake_runtime_test.cc, the fuzz harnesses in tflite/fuzz/).
 //
 // It behaves like TFLite 2.16 where the delegate can tell: constant tensors point
 // at exact-size copies of their buffers (kMmapRo, never resizable), other tensors
@@ -6,13 +7,12 @@
 // (like AllocateTensors), ResizeTensor takes ownership of a malloc'd dims array,
 // custom options are visible on the original node only, delegate Prepare replaces
 // one node per call, kernel init gets TfLiteDelegateParams. Beyond TFLite, it
-// checks the delegate's promises and aborts (a crash for libFuzzer) when one breaks:
+// checks the delegate's promises and aborts (a crash for libFuzzer, a failed test)
+// when one breaks:
 //   * every failing prepare/invoke reported a message through ReportError;
 //   * a node's invoke writes nothing but its own outputs (constants included);
 //   * no tensor is resized to more than kMaxTensorBytes (a runtime would fail the
 //     allocation cleanly; the delegate must then report, not crash).
-// The same code drives fuzz_model.cc (graphs read from .tflite files) and
-// fuzz_ops.cc (graphs built from structured fuzz input).
 #pragma once
 
 #include <cstdarg>
@@ -26,7 +26,7 @@
 #include "abi/tflite_abi.h"
 #include "sbnn_delegate.h"
 
-namespace sbnn_fuzz {
+namespace sbnn_test {
 
 using namespace sbnn::abi;
 
@@ -38,7 +38,7 @@ constexpr size_t kMaxTotalBytes = size_t{64} << 20;
 [[noreturn]] inline void Die(const char* fmt, ...) {
   va_list args;
   va_start(args, fmt);
-  std::fprintf(stderr, "sbnn fuzz: ");
+  std::fprintf(stderr, "sbnn fake runtime: ");
   std::vfprintf(stderr, fmt, args);
   std::fprintf(stderr, "\n");
   va_end(args);
@@ -402,6 +402,15 @@ inline std::vector<std::string> KernelNames() {
     names.push_back(all.substr(start, end - start));
     start = end + 1;
   }
+  // The bit-plane sparse kernels (not in the dense list), so that forced runs also cover
+  // their fused output stages (core/bconv2d_output.h).
+#if defined(__x86_64__)
+  names.push_back("bconv2d_sparse_bitplane_512__avx512");
+  names.push_back("bconv2d_sparse_bitplane_256__avx2");
+#elif defined(__aarch64__)
+  names.push_back("bconv2d_sparse_bitplane_128__neon");
+#endif
+  names.push_back("bconv2d_sparse_bitplane_64__scalar");
   return names;
 }
 
@@ -413,4 +422,4 @@ inline uint64_t Hash(const uint8_t* data, size_t size) {
   return h;
 }
 
-}  // namespace sbnn_fuzz
+}  // namespace sbnn_test
