@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-slow test-all bench docs docs-serve clean
+.PHONY: setup demo test test-slow test-all bench docs docs-serve clean wheels pi-e2e
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,12 @@ test-all: setup      ## what CI runs
 
 bench: setup
 	$(PY) benchmarks/train_step.py
+
+wheels: setup        ## sbnn-runtime wheels for x86_64 + aarch64 (manylinux, auditwheel-checked) in dist/
+	bash scripts/build_wheels.sh
+
+pi-e2e: wheels       ## the aarch64 wheel in an emulated Raspberry Pi OS userland (docs/deployment.md)
+	$(PY) scripts/pi_e2e.py
 
 docs: setup          ## the documentation site in site/ (strict: any warning fails)
 	$(PY) -m mkdocs build --strict

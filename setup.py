@@ -134,7 +134,8 @@ setup(
     else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.9,<3.13",
+    # LCE 0.16 ships wheels for CPython 3.10-3.12 only.
+    python_requires=">=3.10,<3.13",
     packages=find_packages(include=["sbnn_keras", "sbnn_keras.*", "sbnn_runtime", "sbnn_runtime.*", "sbnn_zoo", "sbnn_zoo.*"]),
     ext_modules=[CMakeLibrary("sbnn_runtime._native.sbnn_delegate", HERE / "tflite", "sbnn_delegate")],
     cmdclass={"build_ext": BuildNative},

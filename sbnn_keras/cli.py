@@ -28,8 +28,17 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit code 1."""
 
 
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _quiet_tensorflow(verbose: bool = False):
+    """Silence TensorFlow's and absl's log lines (CUDA probing, SavedModel and
+    "compiled metrics" warnings) unless --verbose; must run before TensorFlow loads.
+    Errors the command reports itself are unaffected."""
+    if verbose:
+        return
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _require_file(path: str, what: str) -> Path:
@@ -220,56 +229,42 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import numpy as np
-    from tqdm import tqdm
+    from sbnn_runtime import bench
 
     path = _require_file(args.model, "model")
     if not (path.is_file() and _is_tflite(path)):
         raise CliError(f"{args.model!r} is not a .tflite file")
-    json_path = _check_output(args.json, "--json", args.force, inputs=[args.model]) if args.json else None
-    data = path.read_bytes()
-    import sbnn_runtime as runtime
-
-    rows = []
-    for threads in args.threads:
-        candidates = [("sbnn", lambda t=threads: runtime.Interpreter(data, num_threads=t))]
-        if not args.no_lce:
-            from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
-
-            candidates.append(("lce", lambda t=threads: LceInterpreter(data, num_threads=t)))
-        for name, factory in candidates:
-            try:
-                interp = factory()
-            except Exception as err:
-                rows.append({"runtime": name, "threads": threads, "error": str(err).splitlines()[0]})
-                continue
-            shape = [1 if d in (None, -1) else int(d) for d in _input_shape(interp)]
-            x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-            for _ in range(args.warmup):
-                interp.predict(x)
-            times = []
-            for _ in tqdm(range(args.runs), desc=f"{name} x{threads}", leave=False, disable=args.quiet):
-                t = time.perf_counter()
-                interp.predict(x)
-                times.append(time.perf_counter() - t)
-            rows.append({"runtime": name, "threads": threads, "median_ms": 1e3 * float(np.median(times)),
-                         "min_ms": 1e3 * float(np.min(times))})
-    print(f"{'runtime':<8} {'threads':>7} {'median ms':>10} {'min ms':>8}")
-    for r in rows:
-        if "error" in r:
-            print(f"{r['runtime']:<8} {r['threads']:>7}  error: {r['error']}")
-        else:
-            print(f"{r['runtime']:<8} {r['threads']:>7} {r['median_ms']:>10.3f} {r['min_ms']:>8.3f}")
-    if json_path is not None:
-        _write_all([(json_path, (json.dumps({"model": str(path), "rows": rows}, indent=2) + "\n").encode())])
-    return 0
+    if args.float_model is not None:
+        fpath = _require_file(args.float_model, "--float-model")
+        if not (fpath.is_file() and _is_tflite(fpath)):
+            raise CliError(f"--float-model {args.float_model!r} is not a .tflite file")
+    if not args.json:
+        return _bench_status(bench.execute(args), args)
+    inputs = [args.model] + ([args.float_model] if args.float_model is not None else [])
+    json_path = _check_output(args.json, "--json", args.force, inputs=inputs)
+    # bench writes its JSON to a temporary file that replaces --json only once written.
+    fd, tmp = tempfile.mkstemp(prefix=f".{json_path.name}.", suffix=".tmp", dir=json_path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # what open() would have given, not mkstemp's 0600
+    try:
+        status = bench.execute(argparse.Namespace(**{**vars(args), "json": tmp}))
+        os.replace(tmp, json_path)
+    except OSError as err:
+        raise CliError(f"cannot write {str(json_path)!r}: {err.strerror or err}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return _bench_status(status, args)
 
 
-def _input_shape(interp):
-    details = interp.input_details if hasattr(interp, "input_details") else None
-    if isinstance(details, list) and details and isinstance(details[0], dict):
-        return details[0]["shape"]
-    return interp.input_shapes[0]
+def _bench_status(status: int, args) -> int:
+    """Exit 1 keeps the CLI's contract: one ``error:`` line on stderr (the table says
+    which runtime failed and why)."""
+    if status:
+        raise CliError(f"a runtime that was asked for failed on {args.model!r} (see its row above)")
+    return status
 
 
 def cmd_demo(args) -> int:
@@ -280,6 +275,8 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Sparse binary neural networks: convert, inspect, bench.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's and absl's log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="Keras model (.keras/.h5/SavedModel) -> .tflite, with the conversion report")
@@ -297,14 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("bench", help="latency of a .tflite with the project's runtime vs LCE's")
-    p.add_argument("model")
-    p.add_argument("--threads", type=int, nargs="+", default=[1])
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--no-lce", action="store_true", help="skip LCE's interpreter")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p = sub.add_parser("bench", help="latency: sbnn delegate vs LCE's fastest configuration (vs XNNPACK float)")
+    from sbnn_runtime.bench import add_arguments as _bench_arguments
+
+    _bench_arguments(p)
     p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=cmd_bench)
 
@@ -325,14 +318,26 @@ def main(argv=None) -> int:
       replaced only with ``--force``, the input never.
     - ``inspect PATH [--json]``: connections, K0/K1, operations and bits/weight of a
       Keras model or a .tflite.
-    - ``bench MODEL.tflite [--threads N ...] [--runs N] [--warmup N] [--no-lce]
-      [--json PATH] [-q] [--force]``: latency with the project's runtime and with LCE's.
+    - ``bench MODEL.tflite [--threads N ...] [--runs N] [--warmup N]
+      [--lce auto|yes|no] [--float-model F.tflite] [--kernel K] [--json PATH] [-q]
+      [--force]``:
+      latency with the sbnn delegate, LCE's fastest configuration (XNNPACK + indirect
+      BGEMM, in a child process; "not supported by LCE" for SbnnBconv2d files) and
+      XNNPACK on a float model; exit 1 when a runtime that was asked for failed.
     - ``demo [ARGS]``: the Fashion-MNIST demo (``python -m sbnn_zoo.demo ARGS``).
+
+    ``--verbose`` (before the command, or anywhere for ``demo``) shows TensorFlow's
+    log lines, which are hidden by default.
 
     Args:
         argv: the arguments after the program name (default: ``sys.argv[1:]``).
     """
-    _quiet_tensorflow()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_tensorflow("--verbose" in argv)  # demo --verbose too
+    if argv[:1] == ["demo"] or argv[:2] == ["--verbose", "demo"]:
+        # The demo parses its own arguments, --help included.
+        rest = argv[argv.index("demo") + 1:]
+        return cmd_demo(argparse.Namespace(demo_args=rest + (["--verbose"] if argv[0] == "--verbose" else [])))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":

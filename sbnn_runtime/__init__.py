@@ -14,7 +14,11 @@ Modules: ``interpreter`` (the delegate and the interpreter around it),
 filter format of ``SbnnBconv2d``). See docs/runtime.md and docs/architecture.md.
 """
 
-from sbnn_runtime.interpreter import (
+from sbnn_runtime import _platform
+
+_platform.check()  # a wheel on the wrong machine says so here, with the supported list
+
+from sbnn_runtime.interpreter import (  # noqa: E402
     TESTED_RUNTIMES,
     Interpreter,
     UnsupportedRuntimeError,

@@ -30,6 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
+if __name__ == "__main__" and "--verbose" not in sys.argv[1:]:
+    # python -m sbnn_zoo.demo: TensorFlow's and absl's log lines stay hidden unless
+    # --verbose (set before TensorFlow loads; `sbnn-keras demo` does the same).
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for _name in ("tensorflow", "absl"):
+        logging.getLogger(_name).setLevel(logging.ERROR)
+
 from sbnn_keras import _compat
 
 _compat.ensure_legacy_keras()
@@ -352,6 +361,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-deploy", action="store_true",
                    help="skip the .tflite conversion and latency comparison at the end")
     p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files or tfds data")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines (hidden by default)")
     return p
 
 
