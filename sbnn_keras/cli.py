@@ -1,5 +1,9 @@
 """The ``sbnn-keras`` command: convert, inspect, bench, demo.
 
+``--help``, ``inspect`` of a ``.tflite`` and ``bench`` import no TensorFlow (they run
+on ``sbnn_runtime.cli``); ``convert``, ``inspect`` of a Keras model and ``demo`` load
+the training side when they run. TensorFlow's log lines are shown with ``--verbose``.
+
 Exit codes: 0 success, 1 a user error (missing file, wrong format, unsupported model;
 one line on stderr starting with ``sbnn-keras: error:``), 2 bad command-line usage.
 """
@@ -7,46 +11,36 @@ one line on stderr starting with ``sbnn-keras: error:``), 2 bad command-line usa
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
-import time
 from pathlib import Path
+
+from sbnn_runtime import cli as rcli
+from sbnn_runtime.cli import CliError
 
 __all__ = ["main"]
 
 PROG = "sbnn-keras"
 
 
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit code 1."""
-
-
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _require_file(path: str, what: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise CliError(f"{what} {path!r} does not exist")
-    return p
+def _quiet_tensorflow(verbose: bool) -> None:
+    """TensorFlow's C++ and Python log lines only with ``--verbose``."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _load_keras(path: str):
     import sbnn_keras
 
-    p = _require_file(path, "model")
+    p = rcli.require_file(path, "model")
     try:
         return sbnn_keras.load_model(str(p), compile=False)
     except Exception as err:  # Keras raises many types for unreadable files
         raise CliError(f"cannot load {path!r} as a Keras model ({type(err).__name__}: {err})".splitlines()[0]) from None
-
-
-def _is_tflite(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(8)
-    return len(head) == 8 and head[4:8] == b"TFL3"
 
 
 def cmd_convert(args) -> int:
@@ -69,65 +63,10 @@ def cmd_convert(args) -> int:
     return 0
 
 
-def _inspect_tflite(path: Path, as_json: bool) -> int:
-    from sbnn_keras.export.compress import SPARSE_OP
-    from sbnn_runtime.sparse_format import SparseFilterError
-    from sbnn_runtime.tflite_model import read_tflite
-
-    data = path.read_bytes()
-    try:
-        graph = read_tflite(data)
-    except ValueError as err:
-        raise CliError(f"{path}: {err}") from None
-    info = {"file": str(path), "size_bytes": len(data), "op_counts": graph.op_counts(), "binary_filters": []}
-    try:
-        from flatbuffers import flexbuffers
-        from larq_compute_engine.mlir.python import tflite_schema as schema
-
-        from sbnn_runtime.sparse_format import decode_filter
-
-        model = schema.Model.GetRootAsModel(data, 0)
-        sub = model.Subgraphs(0)
-        for op in graph.ops:
-            if op.name not in ("LceBconv2d", SPARSE_OP) or len(op.inputs) < 2:
-                continue
-            tensor = sub.Tensors(op.inputs[1])
-            buf = model.Buffers(tensor.Buffer())
-            raw = bytes(buf.DataAsNumpy()) if buf.DataLength() else b""
-            entry = {"op": op.index, "type": op.name, "stored_bytes": len(raw)}
-            if op.name == SPARSE_OP and raw:
-                wb = decode_filter(raw)
-                entry.update(format="sbf1", shape=list(wb.shape), connections=float((wb > 0).mean()))
-                entry["bits_per_weight"] = 8 * len(raw) / wb.size
-            elif raw:
-                o, kh, kw, words = (int(d) for d in tensor.ShapeAsNumpy())
-                in_words = graph.tensor_shapes[op.inputs[0]][-1]
-                channels = int(flexbuffers.Loads(op.custom_options)["channels_in"]) // max(1, in_words // words)
-                entry.update(format="lce", shape=[o, kh, kw, channels])
-                entry["bits_per_weight"] = 8 * len(raw) / (o * kh * kw * channels)
-            info["binary_filters"].append(entry)
-    except SparseFilterError as err:
-        raise CliError(f"{path}: corrupt SBF1 filter: {err}") from None
-    except (KeyError, ValueError, IndexError, ZeroDivisionError) as err:
-        raise CliError(f"{path}: cannot read the binary filters ({type(err).__name__}: {err})") from None
-    if as_json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(f"{path}: {len(data):,} bytes")
-    print("ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(info["op_counts"].items())))
-    for f in info["binary_filters"]:
-        extra = f" p={f['connections']:.3f}" if "connections" in f else ""
-        print(
-            f"  op {f['op']:>3} {f['type']:<12} {f.get('format', '-'):<5} {f['stored_bytes']:>9,} bytes"
-            f"  {f.get('bits_per_weight', 0):.3f} bits/weight{extra}"
-        )
-    return 0
-
-
 def cmd_inspect(args) -> int:
-    path = _require_file(args.path, "file")
-    if path.is_file() and _is_tflite(path):
-        return _inspect_tflite(path, args.json)
+    path = rcli.require_file(args.path, "file")
+    if rcli.is_tflite(path):
+        return rcli.inspect_tflite(path, args.json)
     import sbnn_keras
 
     model = _load_keras(args.path)
@@ -142,56 +81,17 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def _lce_interpreter(data: bytes, threads: int):
+    from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
+
+    return LceInterpreter(data, num_threads=threads)
+
+
 def cmd_bench(args) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
-    path = _require_file(args.model, "model")
-    if not (path.is_file() and _is_tflite(path)):
-        raise CliError(f"{args.model!r} is not a .tflite file")
-    data = path.read_bytes()
-    import sbnn_runtime as runtime
-
-    rows = []
-    for threads in args.threads:
-        candidates = [("sbnn", lambda t=threads: runtime.Interpreter(data, num_threads=t))]
-        if not args.no_lce:
-            from larq_compute_engine.tflite.python.interpreter import Interpreter as LceInterpreter
-
-            candidates.append(("lce", lambda t=threads: LceInterpreter(data, num_threads=t)))
-        for name, factory in candidates:
-            try:
-                interp = factory()
-            except Exception as err:
-                rows.append({"runtime": name, "threads": threads, "error": str(err).splitlines()[0]})
-                continue
-            shape = [1 if d in (None, -1) else int(d) for d in _input_shape(interp)]
-            x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-            for _ in range(args.warmup):
-                interp.predict(x)
-            times = []
-            for _ in tqdm(range(args.runs), desc=f"{name} x{threads}", leave=False, disable=args.quiet):
-                t = time.perf_counter()
-                interp.predict(x)
-                times.append(time.perf_counter() - t)
-            rows.append({"runtime": name, "threads": threads, "median_ms": 1e3 * float(np.median(times)),
-                         "min_ms": 1e3 * float(np.min(times))})
-    print(f"{'runtime':<8} {'threads':>7} {'median ms':>10} {'min ms':>8}")
-    for r in rows:
-        if "error" in r:
-            print(f"{r['runtime']:<8} {r['threads']:>7}  error: {r['error']}")
-        else:
-            print(f"{r['runtime']:<8} {r['threads']:>7} {r['median_ms']:>10.3f} {r['min_ms']:>8.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"model": str(path), "rows": rows}, indent=2) + "\n")
+    path, data = rcli.read_tflite_arg(args.model)
+    others = [] if args.no_lce else [("lce", _lce_interpreter)]
+    rcli.print_bench(path, rcli.bench_rows(data, args, others), args.json)
     return 0
-
-
-def _input_shape(interp):
-    details = interp.input_details if hasattr(interp, "input_details") else None
-    if isinstance(details, list) and details and isinstance(details[0], dict):
-        return details[0]["shape"]
-    return interp.input_shapes[0]
 
 
 def cmd_demo(args) -> int:
@@ -202,6 +102,7 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Sparse binary neural networks: convert, inspect, bench.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's log lines")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="Keras model (.keras/.h5/SavedModel) -> .tflite, with the conversion report")
@@ -213,20 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the report")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("inspect", help="sparsity, K0/K1, ops and bits/weight of a Keras model or a .tflite")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_inspect)
-
-    p = sub.add_parser("bench", help="latency of a .tflite with the project's runtime vs LCE's")
-    p.add_argument("model")
-    p.add_argument("--threads", type=int, nargs="+", default=[1])
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
+    rcli.add_inspect(sub, cmd_inspect, what="a Keras model (sparsity, K0/K1) or a .tflite")
+    p = rcli.add_bench(sub, cmd_bench, help="latency of a .tflite with the project's runtime vs LCE's")
     p.add_argument("--no-lce", action="store_true", help="skip LCE's interpreter")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the Fashion-MNIST demo (python -m sbnn_zoo.demo)", add_help=False)
     p.add_argument("demo_args", nargs=argparse.REMAINDER)
@@ -248,23 +138,12 @@ def main(argv=None) -> int:
       [--json PATH] [-q]``: latency with the project's runtime and with LCE's.
     - ``demo [ARGS]``: the Fashion-MNIST demo (``python -m sbnn_zoo.demo ARGS``).
 
+    ``-v``/``--verbose`` before the command shows TensorFlow's log lines.
+
     Args:
         argv: the arguments after the program name (default: ``sys.argv[1:]``).
     """
-    _quiet_tensorflow()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "bench":
-        for name in ("runs", "warmup"):
-            if getattr(args, name) < (1 if name == "runs" else 0):
-                parser.error(f"argument --{name}: must be >= {1 if name == 'runs' else 0}, got {getattr(args, name)}")
-        if any(t < 1 or t > 64 for t in args.threads):
-            parser.error(f"argument --threads: each must be in 1..64, got {args.threads}")
-    try:
-        return args.func(args)
-    except CliError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
+    return rcli.run(build_parser(), argv, PROG, prepare=lambda args: _quiet_tensorflow(args.verbose))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,11 +10,20 @@ model is loaded. ``sbnn_keras.runtime`` is this package.
     >>> y = interp.predict(x)                                   # doctest: +SKIP
 
 Modules: ``interpreter`` (the delegate and the interpreter around it),
-``tflite_model`` (reading a ``.tflite``'s operators), ``sparse_format`` (the SBF1
-filter format of ``SbnnBconv2d``). See docs/runtime.md and docs/architecture.md.
+``inspection`` (``inspect``: operators and filter storage of a file), ``benchmark``
+(``bench``: latency), ``tflite_model`` (reading a ``.tflite``'s operators),
+``sparse_format`` (the SBF1 filter format of ``SbnnBconv2d``), ``cli``
+(``python -m sbnn_runtime inspect|bench``). On an unsupported platform or Python the
+import raises ``ImportError`` with the supported list (``_platform``). See docs/runtime.md and docs/architecture.md.
 """
 
-from sbnn_runtime.interpreter import (
+from sbnn_runtime import _platform
+
+_platform.check()
+
+from sbnn_runtime.inspection import format_inspection, inspect  # noqa: E402
+from sbnn_runtime.benchmark import bench  # noqa: E402
+from sbnn_runtime.interpreter import (  # noqa: E402
     TESTED_RUNTIMES,
     Interpreter,
     UnsupportedRuntimeError,
@@ -23,6 +32,7 @@ from sbnn_runtime.interpreter import (
     describe,
     library_path,
     load_delegate,
+    resolve_runtime,
     runtime_version,
 )
 
@@ -31,9 +41,13 @@ __all__ = [
     "Interpreter",
     "UnsupportedRuntimeError",
     "available_kernels",
+    "bench",
     "check_model",
     "describe",
+    "format_inspection",
+    "inspect",
     "library_path",
     "load_delegate",
+    "resolve_runtime",
     "runtime_version",
 ]

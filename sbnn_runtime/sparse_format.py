@@ -47,6 +47,7 @@ import struct
 import numpy as np
 
 __all__ = [
+    "SPARSE_OP",
     "MAGIC",
     "HEADER_SIZE",
     "SparseFilterError",
@@ -55,6 +56,8 @@ __all__ = [
     "encoded_bits_per_weight",
 ]
 
+#: the custom op whose filter (input 1) is an SBF1 byte tensor
+SPARSE_OP = "SbnnBconv2d"
 MAGIC = b"SBF1"
 VERSION = 1
 HEADER = struct.Struct("<4sBBHIIIIII")
