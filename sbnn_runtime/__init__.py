@@ -24,7 +24,7 @@ _platform.check()
 from sbnn_runtime.inspection import format_inspection, inspect  # noqa: E402
 from sbnn_runtime.benchmark import bench  # noqa: E402
 from sbnn_runtime.interpreter import (  # noqa: E402
-    TESTED_RUNTIMES,
+    RUNTIMES,
     Interpreter,
     UnsupportedRuntimeError,
     available_kernels,
@@ -34,9 +34,11 @@ from sbnn_runtime.interpreter import (  # noqa: E402
     load_delegate,
     resolve_runtime,
     runtime_version,
+    tested_runtimes,
 )
 
 __all__ = [
+    "RUNTIMES",
     "TESTED_RUNTIMES",
     "Interpreter",
     "UnsupportedRuntimeError",
@@ -50,4 +52,32 @@ __all__ = [
     "load_delegate",
     "resolve_runtime",
     "runtime_version",
+    "tested_runtimes",
 ]
+
+
+def _version() -> str:
+    """The project's version: the VERSION file of a source tree, else the installed
+    distribution's metadata (built from the same file)."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "VERSION"
+    if source.is_file():
+        return source.read_text(encoding="utf-8").strip()
+    import importlib.metadata
+
+    for dist in ("sbnn_keras", "sbnn-runtime", "sbnn_runtime"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+__version__ = _version()
+
+
+def __getattr__(name):
+    if name == "TESTED_RUNTIMES":
+        return tested_runtimes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
