@@ -24,6 +24,7 @@ tensor:
 
 from __future__ import annotations
 
+import math
 import numpy as np
 
 MAX_TENSOR_BYTES = 1 << 31
@@ -113,8 +114,13 @@ def _window_op(model, sg, j, op, name, builtin):
             return None
 
         def get(key, default):
+            # Read values the way the delegate's option reader does: it converts bools
+            # and floats to integers, so the bounds below must see them too (a bool
+            # padding used to skip the stride check here and reach a stock crash).
             v = opts.get(key, default)
-            return v if isinstance(v, int) and not isinstance(v, bool) else None
+            if isinstance(v, float):  # integral floats only; the delegate names others
+                return int(v) if math.isfinite(v) and v == int(v) and abs(v) < 2**63 else None
+            return int(v) if isinstance(v, int) else None
 
         sh, sw, pad = get("stride_height", None), get("stride_width", None), get("padding", None)
         if name == "LceBMaxPool2d":

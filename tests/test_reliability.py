@@ -90,9 +90,16 @@ def stride(name, value):
         (lambda: edited("resnet-lce", lambda m: mu.set_input(
             m, next(i for i, op in enumerate(m.subgraphs[0].operators)
                     if mu.op_name(m, op) == "builtin_40"), 1, -1)), "required input 1"),
+        # found by fuzz_runtime (seed 0): a binary max-pool with stride 32767 stored as a
+        # uint and padding stored as a bool; the validator skipped the mistyped map, the
+        # delegate read the bool as 1, and the stock runtime aborted (SIGABRT)
+        (lambda: edited("vgg-lce", lambda m: (
+            mu.set_option(m, first_op(golden("vgg-lce"), ("LceBMaxPool2d",)), "stride_height", 32767, "uint"),
+            mu.set_option(m, first_op(golden("vgg-lce"), ("LceBMaxPool2d",)), "padding", True, "bool"))),
+         "is declared"),
     ],
     ids=["self_read_vgg", "self_read_resnet_sparse", "read_later", "stride_33", "stride_65536",
-         "mean_without_axis"],
+         "mean_without_axis", "maxpool_stride_with_bool_padding"],
 )
 def test_check_model_refuses_graphs_that_crash_the_stock_runtime(case, expect):
     with pytest.raises(ValueError, match=expect) as info:
