@@ -269,3 +269,24 @@ def assert_outputs_match(ours, ref, what=""):
                 f"{what} output {i} ({a.dtype}): {neq.sum()} of {a.size} differ, "
                 f"first at {np.argwhere(neq)[0]}"
             )
+
+
+def small_sbnn_model():
+    """The CLI and bench tests' model: float stem, one SBNN conv at 5% connections."""
+    from sbnn_keras.layers import latent_kernel, sbnn_layers
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([
+        tf.keras.Input((8, 8, 3)),
+        tf.keras.layers.Conv2D(32, 3, padding="same"),
+        tf.keras.layers.BatchNormalization(),
+        sbnn_keras.QuantConv2D(32, 3, padding="same", kernel_quantizer="sbnn"),
+        tf.keras.layers.BatchNormalization(),
+        tf.keras.layers.GlobalAveragePooling2D(),
+        tf.keras.layers.Dense(4),
+    ])
+    rng = np.random.default_rng(0)
+    for layer in sbnn_layers(model):
+        w = latent_kernel(layer)
+        w.assign(np.where(rng.random(w.shape) < 0.05, 0.3, -0.3).astype("float32"))
+    return model

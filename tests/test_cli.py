@@ -8,25 +8,12 @@ import tensorflow as tf
 
 import sbnn_keras
 from sbnn_keras.cli import main
-from sbnn_keras.layers import latent_kernel, sbnn_layers
+from _runtime_helpers import small_sbnn_model
 
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    tf.keras.utils.set_random_seed(0)
-    model = tf.keras.Sequential([
-        tf.keras.Input((8, 8, 3)),
-        tf.keras.layers.Conv2D(32, 3, padding="same"),
-        tf.keras.layers.BatchNormalization(),
-        sbnn_keras.QuantConv2D(32, 3, padding="same", kernel_quantizer="sbnn"),
-        tf.keras.layers.BatchNormalization(),
-        tf.keras.layers.GlobalAveragePooling2D(),
-        tf.keras.layers.Dense(4),
-    ])
-    rng = np.random.default_rng(0)
-    for layer in sbnn_layers(model):
-        w = latent_kernel(layer)
-        w.assign(np.where(rng.random(w.shape) < 0.05, 0.3, -0.3).astype("float32"))
+    model = small_sbnn_model()
     path = tmp_path_factory.mktemp("cli") / "model.keras"
     model.save(path)
     return path
