@@ -8,57 +8,67 @@ Rooms (docs/architecture.md): ``math``, ``quantizers``, ``layers``, ``regularize
 at the top, then ``metrics``, ``export`` and ``tuning``; the runtime is the separate
 package ``sbnn_runtime`` (``sbnn_keras.runtime``), the zoo and the demo are in
 ``sbnn_zoo``. Modules that moved keep their old import paths (``sbnn_keras._aliases``).
+
+The names below are loaded on first use (PEP 562), so ``import sbnn_keras`` itself
+imports no TensorFlow: the command line answers ``--help`` and runs the runtime's
+commands without it. Each room applies the legacy-Keras rules
+(``_compat.ensure_legacy_keras``) when it is loaded.
 """
 
-from sbnn_keras import _compat
+from sbnn_keras import _aliases, _compat
 
-_compat.ensure_legacy_keras()
-
-import sbnn_runtime as runtime  # noqa: E402
-from sbnn_keras import _aliases, math, quantizers  # noqa: E402
-from sbnn_keras.metrics import callbacks, plot, report, stats  # noqa: E402
-from sbnn_keras.metrics.callbacks import SparsityCallback  # noqa: E402
-from sbnn_keras.export.convert import ConversionError, ConversionReport, convert, convert_with_report  # noqa: E402
-from sbnn_keras.metrics.plot import plot_hamming_histograms  # noqa: E402
-from sbnn_keras.metrics.report import SparsityReport, sparsity_report  # noqa: E402
-from sbnn_runtime.interpreter import Interpreter, load_delegate  # noqa: E402
-from sbnn_keras.layers import QuantConv2D, QuantDense, sbnn_layers  # noqa: E402
-from sbnn_keras.quantizers import SbnnQuantizer, SiBnnQuantizer  # noqa: E402
-from sbnn_keras.regularizer import SparsityRegularizer, custom_objects, load_model  # noqa: E402
+_compat.select_legacy_keras()
 
 __version__ = "0.1.0"
 
-_aliases.install()
+#: public name -> the module that defines it (loaded by ``__getattr__``)
+_EXPORTS = {
+    "QuantConv2D": "sbnn_keras.layers",
+    "QuantDense": "sbnn_keras.layers",
+    "sbnn_layers": "sbnn_keras.layers",
+    "SbnnQuantizer": "sbnn_keras.quantizers",
+    "SiBnnQuantizer": "sbnn_keras.quantizers",
+    "SparsityRegularizer": "sbnn_keras.regularizer",
+    "custom_objects": "sbnn_keras.regularizer",
+    "load_model": "sbnn_keras.regularizer",
+    "SparsityCallback": "sbnn_keras.metrics.callbacks",
+    "plot_hamming_histograms": "sbnn_keras.metrics.plot",
+    "SparsityReport": "sbnn_keras.metrics.report",
+    "sparsity_report": "sbnn_keras.metrics.report",
+    "ConversionError": "sbnn_keras.export.convert",
+    "ConversionReport": "sbnn_keras.export.convert",
+    "convert": "sbnn_keras.export.convert",
+    "convert_with_report": "sbnn_keras.export.convert",
+    "Interpreter": "sbnn_runtime.interpreter",
+    "load_delegate": "sbnn_runtime.interpreter",
+}
+
+#: public module attributes -> module
+_MODULES = {
+    "math": "sbnn_keras.math",
+    "quantizers": "sbnn_keras.quantizers",
+    "layers": "sbnn_keras.layers",
+    "regularizer": "sbnn_keras.regularizer",
+    "metrics": "sbnn_keras.metrics",
+    "export": "sbnn_keras.export",
+    "tuning": "sbnn_keras.tuning",
+    "callbacks": "sbnn_keras.metrics.callbacks",
+    "plot": "sbnn_keras.metrics.plot",
+    "report": "sbnn_keras.metrics.report",
+    "stats": "sbnn_keras.metrics.stats",
+    "runtime": "sbnn_runtime",
+}
+
+__all__ = sorted(
+    set(_EXPORTS) | {"callbacks", "math", "plot", "quantizers", "report", "runtime", "stats"}
+)
+
+_aliases.install(__name__, _EXPORTS, _MODULES)
 
 
 def __getattr__(name):
-    return _aliases.resolve(name)
+    return _aliases.load_attribute(name, _EXPORTS, _MODULES)
 
 
-__all__ = [
-    "QuantConv2D",
-    "QuantDense",
-    "SbnnQuantizer",
-    "SiBnnQuantizer",
-    "ConversionError",
-    "Interpreter",
-    "ConversionReport",
-    "SparsityCallback",
-    "SparsityRegularizer",
-    "SparsityReport",
-    "callbacks",
-    "convert",
-    "convert_with_report",
-    "plot",
-    "plot_hamming_histograms",
-    "report",
-    "runtime",
-    "sparsity_report",
-    "stats",
-    "custom_objects",
-    "load_delegate",
-    "load_model",
-    "math",
-    "quantizers",
-    "sbnn_layers",
-]
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_MODULES))

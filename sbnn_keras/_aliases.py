@@ -1,11 +1,11 @@
-"""Old import paths of modules that moved into rooms (docs/architecture.md).
+"""The package's names loaded on first use, and the old paths of moved modules.
 
 ``sbnn_keras.report``, ``sbnn_keras.runtime``, ``sbnn_keras.zoo``, ... keep working:
 importing an old name returns the module at its new place (the same object, so
-``monkeypatch`` and ``isinstance`` see one module). Modules that the package imports
-anyway are entered in ``sys.modules`` at once; the others (the tuner, the apps) are
-found on demand by a meta-path finder, so ``import sbnn_keras`` stays as cheap as
-before and ``python -m sbnn_keras.demo`` still runs the demo.
+``monkeypatch`` and ``isinstance`` see one module). A meta-path finder resolves them
+on demand, so ``import sbnn_keras`` stays cheap and ``python -m sbnn_keras.demo``
+still runs the demo. ``sbnn_keras.convert`` is both the function and the old module
+name: importing the module never replaces the function on the package.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import types
 
 #: old module name -> its new place
 MOVED = {
@@ -73,17 +74,38 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(new))
 
 
-def install() -> None:
-    """Register the finder and alias the moved modules that are already imported."""
+class _Package(types.ModuleType):
+    """The package's module type: a submodule import does not hide a function."""
+
+    _keep: frozenset = frozenset()
+
+    def __setattr__(self, name, value):
+        if name in self._keep and isinstance(value, types.ModuleType):
+            return  # the import system binding sbnn_keras.convert (module) on the package
+        super().__setattr__(name, value)
+
+
+def install(package: str, exports: dict, modules: dict) -> None:
+    """Registers the finder and protects exported names that are also old module names."""
     if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
         sys.meta_path.append(_AliasFinder())
-    for old, new in MOVED.items():
-        if new in sys.modules:
-            sys.modules.setdefault(old, sys.modules[new])
+    module = sys.modules[package]
+    module.__class__ = _Package
+    _Package._keep = frozenset(
+        name for name in exports if f"{package}.{name}" in MOVED and name not in modules
+    )
 
 
-def resolve(name: str):
-    """``sbnn_keras.<name>`` for a moved module not imported yet (module ``__getattr__``)."""
-    if f"sbnn_keras.{name}" not in MOVED:
-        raise AttributeError(f"module 'sbnn_keras' has no attribute {name!r}")
-    return importlib.import_module(f"sbnn_keras.{name}")
+def load_attribute(name: str, exports: dict, modules: dict):
+    """``sbnn_keras.<name>`` on first use: an exported name, a room, or a moved module."""
+    package = sys.modules[__name__.rpartition(".")[0]]
+    if name in exports:
+        value = getattr(importlib.import_module(exports[name]), name)
+    elif name in modules:
+        value = importlib.import_module(modules[name])
+    elif f"{package.__name__}.{name}" in MOVED:
+        value = importlib.import_module(f"{package.__name__}.{name}")
+    else:
+        raise AttributeError(f"module {package.__name__!r} has no attribute {name!r}")
+    types.ModuleType.__setattr__(package, name, value)
+    return value

@@ -16,6 +16,32 @@ _HOW_TO_FIX = (
 )
 
 
+def select_legacy_keras() -> None:
+    """What ``import sbnn_keras`` does: the cheap half of ``ensure_legacy_keras``.
+
+    Before TensorFlow is imported it only sets ``TF_USE_LEGACY_KERAS=1`` (or refuses a
+    conflicting value), so importing the package imports no TensorFlow; when
+    TensorFlow is already imported it runs the full check at once.
+
+    Raises:
+        ImportError: as ``ensure_legacy_keras``.
+    """
+    if "tensorflow" in sys.modules:
+        ensure_legacy_keras()
+        return
+    _select_before_tensorflow()
+
+
+def _select_before_tensorflow() -> None:
+    value = os.environ.get("TF_USE_LEGACY_KERAS")
+    if value not in (None, "1", "true", "True"):
+        raise ImportError(
+            f"TF_USE_LEGACY_KERAS is set to {value!r}; sbnn_keras needs it to be "
+            "'1' (legacy Keras 2). Unset it or set it to 1."
+        )
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
 def ensure_legacy_keras() -> None:
     """Select tf_keras for ``tf.keras`` or raise ``ImportError`` if it is too late.
 
@@ -23,14 +49,8 @@ def ensure_legacy_keras() -> None:
         ImportError: TensorFlow was imported before with ``tf.keras`` bound to
             Keras 3, or ``tf_keras`` is not installed.
     """
-    value = os.environ.get("TF_USE_LEGACY_KERAS")
     if "tensorflow" not in sys.modules:
-        if value not in (None, "1", "true", "True"):
-            raise ImportError(
-                f"TF_USE_LEGACY_KERAS is set to {value!r}; sbnn_keras needs it to be "
-                "'1' (legacy Keras 2). Unset it or set it to 1."
-            )
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        _select_before_tensorflow()
     try:
         import tf_keras  # noqa: F401
     except ImportError as err:  # pragma: no cover - depends on the environment

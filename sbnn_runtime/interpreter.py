@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import ctypes
 import importlib.metadata
+import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
 
-from sbnn_runtime import graph
+from sbnn_runtime import graph, tflite_model
 
 __all__ = [
     "TESTED_RUNTIMES",
@@ -45,6 +47,7 @@ __all__ = [
     "describe",
     "library_path",
     "load_delegate",
+    "resolve_runtime",
     "runtime_version",
 ]
 
@@ -137,14 +140,14 @@ def available_kernels() -> list:
     return ["auto"] + [n for n in names if n]
 
 
-def runtime_version(runtime: str = "tensorflow") -> str:
-    """Version string of an installed runtime (``"tensorflow"`` or ``"ai_edge_litert"``).
+def runtime_version(runtime: str = "auto") -> str:
+    """Version string of an installed runtime (``"tensorflow"``, ``"ai_edge_litert"`` or ``"auto"``).
 
     Raises:
         ValueError: unknown runtime name.
         ImportError: ``ai_edge_litert`` is not installed.
     """
-    _check_runtime_name(runtime)
+    runtime = resolve_runtime(runtime)
     if runtime == "tensorflow":
         import tensorflow as tf
 
@@ -158,9 +161,25 @@ def runtime_version(runtime: str = "tensorflow") -> str:
         ) from None
 
 
-def _check_runtime_name(runtime: Any) -> None:
+def resolve_runtime(runtime: Any = "auto") -> str:
+    """The TFLite runtime a name stands for: ``"tensorflow"`` or ``"ai_edge_litert"``.
+
+    ``"auto"`` is the runtime already imported by this process (TensorFlow in a
+    training script: one TFLite copy per process), else ai-edge-litert when installed,
+    else TensorFlow. Nothing is imported to decide.
+
+    Raises:
+        ValueError: ``runtime`` is not ``"auto"`` or a name of ``TESTED_RUNTIMES``.
+    """
+    if runtime == "auto":
+        if "tensorflow" in sys.modules:
+            return "tensorflow"
+        if importlib.util.find_spec("ai_edge_litert") is not None:
+            return "ai_edge_litert"
+        return "tensorflow"
     if runtime not in TESTED_RUNTIMES:
-        raise ValueError(f"runtime must be one of {sorted(TESTED_RUNTIMES)}, got {runtime!r}")
+        raise ValueError(f"runtime must be 'auto' or one of {sorted(TESTED_RUNTIMES)}, got {runtime!r}")
+    return runtime
 
 
 def _check_num_threads(num_threads: Any) -> None:
@@ -188,7 +207,7 @@ def load_delegate(
     num_threads: int = 1,
     kernel: str = "auto",
     *,
-    runtime: str = "tensorflow",
+    runtime: str = "auto",
     **options: Any,
 ):
     """Loads the sbnn delegate for a TFLite runtime.
@@ -199,8 +218,8 @@ def load_delegate(
             a name from ``available_kernels()``, or the full name of a sparse kernel
             (e.g. ``"bconv2d_sparse_k01__scalar"``, docs/sparse_kernels.md).
         runtime: the interpreter the delegate will be used with: ``"tensorflow"``
-            (``tf.lite.Interpreter``) or ``"ai_edge_litert"``
-            (``ai_edge_litert.interpreter.Interpreter``).
+            (``tf.lite.Interpreter``), ``"ai_edge_litert"``
+            (``ai_edge_litert.interpreter.Interpreter``) or ``"auto"`` (``resolve_runtime``).
         **options: further delegate options; only ``allow_untested_runtime=True``
             (skip the version gate, at your own risk) is accepted.
 
@@ -219,7 +238,7 @@ def load_delegate(
         >>> interp = tf.lite.Interpreter(model_content=data,
         ...                              experimental_delegates=[d])  # doctest: +SKIP
     """
-    _check_runtime_name(runtime)
+    runtime = resolve_runtime(runtime)
     _check_num_threads(num_threads)
     _check_kernel(kernel)
     for key in options:
@@ -266,7 +285,7 @@ def load_delegate(
 _ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 11: 16, 16: 4}
 
 
-def check_model(content: bytes, runtime: str = "tensorflow") -> None:
+def check_model(content: bytes, runtime: str = "auto") -> None:
     """Structural check of a ``.tflite`` flatbuffer before a runtime reads it.
 
     The TFLite Python interpreters build the model without verifying the buffer,
@@ -279,27 +298,27 @@ def check_model(content: bytes, runtime: str = "tensorflow") -> None:
     convolutions and poolings whose strides, dilations and windows are in range
     and whose declared output shapes are what their inputs give. Graphs that break
     these rules crash TFLite 2.16 (its graph partitioner, XNNPACK's pooling), so a
-    file that passes is one the stock runtimes with the sbnn delegate can load.
+    file that passes is one the stock runtimes with the sbnn delegate can load. A
+    model with TensorFlow-only (Flex) ops is only given to TensorFlow's interpreter.
 
     Raises:
-        ValueError: the content is not a well-formed model; the message says why
-            (for a graph error: the op, its index and the tensor).
+        ValueError: the content is not a well-formed model, or needs Flex ops the
+            runtime lacks; the message says why (for a graph error: the op, its index
+            and the tensor; for Flex ops: their names).
     """
-    _check_runtime_name(runtime)
+    runtime = resolve_runtime(runtime)
     if not isinstance(content, (bytes, bytearray, memoryview)):
         raise ValueError(f"check_model: argument `content` must be bytes, got {type(content).__name__}")
     if len(content) < 8 or bytes(content[4:8]) != b"TFL3":
         raise ValueError("not a .tflite flatbuffer (no 'TFL3' file identifier at offset 4)")
-    if runtime == "tensorflow":
-        from tensorflow.lite.python import schema_py_generated as schema
-    else:
-        from ai_edge_litert import schema_py_generated as schema
+    schema = tflite_model.schema()
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytearray(content), 0))
     except Exception as err:  # noqa: BLE001 - any decoding failure means a bad file
         raise ValueError(
             f"the .tflite flatbuffer is truncated or corrupted ({type(err).__name__}: {err})"
         ) from None
+    _check_flex_ops(model, runtime)
     buffers = model.buffers or []
     n_codes = len(model.operatorCodes or [])
     if not model.subgraphs:
@@ -341,6 +360,21 @@ def check_model(content: bytes, runtime: str = "tensorflow") -> None:
         graph.validate(model, g)
 
 
+def _check_flex_ops(model, runtime: str) -> None:
+    """Flex ops (TensorFlow kernels inside a .tflite) run only in TensorFlow's interpreter."""
+    flex = sorted({
+        code.customCode.decode("utf-8", "replace")
+        for code in model.operatorCodes or []
+        if code.customCode and code.customCode.startswith(b"Flex")
+    })
+    if flex and runtime != "tensorflow":
+        raise ValueError(
+            f"the model needs TensorFlow-only (Flex) ops: {', '.join(flex)}; {runtime} cannot run "
+            "them. Run it with runtime='tensorflow' (a full TensorFlow install) or convert the "
+            "model without TensorFlow ops (no SELECT_TF_OPS)."
+        )
+
+
 def describe(delegate) -> str:
     """What a delegate claimed: one line per LCE node, with the bconv2d kernel used."""
     if not callable(getattr(delegate, "_get_native_delegate_pointer", None)):
@@ -363,7 +397,8 @@ class Interpreter:
         model_content_or_path: the ``.tflite`` flatbuffer (bytes) or a path to it.
         num_threads: threads for the delegated binary ops and for TFLite's own ops, 1..64.
         kernel: binary conv kernel (see ``load_delegate``).
-        runtime: ``"tensorflow"`` or ``"ai_edge_litert"`` (keyword only).
+        runtime: ``"tensorflow"``, ``"ai_edge_litert"`` or ``"auto"`` (keyword only;
+            ``resolve_runtime``).
 
     Raises:
         ValueError: an argument is invalid, or the model cannot be read.
@@ -383,9 +418,9 @@ class Interpreter:
         num_threads: int = 1,
         kernel: str = "auto",
         *,
-        runtime: str = "tensorflow",
+        runtime: str = "auto",
     ):
-        _check_runtime_name(runtime)
+        runtime = resolve_runtime(runtime)
         _check_num_threads(num_threads)
         _check_kernel(kernel)
         if isinstance(model_content_or_path, (bytes, bytearray, memoryview)):

@@ -56,6 +56,7 @@ import zlib
 import numpy as np
 
 __all__ = [
+    "SPARSE_OP",
     "MAGIC",
     "HEADER_SIZE",
     "SparseFilterError",
@@ -64,6 +65,8 @@ __all__ = [
     "encoded_bits_per_weight",
 ]
 
+#: the custom op whose filter (input 1) is an SBF1 byte tensor
+SPARSE_OP = "SbnnBconv2d"
 MAGIC = b"SBF1"
 VERSION = 2  # written; 1 (no checksum) is still read
 CHECKSUM_SIZE = 4

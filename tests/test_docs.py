@@ -139,16 +139,14 @@ def _mkdocs(config: Path, site: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def _public_api() -> dict[str, str]:
-    """``name -> defining module`` for the names sbnn_keras/__init__.py re-exports."""
+    """``name -> defining module`` for the names sbnn_keras/__init__.py exports (``_EXPORTS``)."""
     tree = ast.parse((ROOT / "sbnn_keras" / "__init__.py").read_text(encoding="utf-8"))
-    names = {}
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-            ("sbnn_keras.", "sbnn_runtime.")
-        ):
-            for alias in node.names:
-                names[alias.asname or alias.name] = node.module
-    return names
+        if isinstance(node, (ast.AnnAssign, ast.Assign)):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(getattr(t, "id", None) == "_EXPORTS" for t in targets):
+                return ast.literal_eval(node.value)
+    raise AssertionError("sbnn_keras/__init__.py has no _EXPORTS table")
 
 
 def _docstring_first_line(module: str, name: str) -> str:

@@ -37,11 +37,10 @@ _compat.ensure_legacy_keras()
 from larq_compute_engine.mlir.python import tflite_schema as _schema  # noqa: E402
 
 from sbnn_keras import math as sbnn_math  # noqa: E402
-from sbnn_runtime.sparse_format import encode_filter  # noqa: E402
+from sbnn_runtime.sparse_format import SPARSE_OP, encode_filter  # noqa: E402
 
 __all__ = ["FilterStorage", "compress_filters", "SPARSE_OP", "unpack_filter"]
 
-SPARSE_OP = "SbnnBconv2d"
 _UINT8 = 3
 _CUSTOM = 32
 
