@@ -71,7 +71,9 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         new = MOVED.get(fullname)
         if new is None:
             return None
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(new))
+        # the new module's file as origin: runpy puts it in sys.argv[0] (python -m OLD)
+        origin = getattr(importlib.util.find_spec(new), "origin", None)
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(new), origin=origin)
 
 
 class _Package(types.ModuleType):

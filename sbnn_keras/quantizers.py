@@ -18,7 +18,6 @@ String aliases (usable wherever larq accepts a quantizer name):
 
 from __future__ import annotations
 
-import numbers
 
 from sbnn_keras import _compat
 
@@ -28,6 +27,7 @@ import larq as lq  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from sbnn_keras import _checks  # noqa: E402
 from sbnn_keras import math as sbnn_math  # noqa: E402
 
 __all__ = [
@@ -51,13 +51,7 @@ def _register(cls):
 
 
 def _check_clip(clip_value, argument="clip_value"):
-    if clip_value is None:
-        return None
-    if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real):
-        raise ValueError(f"`{argument}` must be a positive number or None, got {clip_value!r}.")
-    if not np.isfinite(clip_value) or clip_value <= 0:
-        raise ValueError(f"`{argument}` must be a positive number or None, got {clip_value!r}.")
-    return float(clip_value)
+    return _checks.positive_or_none(clip_value, argument)
 
 
 def _initializer(value, owner, argument):

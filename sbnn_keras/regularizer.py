@@ -23,7 +23,6 @@ single-device gradient (the formula is linear in ``L``).
 
 from __future__ import annotations
 
-import numbers
 import os
 
 from sbnn_keras import _compat
@@ -34,6 +33,7 @@ import larq as lq  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from sbnn_keras import _checks  # noqa: E402
 from sbnn_keras import layers as sbnn_layers_mod  # noqa: E402
 from sbnn_keras import math as sbnn_math  # noqa: E402
 
@@ -43,17 +43,7 @@ AUTHORS_LAMBDA_THRESHOLD = 1e-4
 
 
 def _number(value, argument, low, high, low_open=True, high_open=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"SparsityRegularizer: `{argument}` must be a finite number, got {value!r}.")
-    ok_low = value > low if low_open else value >= low
-    ok_high = value < high if high_open else value <= high
-    if not (ok_low and ok_high):
-        lb = "(" if low_open else "["
-        hb = ")" if high_open else "]"
-        raise ValueError(
-            f"SparsityRegularizer: `{argument}` must be in {lb}{low}, {high}{hb}, got {value!r}."
-        )
-    return float(value)
+    return _checks.number_in(value, argument, "SparsityRegularizer", low, high, low_open, high_open)
 
 
 @tf.keras.utils.register_keras_serializable(package="sbnn_keras")

@@ -25,6 +25,7 @@ PACKAGES = ("sbnn_runtime", "sbnn_keras", "sbnn_zoo")
 RANKS = {
     "sbnn_runtime": 0,
     "sbnn_keras._compat": 1,
+    "sbnn_keras._checks": 1,
     "sbnn_keras.math": 1,
     "sbnn_keras.quantizers": 2,
     "sbnn_keras.layers": 3,

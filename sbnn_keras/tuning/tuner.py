@@ -14,7 +14,7 @@ implement ``run_trial``, ``save_model`` and ``load_model`` with tf_keras:
    trial's ``expected_connections`` (EC) and ``gamma``;
 3. fit it (Hyperband: ``epochs``/``initial_epoch`` from the trial, and weights of
    the trial it continues, as ``keras_tuner.Hyperband`` does);
-4. save its weights (tf_keras HDF5, ``trial_<id>/checkpoint.weights.h5``) and
+4. save its weights (tf_keras HDF5, ``trial_<id>/checkpoint.h5``) and
    return the metrics of the last epoch plus the sparsity figures of
    :func:`~sbnn_keras.sparsity_report` (and the latency, if you give a
    ``latency_fn``) as the trial's metrics.
@@ -57,8 +57,6 @@ import copy
 import gc
 import inspect
 import json
-import math as _pymath
-import numbers
 import os
 import socket
 import time
@@ -73,6 +71,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras_tuner.src.distribute import utils as _dist_utils  # noqa: E402
 
+from sbnn_keras import _checks  # noqa: E402
 from sbnn_keras.tuning import pareto as pareto_mod  # noqa: E402
 from sbnn_keras import quantizers as quantizers_mod  # noqa: E402
 from sbnn_keras.metrics import report as report_mod  # noqa: E402
@@ -128,37 +127,23 @@ TRIAL_INFO_NAME = "sbnn_trial.json"
 
 
 # ------------------------------------------------------------------ validation
-def _is_number(value) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, (bool, np.bool_))
-        and _pymath.isfinite(float(value))
-    )
+_is_number = _checks.is_number
 
 
 def _check_range(value, argument, owner, low, high, low_open, high_open):
     """A number or a ``(low, high)`` pair inside the interval; returns floats."""
-    lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
-    interval = f"{lb}{low}, {high}{hb}"
-
-    def inside(v):
-        return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-
+    text = _checks.interval(low, high, low_open, high_open)
     if _is_number(value):
-        if not inside(float(value)):
-            raise ValueError(
-                f"{owner}: `{argument}` must be in {interval}, got {value!r}."
-            )
-        return float(value)
+        return _checks.number_in(value, argument, owner, low, high, low_open, high_open)
     if (
         isinstance(value, (tuple, list))
         and len(value) == 2
         and all(_is_number(v) for v in value)
     ):
         lo, hi = float(value[0]), float(value[1])
-        if not (inside(lo) and inside(hi)):
+        if not all(_checks.inside(v, low, high, low_open, high_open) for v in (lo, hi)):
             raise ValueError(
-                f"{owner}: both ends of `{argument}` must be in {interval}, got {value!r}."
+                f"{owner}: both ends of `{argument}` must be in {text}, got {value!r}."
             )
         if lo > hi:
             raise ValueError(
@@ -167,7 +152,7 @@ def _check_range(value, argument, owner, low, high, low_open, high_open):
         return (lo, hi)
     raise ValueError(
         f"{owner}: `{argument}` must be a number or a (low, high) pair of numbers in "
-        f"{interval}, got {value!r}."
+        f"{text}, got {value!r}."
     )
 
 
