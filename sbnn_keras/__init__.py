@@ -19,8 +19,6 @@ from sbnn_keras import _aliases, _compat
 
 _compat.select_legacy_keras()
 
-__version__ = "0.1.0"
-
 #: public name -> the module that defines it (loaded by ``__getattr__``)
 _EXPORTS = {
     "QuantConv2D": "sbnn_keras.layers",
@@ -67,6 +65,10 @@ _aliases.install(__name__, _EXPORTS, _MODULES)
 
 
 def __getattr__(name):
+    if name == "__version__":  # one home: VERSION (read by sbnn_runtime)
+        import sbnn_runtime
+
+        return sbnn_runtime.__version__
     return _aliases.load_attribute(name, _EXPORTS, _MODULES)
 
 

@@ -19,7 +19,7 @@ from sbnn_runtime import _platform
 _platform.check()  # a wheel on the wrong machine says so here, with the supported list
 
 from sbnn_runtime.interpreter import (  # noqa: E402
-    TESTED_RUNTIMES,
+    RUNTIMES,
     Interpreter,
     UnsupportedRuntimeError,
     available_kernels,
@@ -28,9 +28,11 @@ from sbnn_runtime.interpreter import (  # noqa: E402
     library_path,
     load_delegate,
     runtime_version,
+    tested_runtimes,
 )
 
 __all__ = [
+    "RUNTIMES",
     "TESTED_RUNTIMES",
     "Interpreter",
     "UnsupportedRuntimeError",
@@ -40,4 +42,32 @@ __all__ = [
     "library_path",
     "load_delegate",
     "runtime_version",
+    "tested_runtimes",
 ]
+
+
+def _version() -> str:
+    """The project's version: the VERSION file of a source tree, else the installed
+    distribution's metadata (built from the same file)."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "VERSION"
+    if source.is_file():
+        return source.read_text(encoding="utf-8").strip()
+    import importlib.metadata
+
+    for dist in ("sbnn_keras", "sbnn-runtime", "sbnn_runtime"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+__version__ = _version()
+
+
+def __getattr__(name):
+    if name == "TESTED_RUNTIMES":
+        return tested_runtimes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,7 @@ import numpy as np
 from sbnn_runtime import graph, tflite_model
 
 __all__ = [
+    "RUNTIMES",
     "TESTED_RUNTIMES",
     "Interpreter",
     "UnsupportedRuntimeError",
@@ -49,16 +50,13 @@ __all__ = [
     "load_delegate",
     "resolve_runtime",
     "runtime_version",
+    "tested_runtimes",
 ]
 
 LIBRARY_NAME = "libsbnn_delegate.so"
 
-# Runtime -> versions whose TFLite ABI matches tflite/abi/tflite_abi.h (the same
-# table is compiled into the library, which refuses anything else).
-TESTED_RUNTIMES = {
-    "tensorflow": ("2.16.1", "2.16.2"),
-    "ai_edge_litert": ("2.3.0",),
-}
+#: the TFLite runtimes this module drives (``tf.lite`` and ``ai_edge_litert.interpreter``)
+RUNTIMES = ("tensorflow", "ai_edge_litert")
 
 _MAX_THREADS = 64
 _DELEGATE_OPTION_NAMES = ("allow_untested_runtime",)
@@ -127,6 +125,31 @@ def _c_api() -> ctypes.CDLL:
     return lib
 
 
+def tested_runtimes() -> dict:
+    """Runtime -> versions whose TFLite ABI the library was checked against.
+
+    The table lives in the library (``sbnn_delegate_tested_runtimes``, next to the ABI
+    declarations it vouches for), which refuses any other version; this reads it.
+    ``TESTED_RUNTIMES`` is the same table as a module attribute.
+
+    Raises:
+        FileNotFoundError: the library is not built.
+    """
+    table: dict = {}
+    for item in _c_api().sbnn_delegate_tested_runtimes().decode().split(","):
+        name, _, version = item.strip().partition(" ")
+        if name and version:
+            table.setdefault(name, ())
+            table[name] += (version,)
+    return table
+
+
+def __getattr__(name):
+    if name == "TESTED_RUNTIMES":
+        return tested_runtimes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def available_kernels() -> list:
     """``"auto"``, ``"reference"`` and the names of the compiled bconv2d kernels.
 
@@ -155,9 +178,12 @@ def runtime_version(runtime: str = "auto") -> str:
     try:
         return importlib.metadata.version("ai-edge-litert")
     except importlib.metadata.PackageNotFoundError:
+        try:
+            pin = f"=={tested_runtimes()['ai_edge_litert'][-1]}"
+        except (FileNotFoundError, KeyError, IndexError):
+            pin = ""
         raise ImportError(
-            "runtime='ai_edge_litert' needs the ai-edge-litert package "
-            f"(pip install 'ai-edge-litert=={TESTED_RUNTIMES['ai_edge_litert'][-1]}')"
+            f"runtime='ai_edge_litert' needs the ai-edge-litert package (pip install 'ai-edge-litert{pin}')"
         ) from None
 
 
@@ -169,7 +195,7 @@ def resolve_runtime(runtime: Any = "auto") -> str:
     else TensorFlow. Nothing is imported to decide.
 
     Raises:
-        ValueError: ``runtime`` is not ``"auto"`` or a name of ``TESTED_RUNTIMES``.
+        ValueError: ``runtime`` is not ``"auto"`` or a name of ``RUNTIMES``.
     """
     if runtime == "auto":
         if "tensorflow" in sys.modules:
@@ -177,8 +203,8 @@ def resolve_runtime(runtime: Any = "auto") -> str:
         if importlib.util.find_spec("ai_edge_litert") is not None:
             return "ai_edge_litert"
         return "tensorflow"
-    if runtime not in TESTED_RUNTIMES:
-        raise ValueError(f"runtime must be 'auto' or one of {sorted(TESTED_RUNTIMES)}, got {runtime!r}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be 'auto' or one of {sorted(RUNTIMES)}, got {runtime!r}")
     return runtime
 
 
@@ -251,10 +277,11 @@ def load_delegate(
     if not isinstance(allow_untested, (bool, np.bool_)):
         raise ValueError(f"allow_untested_runtime must be True or False, got {allow_untested!r}")
     version = runtime_version(runtime)
-    if version not in TESTED_RUNTIMES[runtime] and not allow_untested:
+    tested = tested_runtimes().get(runtime, ())
+    if version not in tested and not allow_untested:
         raise UnsupportedRuntimeError(
             f"{runtime} {version} is not a runtime version the sbnn delegate was checked "
-            f"against (tested: {runtime} {', '.join(TESTED_RUNTIMES[runtime])}). The delegate "
+            f"against (tested: {runtime} {', '.join(tested)}). The delegate "
             "declares TFLite's ABI itself and refuses other versions; install a tested "
             "version (see docs/runtime.md)."
         )
