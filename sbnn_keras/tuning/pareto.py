@@ -203,6 +203,41 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], head
     return "\n".join(out)
 
 
+def _column(records, name) -> np.ndarray:
+    """One metric of every record (NaN where missing)."""
+    return np.array(
+        [np.nan if r["metrics"].get(name) is None else float(r["metrics"][name]) for r in records],
+        dtype=np.float64,
+    )
+
+
+def _draw_front(ax, front, x, y, annotate) -> None:
+    """The front as a red line, each point labelled with the ``annotate`` parameters."""
+    fx, fy = _column(front, x), _column(front, y)
+    if len(front):
+        order = np.argsort(fx, kind="stable")
+        ax.plot(
+            fx[order], fy[order], "-o", color="tab:red", markersize=6,
+            label=f"Pareto front ({len(front)})", zorder=3,
+        )
+        names = dict(annotate) if isinstance(annotate, Mapping) else {
+            k: k for k in (annotate or [])
+        }
+        finite_x = fx[np.isfinite(fx)]
+        middle = (finite_x.min() + finite_x.max()) / 2 if finite_x.size else 0.0
+        for record, xv, yv in zip(front, fx, fy):
+            text = ", ".join(
+                f"{short}={_fmt(record['params'].get(k))}"
+                for k, short in names.items()
+                if k in record["params"]
+            )
+            if text:
+                right = finite_x.size > 1 and xv > middle  # keep labels inside the axes
+                ax.annotate(text, (xv, yv), textcoords="offset points",
+                            xytext=(-5, 4) if right else (6, -10),
+                            ha="right" if right else "left", fontsize=7, color="tab:red")
+
+
 class ParetoFront:
     """Labelled points (e.g. tuner trials) and their Pareto front.
 
@@ -417,44 +452,12 @@ class ParetoFront:
         if y is None:
             y = self.objectives[0]
         label = dict(zip(self.objectives, self.labels))
-
-        def column(records, name):
-            return np.array(
-                [
-                    np.nan if r["metrics"].get(name) is None else float(r["metrics"][name])
-                    for r in records
-                ],
-                dtype=np.float64,
-            )
-
         fig = Figure(figsize=(6.4, 4.6), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
-        xs, ys = column(self.records, x), column(self.records, y)
+        xs, ys = _column(self.records, x), _column(self.records, y)
         ax.scatter(xs, ys, s=22, color="0.6", label=f"all points ({len(self.records)})", zorder=2)
-        fx, fy = column(self.front, x), column(self.front, y)
-        if len(self.front):
-            order = np.argsort(fx, kind="stable")
-            ax.plot(
-                fx[order], fy[order], "-o", color="tab:red", markersize=6,
-                label=f"Pareto front ({len(self.front)})", zorder=3,
-            )
-            names = dict(annotate) if isinstance(annotate, Mapping) else {
-                k: k for k in (annotate or [])
-            }
-            finite_x = fx[np.isfinite(fx)]
-            middle = (finite_x.min() + finite_x.max()) / 2 if finite_x.size else 0.0
-            for record, xv, yv in zip(self.front, fx, fy):
-                text = ", ".join(
-                    f"{short}={_fmt(record['params'].get(k))}"
-                    for k, short in names.items()
-                    if k in record["params"]
-                )
-                if text:
-                    right = finite_x.size > 1 and xv > middle  # keep labels inside the axes
-                    ax.annotate(text, (xv, yv), textcoords="offset points",
-                                xytext=(-5, 4) if right else (6, -10),
-                                ha="right" if right else "left", fontsize=7, color="tab:red")
+        _draw_front(ax, self.front, x, y, annotate)
         finite = xs[np.isfinite(xs) & (xs > 0)]
         if logx is None:
             logx = finite.size > 1 and finite.max() / finite.min() > 20

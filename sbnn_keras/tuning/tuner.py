@@ -339,7 +339,282 @@ class _SbnnHyperModel(kt.HyperModel):
 
 
 # ---------------------------------------------------------------------- tuner
-class SbnnTuner(kt.engine.base_tuner.BaseTuner):
+def _check_tuner_arguments(owner, build_model, loss, optimizer, metrics, cost, latency_fn,
+                           accuracy_metric, cost_weight, latency_reference, regularizer_kwargs):
+    """SbnnTuner's checks of everything but the search space and the objective;
+    returns ``(metrics as a list, regularizer_kwargs as a dict)``."""
+    if not (callable(build_model) or isinstance(build_model, kt.HyperModel)):
+        raise ValueError(
+            f"{owner}: `build_model` must be a function build_model(hp) returning a "
+            f"tf_keras model, got {build_model!r}."
+        )
+    if cost not in COSTS:
+        raise ValueError(f"{owner}: `cost` must be one of {COSTS}, got {cost!r}.")
+    if latency_fn is not None and not callable(latency_fn):
+        raise ValueError(
+            f"{owner}: `latency_fn` must be None or a callable latency_fn(model) -> "
+            f"seconds, got {latency_fn!r}."
+        )
+    if cost == "latency" and latency_fn is None:
+        raise ValueError(
+            f"{owner}: `cost='latency'` needs `latency_fn` (a callable "
+            "latency_fn(model) -> seconds), got latency_fn=None."
+        )
+    if not isinstance(accuracy_metric, str) or not accuracy_metric:
+        raise ValueError(
+            f"{owner}: `accuracy_metric` must be a logs key such as 'val_accuracy', "
+            f"got {accuracy_metric!r}."
+        )
+    if not _is_number(cost_weight) or cost_weight < 0:
+        raise ValueError(f"{owner}: `cost_weight` must be a number >= 0, got {cost_weight!r}.")
+    if latency_reference is not None and (
+        not _is_number(latency_reference) or latency_reference <= 0
+    ):
+        raise ValueError(
+            f"{owner}: `latency_reference` must be None or seconds > 0, "
+            f"got {latency_reference!r}."
+        )
+    if isinstance(metrics, (str, tf.keras.metrics.Metric)) or metrics is None:
+        metrics = [] if metrics is None else [metrics]
+    if not isinstance(metrics, (list, tuple)):
+        raise ValueError(f"{owner}: `metrics` must be a list of metrics, got {metrics!r}.")
+    if not (
+        optimizer is None
+        or isinstance(optimizer, (str, tf.keras.optimizers.Optimizer))
+        or callable(optimizer)
+    ):
+        raise ValueError(
+            f"{owner}: `optimizer` must be a name, a tf_keras optimizer or a factory, "
+            f"got {optimizer!r}."
+        )
+    if isinstance(optimizer, str):
+        try:
+            tf.keras.optimizers.get(optimizer)
+        except ValueError as err:
+            raise ValueError(f"{owner}: unknown `optimizer` {optimizer!r}.") from err
+    regularizer_kwargs = dict(regularizer_kwargs or {})
+    for key in ("loss", "expected_connections", "gamma", "bits_per_weight"):
+        if key in regularizer_kwargs:
+            raise ValueError(
+                f"{owner}: `regularizer_kwargs` must not set {key!r} (the tuner does), "
+                f"got {regularizer_kwargs!r}."
+            )
+    # Fail now, not in the first trial, on a bad loss or regularizer argument.
+    SparsityRegularizer(loss, expected_connections=0.1, gamma=0.05, **regularizer_kwargs)
+
+    return list(metrics), regularizer_kwargs
+
+
+class _TrialScoring:
+    """What a trial records and which of it the oracle optimises (objectives, metrics)."""
+
+    # ------------------------------------------------------------ objectives
+    def known_metrics(self) -> dict:
+        """Metric names a trial records (objective candidates) and their direction."""
+        names = dict(_SBNN_METRICS)
+        if self.latency_fn is None:
+            names.pop("latency")
+        names.update({"loss": "min", "val_loss": "min"})
+        acc = self.accuracy_metric
+        names[acc] = "max"
+        if acc.startswith("val_"):
+            names[acc[4:]] = "max"
+        for metric in self.metrics:
+            name = metric if isinstance(metric, str) else getattr(metric, "name", None)
+            if not name:
+                name = getattr(metric, "__name__", None)
+            if not name:
+                continue
+            direction = kt.engine.metrics_tracking.infer_metric_direction(name)
+            names.setdefault(name, direction)
+            names.setdefault("val_" + name, direction)
+        return names
+
+    def _resolve_objective(self, objective, owner):
+        known = self.known_metrics()
+
+        def one(item):
+            if isinstance(item, kt.Objective):
+                name, direction = item.name, item.direction
+            elif isinstance(item, str):
+                name, direction = item, known.get(item)
+            else:
+                name, direction = None, None
+            if name not in known:
+                extra = ""
+                if name == "latency":
+                    extra = " ('latency' needs `latency_fn`)"
+                raise ValueError(
+                    f"{owner}: unknown `objective` {objective!r}{extra}; use one of "
+                    f"{sorted(known)}, a keras_tuner.Objective naming one, or a list of these."
+                )
+            if direction is None:
+                raise ValueError(
+                    f"{owner}: cannot tell whether to minimise or maximise `objective` "
+                    f"{item!r}; pass keras_tuner.Objective({name!r}, 'max' or 'min')."
+                )
+            if name == "score" and self.cost == "latency" and self.latency_reference is None:
+                raise ValueError(
+                    f"{owner}: `objective='score'` with `cost='latency'` needs "
+                    "`latency_reference` (seconds that count as 1), got None."
+                )
+            return kt.Objective(name, direction)
+
+        if isinstance(objective, (list, tuple)):
+            if not objective:
+                raise ValueError(f"{owner}: `objective` must not be empty, got {objective!r}.")
+            return [one(item) for item in objective]
+        return one(objective)
+
+    def trial_metrics(self, model, logs_history: dict) -> dict:
+        """The metrics of a trained model: last-epoch logs plus sparsity figures.
+
+        Args:
+            model: the trained tf_keras model.
+            logs_history: ``History.history`` (metric name -> list of values).
+
+        Raises:
+            keras_tuner.errors.FatalValueError: ``accuracy_metric`` is not in the
+                logs (no validation data?) or BOPs are unknown for a BOPs cost.
+        """
+        metrics = {}
+        for name, values in logs_history.items():
+            if len(values) and _is_number(_to_float(values[-1])):
+                metrics[name] = _to_float(values[-1])
+        if self.accuracy_metric not in metrics:
+            raise kt.errors.FatalValueError(
+                f"{type(self).__name__}: `accuracy_metric` {self.accuracy_metric!r} is not in "
+                f"the training logs {sorted(logs_history)}; pass `validation_data=` (or "
+                "`validation_split=`) to search(), or set `accuracy_metric`."
+            )
+        total = report_mod.sparsity_report(model).total
+        for name in ("connections", "bits_per_weight", "k0", "k1", "bops_dense",
+                     "bops_kernel_skip", "bops_sparse"):
+            value = getattr(total, name)
+            if value is not None:
+                metrics[name] = float(value)
+        if self.latency_fn is not None:
+            seconds = self.latency_fn(model)
+            if not _is_number(seconds) or seconds < 0:
+                raise ValueError(
+                    f"{type(self).__name__}: `latency_fn` must return seconds >= 0, "
+                    f"got {seconds!r}."
+                )
+            metrics["latency"] = float(seconds)
+        if self.cost == "latency":
+            metrics["cost"] = metrics["latency"]
+            normalised = (
+                metrics["latency"] / self.latency_reference if self.latency_reference else None
+            )
+        else:
+            if self.cost not in metrics or not metrics.get("bops_dense"):
+                raise kt.errors.FatalValueError(
+                    f"{type(self).__name__}: cannot count {self.cost!r} for this model (unknown "
+                    "output sizes); give the model a fixed input shape or use cost='latency'."
+                )
+            metrics["cost"] = metrics[self.cost]
+            normalised = metrics["cost"] / metrics["bops_dense"]
+        if metrics.get("bops_dense"):
+            bops = metrics.get(self.cost if self.cost != "latency" else "bops_kernel_skip")
+            if bops is not None:
+                metrics["bops_ratio"] = bops / metrics["bops_dense"]
+        if normalised is not None:
+            metrics["score"] = metrics[self.accuracy_metric] - self.cost_weight * normalised
+        return metrics
+
+
+
+class _TrialRecords:
+    """Per-trial files (the trial record, the weights) and the Pareto front over them."""
+
+    def _write_trial_info(self, trial, metrics, reg, **extra):
+        """``trial_<id>/sbnn_trial.json``: who ran the trial, how long, what came out."""
+        info = {
+            "trial_id": trial.trial_id,
+            "tuner_id": self.tuner_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            **extra,
+            "hyperparameters": dict(trial.hyperparameters.values),
+            "metrics": metrics,
+            "regularizer_last_step": reg.values() if reg.state is not None else None,
+        }
+        path = os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_INFO_NAME)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(pareto_mod._plain(info), handle, indent=2)
+
+    def trial_info(self, trial_id) -> dict:
+        """The ``sbnn_trial.json`` of a trial: ``tuner_id``, ``host``, ``seconds``,
+        ``epochs_run``, ``initial_epoch``, ``continued_from``, metrics."""
+        path = os.path.join(self.get_trial_dir(trial_id), TRIAL_INFO_NAME)
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    # ------------------------------------------------------------ checkpoints
+    def _checkpoint_path(self, trial_id) -> str:
+        return os.path.join(self.get_trial_dir(trial_id), CHECKPOINT_NAME)
+
+    def save_model(self, trial_id, model, step=0):
+        """Save the trained model's weights (tf_keras HDF5) in the trial directory."""
+        model.save_weights(self._checkpoint_path(trial_id))
+
+    def load_model(self, trial):
+        """Rebuild the trial's model, compile it with its regularizer, load its weights.
+
+        Returns:
+            A compiled tf_keras model, ready for ``evaluate``/``fit``/``convert``.
+        """
+        model, _ = self.build_and_compile(trial.hyperparameters)
+        model.load_weights(self._checkpoint_path(trial.trial_id))
+        return model
+
+    def get_best_models(self, num_models: int = 1) -> list:
+        """The best trials' trained tf_keras models (compiled), best first."""
+        return super().get_best_models(num_models)
+
+    # ------------------------------------------------------------ the front
+    def trials(self) -> list:
+        """All trials known to this process's oracle (workers read the project files)."""
+        if hasattr(self.oracle, "trials"):
+            return list(self.oracle.trials.values())
+        return load_trials(self.project_dir)
+
+    def pareto_front(self) -> pareto_mod.ParetoFront:
+        """Completed trials on the Pareto front of (accuracy, cost).
+
+        Returns:
+            A :class:`sbnn_keras.tuning.pareto.ParetoFront`: ``str(front)`` is a table of
+            the non-dominated trials, ``front.front`` their records (``id``,
+            ``params`` = hyperparameters, ``metrics``), ``front.to_json(path)``,
+            ``front.plot(path)``.
+        """
+        return _front_from_trials(
+            self.trials(),
+            self.accuracy_metric,
+            self.cost,
+            meta={
+                "project_dir": os.path.abspath(self.project_dir),
+                "tuner": type(self).__name__,
+                "objective": str(self.oracle.objective),
+                "search_space": self._space,
+                "cost_weight": self.cost_weight,
+            },
+        )
+
+    def plot_pareto(self, path=None, **kwargs):
+        """PNG of all trials (grey) and the Pareto front (red); see ``ParetoFront.plot``.
+
+        Returns:
+            The matplotlib ``Figure``.
+        """
+        kwargs.setdefault("annotate", {EC: "EC", GAMMA: "gamma"})
+        kwargs.setdefault(
+            "title", f"{type(self).__name__}: {self.accuracy_metric} vs {self.cost}"
+        )
+        return self.pareto_front().plot(path, **kwargs)
+
+
+class SbnnTuner(_TrialScoring, _TrialRecords, kt.engine.base_tuner.BaseTuner):
     """KerasTuner tuner for tf_keras SBNN models (base of the three tuners).
 
     Subclasses choose the oracle (:class:`RandomSearch`,
@@ -425,65 +700,11 @@ class SbnnTuner(kt.engine.base_tuner.BaseTuner):
         **oracle_kwargs,
     ):
         owner = type(self).__name__
-        if not (callable(build_model) or isinstance(build_model, kt.HyperModel)):
-            raise ValueError(
-                f"{owner}: `build_model` must be a function build_model(hp) returning a "
-                f"tf_keras model, got {build_model!r}."
-            )
         self._space = _check_space(ec, gamma, scale_modes, ec_sampling, gamma_sampling, owner)
-        if cost not in COSTS:
-            raise ValueError(f"{owner}: `cost` must be one of {COSTS}, got {cost!r}.")
-        if latency_fn is not None and not callable(latency_fn):
-            raise ValueError(
-                f"{owner}: `latency_fn` must be None or a callable latency_fn(model) -> "
-                f"seconds, got {latency_fn!r}."
-            )
-        if cost == "latency" and latency_fn is None:
-            raise ValueError(
-                f"{owner}: `cost='latency'` needs `latency_fn` (a callable "
-                "latency_fn(model) -> seconds), got latency_fn=None."
-            )
-        if not isinstance(accuracy_metric, str) or not accuracy_metric:
-            raise ValueError(
-                f"{owner}: `accuracy_metric` must be a logs key such as 'val_accuracy', "
-                f"got {accuracy_metric!r}."
-            )
-        if not _is_number(cost_weight) or cost_weight < 0:
-            raise ValueError(f"{owner}: `cost_weight` must be a number >= 0, got {cost_weight!r}.")
-        if latency_reference is not None and (
-            not _is_number(latency_reference) or latency_reference <= 0
-        ):
-            raise ValueError(
-                f"{owner}: `latency_reference` must be None or seconds > 0, "
-                f"got {latency_reference!r}."
-            )
-        if isinstance(metrics, (str, tf.keras.metrics.Metric)) or metrics is None:
-            metrics = [] if metrics is None else [metrics]
-        if not isinstance(metrics, (list, tuple)):
-            raise ValueError(f"{owner}: `metrics` must be a list of metrics, got {metrics!r}.")
-        if not (
-            optimizer is None
-            or isinstance(optimizer, (str, tf.keras.optimizers.Optimizer))
-            or callable(optimizer)
-        ):
-            raise ValueError(
-                f"{owner}: `optimizer` must be a name, a tf_keras optimizer or a factory, "
-                f"got {optimizer!r}."
-            )
-        if isinstance(optimizer, str):
-            try:
-                tf.keras.optimizers.get(optimizer)
-            except ValueError as err:
-                raise ValueError(f"{owner}: unknown `optimizer` {optimizer!r}.") from err
-        self.regularizer_kwargs = dict(regularizer_kwargs or {})
-        for key in ("loss", "expected_connections", "gamma", "bits_per_weight"):
-            if key in self.regularizer_kwargs:
-                raise ValueError(
-                    f"{owner}: `regularizer_kwargs` must not set {key!r} (the tuner does), "
-                    f"got {regularizer_kwargs!r}."
-                )
-        # Fail now, not in the first trial, on a bad loss or regularizer argument.
-        SparsityRegularizer(loss, expected_connections=0.1, gamma=0.05, **self.regularizer_kwargs)
+        metrics, self.regularizer_kwargs = _check_tuner_arguments(
+            owner, build_model, loss, optimizer, metrics, cost, latency_fn, accuracy_metric,
+            cost_weight, latency_reference, regularizer_kwargs,
+        )
 
         self.loss = loss
         self.optimizer = optimizer
@@ -521,64 +742,6 @@ class SbnnTuner(kt.engine.base_tuner.BaseTuner):
             project_name=project_name,
             overwrite=overwrite,
         )
-
-    # ------------------------------------------------------------ objectives
-    def known_metrics(self) -> dict:
-        """Metric names a trial records (objective candidates) and their direction."""
-        names = dict(_SBNN_METRICS)
-        if self.latency_fn is None:
-            names.pop("latency")
-        names.update({"loss": "min", "val_loss": "min"})
-        acc = self.accuracy_metric
-        names[acc] = "max"
-        if acc.startswith("val_"):
-            names[acc[4:]] = "max"
-        for metric in self.metrics:
-            name = metric if isinstance(metric, str) else getattr(metric, "name", None)
-            if not name:
-                name = getattr(metric, "__name__", None)
-            if not name:
-                continue
-            direction = kt.engine.metrics_tracking.infer_metric_direction(name)
-            names.setdefault(name, direction)
-            names.setdefault("val_" + name, direction)
-        return names
-
-    def _resolve_objective(self, objective, owner):
-        known = self.known_metrics()
-
-        def one(item):
-            if isinstance(item, kt.Objective):
-                name, direction = item.name, item.direction
-            elif isinstance(item, str):
-                name, direction = item, known.get(item)
-            else:
-                name, direction = None, None
-            if name not in known:
-                extra = ""
-                if name == "latency":
-                    extra = " ('latency' needs `latency_fn`)"
-                raise ValueError(
-                    f"{owner}: unknown `objective` {objective!r}{extra}; use one of "
-                    f"{sorted(known)}, a keras_tuner.Objective naming one, or a list of these."
-                )
-            if direction is None:
-                raise ValueError(
-                    f"{owner}: cannot tell whether to minimise or maximise `objective` "
-                    f"{item!r}; pass keras_tuner.Objective({name!r}, 'max' or 'min')."
-                )
-            if name == "score" and self.cost == "latency" and self.latency_reference is None:
-                raise ValueError(
-                    f"{owner}: `objective='score'` with `cost='latency'` needs "
-                    "`latency_reference` (seconds that count as 1), got None."
-                )
-            return kt.Objective(name, direction)
-
-        if isinstance(objective, (list, tuple)):
-            if not objective:
-                raise ValueError(f"{owner}: `objective` must not be empty, got {objective!r}.")
-            return [one(item) for item in objective]
-        return one(objective)
 
     # ---------------------------------------------------------------- trials
     def _make_optimizer(self, hp):
@@ -690,149 +853,6 @@ class SbnnTuner(kt.engine.base_tuner.BaseTuner):
             continued_from=parent or None,
         )
         return metrics
-
-    def trial_metrics(self, model, logs_history: dict) -> dict:
-        """The metrics of a trained model: last-epoch logs plus sparsity figures.
-
-        Args:
-            model: the trained tf_keras model.
-            logs_history: ``History.history`` (metric name -> list of values).
-
-        Raises:
-            keras_tuner.errors.FatalValueError: ``accuracy_metric`` is not in the
-                logs (no validation data?) or BOPs are unknown for a BOPs cost.
-        """
-        metrics = {}
-        for name, values in logs_history.items():
-            if len(values) and _is_number(_to_float(values[-1])):
-                metrics[name] = _to_float(values[-1])
-        if self.accuracy_metric not in metrics:
-            raise kt.errors.FatalValueError(
-                f"{type(self).__name__}: `accuracy_metric` {self.accuracy_metric!r} is not in "
-                f"the training logs {sorted(logs_history)}; pass `validation_data=` (or "
-                "`validation_split=`) to search(), or set `accuracy_metric`."
-            )
-        total = report_mod.sparsity_report(model).total
-        for name in ("connections", "bits_per_weight", "k0", "k1", "bops_dense",
-                     "bops_kernel_skip", "bops_sparse"):
-            value = getattr(total, name)
-            if value is not None:
-                metrics[name] = float(value)
-        if self.latency_fn is not None:
-            seconds = self.latency_fn(model)
-            if not _is_number(seconds) or seconds < 0:
-                raise ValueError(
-                    f"{type(self).__name__}: `latency_fn` must return seconds >= 0, "
-                    f"got {seconds!r}."
-                )
-            metrics["latency"] = float(seconds)
-        if self.cost == "latency":
-            metrics["cost"] = metrics["latency"]
-            normalised = (
-                metrics["latency"] / self.latency_reference if self.latency_reference else None
-            )
-        else:
-            if self.cost not in metrics or not metrics.get("bops_dense"):
-                raise kt.errors.FatalValueError(
-                    f"{type(self).__name__}: cannot count {self.cost!r} for this model (unknown "
-                    "output sizes); give the model a fixed input shape or use cost='latency'."
-                )
-            metrics["cost"] = metrics[self.cost]
-            normalised = metrics["cost"] / metrics["bops_dense"]
-        if metrics.get("bops_dense"):
-            bops = metrics.get(self.cost if self.cost != "latency" else "bops_kernel_skip")
-            if bops is not None:
-                metrics["bops_ratio"] = bops / metrics["bops_dense"]
-        if normalised is not None:
-            metrics["score"] = metrics[self.accuracy_metric] - self.cost_weight * normalised
-        return metrics
-
-    def _write_trial_info(self, trial, metrics, reg, **extra):
-        """``trial_<id>/sbnn_trial.json``: who ran the trial, how long, what came out."""
-        info = {
-            "trial_id": trial.trial_id,
-            "tuner_id": self.tuner_id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            **extra,
-            "hyperparameters": dict(trial.hyperparameters.values),
-            "metrics": metrics,
-            "regularizer_last_step": reg.values() if reg.state is not None else None,
-        }
-        path = os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_INFO_NAME)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(pareto_mod._plain(info), handle, indent=2)
-
-    def trial_info(self, trial_id) -> dict:
-        """The ``sbnn_trial.json`` of a trial: ``tuner_id``, ``host``, ``seconds``,
-        ``epochs_run``, ``initial_epoch``, ``continued_from``, metrics."""
-        path = os.path.join(self.get_trial_dir(trial_id), TRIAL_INFO_NAME)
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-
-    # ------------------------------------------------------------ checkpoints
-    def _checkpoint_path(self, trial_id) -> str:
-        return os.path.join(self.get_trial_dir(trial_id), CHECKPOINT_NAME)
-
-    def save_model(self, trial_id, model, step=0):
-        """Save the trained model's weights (tf_keras HDF5) in the trial directory."""
-        model.save_weights(self._checkpoint_path(trial_id))
-
-    def load_model(self, trial):
-        """Rebuild the trial's model, compile it with its regularizer, load its weights.
-
-        Returns:
-            A compiled tf_keras model, ready for ``evaluate``/``fit``/``convert``.
-        """
-        model, _ = self.build_and_compile(trial.hyperparameters)
-        model.load_weights(self._checkpoint_path(trial.trial_id))
-        return model
-
-    def get_best_models(self, num_models: int = 1) -> list:
-        """The best trials' trained tf_keras models (compiled), best first."""
-        return super().get_best_models(num_models)
-
-    # ------------------------------------------------------------ the front
-    def trials(self) -> list:
-        """All trials known to this process's oracle (workers read the project files)."""
-        if hasattr(self.oracle, "trials"):
-            return list(self.oracle.trials.values())
-        return load_trials(self.project_dir)
-
-    def pareto_front(self) -> pareto_mod.ParetoFront:
-        """Completed trials on the Pareto front of (accuracy, cost).
-
-        Returns:
-            A :class:`sbnn_keras.tuning.pareto.ParetoFront`: ``str(front)`` is a table of
-            the non-dominated trials, ``front.front`` their records (``id``,
-            ``params`` = hyperparameters, ``metrics``), ``front.to_json(path)``,
-            ``front.plot(path)``.
-        """
-        return _front_from_trials(
-            self.trials(),
-            self.accuracy_metric,
-            self.cost,
-            meta={
-                "project_dir": os.path.abspath(self.project_dir),
-                "tuner": type(self).__name__,
-                "objective": str(self.oracle.objective),
-                "search_space": self._space,
-                "cost_weight": self.cost_weight,
-            },
-        )
-
-    def plot_pareto(self, path=None, **kwargs):
-        """PNG of all trials (grey) and the Pareto front (red); see ``ParetoFront.plot``.
-
-        Returns:
-            The matplotlib ``Figure``.
-        """
-        kwargs.setdefault("annotate", {EC: "EC", GAMMA: "gamma"})
-        kwargs.setdefault(
-            "title", f"{type(self).__name__}: {self.accuracy_metric} vs {self.cost}"
-        )
-        return self.pareto_front().plot(path, **kwargs)
-
 
 class _null_scope:
     def __enter__(self):
