@@ -70,8 +70,8 @@ def exclude_tf_keras_from_autograph() -> bool:
 
     TensorFlow 2.16's AutoGraph leaves the ``keras`` package alone but not
     ``tf_keras`` (legacy Keras under its new name), so every ``tf.function`` of a
-    Keras model re-transpiles Keras internals: the first training step of a
-    ResNet-18 took 70-100 s here, 20 s with this rule. ``keras`` was exempt in
+    Keras model re-transpiles Keras internals, which makes first training steps
+    slow (docs/examples.md has the measurement). ``keras`` was exempt in
     TF <= 2.15, so this restores the old behaviour; user code, larq's and
     sbnn_keras' layers and quantizers are still converted. Applied when sbnn_keras
     is imported. Returns True if the rule was added now.
