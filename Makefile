@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-slow test-all bench docs docs-serve clean wheels pi-e2e
+.PHONY: setup demo test test-slow test-all goldens bench docs docs-serve clean wheels pi-e2e
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ test-slow: setup     ## the slow tests only (no slow test selected is not a fail
 
 test-all: setup      ## what CI runs
 	$(PY) -m pytest -q
+
+goldens: setup       ## rewrite tests/golden/ (converted test models); commit the result
+	SBNN_WRITE_GOLDENS=1 $(PY) -m pytest -q -m "not slow" tests/test_end_to_end.py \
+	  tests/test_runtime_ops.py tests/test_runtime_bad_input.py tests/test_version_guards.py \
+	  tests/test_fuzz_regressions.py
 
 bench: setup
 	$(PY) benchmarks/train_step.py

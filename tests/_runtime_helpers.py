@@ -12,11 +12,11 @@ import hashlib
 import importlib.metadata
 import inspect
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import sbnn_keras  # noqa: E402,F401  (before tensorflow)
+import _goldens  # noqa: E402
 import flatbuffers  # noqa: E402
 import larq as lq  # noqa: E402
 import larq_compute_engine as lce  # noqa: E402
@@ -73,19 +73,27 @@ def convert(model, **kwargs) -> bytes:
     return lce.convert_keras_model(model, **kwargs)
 
 
-GOLDEN_DIR = Path(__file__).parent / "golden" / "runtime"
-
-
 def cached_convert(name: str, build, need_model: bool = False, **kwargs) -> tuple:
-    """(keras model or None, converted bytes), the conversion cached in tests/golden/runtime/.
+    """(keras model or None, converted bytes): the golden in tests/golden/runtime/.
 
-    LCE's converter costs seconds per model; the converted models are kept as
-    golden files named by a hash of the builder's source, the conversion
-    arguments and the larq / LCE versions, so an edited builder or a new
-    converter produces a new file. SBNN_REGEN_GOLDEN=1 rewrites them. The Keras
-    model is only built when needed (a cache miss or `need_model`).
+    LCE's converter costs seconds per model, so the converted models are goldens
+    (``tests/_goldens.py``) keyed by the builder's source, the conversion arguments
+    and the larq / LCE versions; ``make goldens`` regenerates them. The
+    Keras model is only built when needed (``need_model`` or a regeneration).
     """
-    key = hashlib.sha256(
+    model = None
+    if need_model:
+        tf.keras.backend.clear_session()
+        model = build()
+
+    def make():
+        m = model
+        if m is None:
+            tf.keras.backend.clear_session()
+            m = build()
+        return convert(m, **kwargs)
+
+    file_key = hashlib.sha256(
         (
             inspect.getsource(build)
             + repr(sorted(kwargs.items()))
@@ -93,20 +101,7 @@ def cached_convert(name: str, build, need_model: bool = False, **kwargs) -> tupl
             + importlib.metadata.version("larq-compute-engine")
         ).encode()
     ).hexdigest()[:10]
-    path = GOLDEN_DIR / f"{name}-{key}.tflite"
-    cached = path.is_file() and os.environ.get("SBNN_REGEN_GOLDEN") != "1"
-    model = None
-    if need_model or not cached:
-        tf.keras.backend.clear_session()
-        model = build()
-    if cached:
-        return model, path.read_bytes()
-    fb = convert(model, **kwargs)
-    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
-    for old in GOLDEN_DIR.glob(f"{name}-*.tflite"):
-        old.unlink()
-    path.write_bytes(fb)
-    return model, fb
+    return model, _goldens.golden("runtime", name, file_key, make)
 
 
 def read(fb: bytes):

@@ -31,7 +31,7 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")
 
 
 def _model_file() -> Path:
-    files = sorted((ROOT / "tests" / "golden" / "e2e").glob("sbnn-sparse-*.tflite"))
+    files = sorted((ROOT / "tests" / "golden" / "e2e").glob("sbnn-sparse*.tflite"))
     assert files, "tests/golden/e2e has no sparse-flavour SBNN model"
     return files[0]
 
