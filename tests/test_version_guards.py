@@ -145,7 +145,7 @@ def test_tested_runtimes_come_from_the_library():
     and the Python gate refuses what the library refuses."""
     listed = runtime._c_api().sbnn_delegate_tested_runtimes().decode().split(",")
     table = runtime.tested_runtimes()
-    assert sum(len(v) for v in table.values()) == len(listed) and set(table) <= set(runtime.RUNTIMES)
+    assert sum(len(v) for v in table.values()) == len(listed) and set(runtime.RUNTIMES) <= set(table)
     assert runtime.TESTED_RUNTIMES == table
     assert tf.__version__ in table["tensorflow"]
     assert importlib.metadata.version("ai-edge-litert") in table["ai_edge_litert"]
