@@ -37,6 +37,7 @@ _EXPORTS = {
     "ConversionReport": "sbnn_keras.export.convert",
     "convert": "sbnn_keras.export.convert",
     "convert_with_report": "sbnn_keras.export.convert",
+    "declare_quantizer": "sbnn_keras.export.convert",
     "Interpreter": "sbnn_runtime.interpreter",
     "load_delegate": "sbnn_runtime.interpreter",
 }
