@@ -71,7 +71,8 @@ VARIANTS = {
                   "label": "{-beta,+beta}"},
     "closed_form": {"kernel_quantizer": "sbnn", "sparse": True,
                     "label": "{alpha,beta} closed form (eq. 15)"},
-    # eq. 15 on the mean-centred latent weights (IR-Net's zero-mean balancing), code sign(w)
+    # eq. 15 on the mean-centred latent weights, code sign(w): this project's variant
+    # (neither the paper's nor the authors' code, which binarizes the raw latent weights)
     "closed_form_centered": {"kernel_quantizer": "sbnn_centered", "sparse": True,
                              "label": "{alpha,beta} closed form on w - mean(w)"},
     "learned": {"kernel_quantizer": "sbnn_learned", "sparse": True,
