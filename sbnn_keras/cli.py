@@ -144,69 +144,13 @@ def cmd_convert(args) -> int:
 
 
 def _inspect_tflite(path: Path, as_json: bool) -> int:
-    from sbnn_keras.export.compress import SPARSE_OP
-    from sbnn_runtime.sparse_format import SparseFilterError
-    from sbnn_runtime.tflite_model import read_tflite
+    from sbnn_runtime.inspection import format_inspection, inspect
 
-    data = path.read_bytes()
     try:
-        graph = read_tflite(data)
+        info = inspect(path)
     except ValueError as err:
-        raise CliError(f"{path}: {err}") from None
-    info = {"file": str(path), "size_bytes": len(data), "op_counts": graph.op_counts(), "binary_filters": []}
-    try:
-        from flatbuffers import flexbuffers
-        from larq_compute_engine.mlir.python import tflite_schema as schema
-
-        from sbnn_runtime.sparse_format import decode_filter
-
-        model = schema.Model.GetRootAsModel(data, 0)
-        sub = model.Subgraphs(0)
-        for op in graph.ops:
-            if op.name not in ("LceBconv2d", SPARSE_OP) or len(op.inputs) < 2:
-                continue
-            if not 0 <= op.inputs[1] < sub.TensorsLength():
-                raise CliError(f"{path}: op {op.index} ({op.name}) has no filter (input 1 is tensor {op.inputs[1]})")
-            tensor = sub.Tensors(op.inputs[1])
-            buf = model.Buffers(tensor.Buffer())
-            raw = bytes(buf.DataAsNumpy()) if buf.DataLength() else b""
-            entry = {"op": op.index, "type": op.name, "stored_bytes": len(raw)}
-            if op.name == SPARSE_OP and raw:
-                wb = decode_filter(raw)
-                entry.update(format="sbf1", shape=list(wb.shape), connections=float((wb > 0).mean()))
-                entry["bits_per_weight"] = 8 * len(raw) / wb.size
-            elif raw:
-                o, kh, kw, words = (int(d) for d in tensor.ShapeAsNumpy())
-                in_words = graph.tensor_shapes[op.inputs[0]][-1]
-                opts = flexbuffers.Loads(op.custom_options)
-                if not isinstance(opts, dict):
-                    raise CliError(f"{path}: op {op.index} ({op.name}): custom options are not a map "
-                                   f"(read as {type(opts).__name__})")
-                channels_in = opts.get("channels_in")
-                if isinstance(channels_in, bool) or not isinstance(channels_in, int) or channels_in < 1:
-                    raise CliError(f"{path}: op {op.index} ({op.name}): option channels_in is {channels_in!r}")
-                channels = channels_in // max(1, in_words // max(1, words))
-                if channels < 1 or min(o, kh, kw) < 1:
-                    raise CliError(f"{path}: op {op.index} ({op.name}): filter shape {[o, kh, kw, words]} "
-                                   f"and channels_in {channels_in} do not fit")
-                entry.update(format="lce", shape=[o, kh, kw, channels])
-                entry["bits_per_weight"] = 8 * len(raw) / (o * kh * kw * channels)
-            info["binary_filters"].append(entry)
-    except SparseFilterError as err:
-        raise CliError(f"{path}: corrupt SBF1 filter: {err}") from None
-    except (KeyError, ValueError, IndexError, ZeroDivisionError, TypeError, AttributeError) as err:
-        raise CliError(f"{path}: cannot read the binary filters ({type(err).__name__}: {err})") from None
-    if as_json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(f"{path}: {len(data):,} bytes")
-    print("ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(info["op_counts"].items())))
-    for f in info["binary_filters"]:
-        extra = f" p={f['connections']:.3f}" if "connections" in f else ""
-        print(
-            f"  op {f['op']:>3} {f['type']:<12} {f.get('format', '-'):<5} {f['stored_bytes']:>9,} bytes"
-            f"  {f.get('bits_per_weight', 0):.3f} bits/weight{extra}"
-        )
+        raise CliError(str(err)) from None
+    print(json.dumps(info, indent=2) if as_json else format_inspection(info))
     return 0
 
 

@@ -11,7 +11,8 @@ model is loaded. ``sbnn_keras.runtime`` is this package.
 
 Modules: ``interpreter`` (the delegate and the interpreter around it),
 ``tflite_model`` (reading a ``.tflite``'s operators), ``sparse_format`` (the SBF1
-filter format of ``SbnnBconv2d``). See docs/runtime.md and docs/architecture.md.
+filter format of ``SbnnBconv2d``), ``inspection`` and ``bench`` (what a file holds,
+and its latency; ``python -m sbnn_runtime inspect|bench``). See docs/runtime.md and docs/architecture.md.
 """
 
 from sbnn_runtime import _platform
@@ -27,6 +28,7 @@ from sbnn_runtime.interpreter import (  # noqa: E402
     describe,
     library_path,
     load_delegate,
+    resolve_runtime,
     runtime_version,
     tested_runtimes,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "describe",
     "library_path",
     "load_delegate",
+    "resolve_runtime",
     "runtime_version",
     "tested_runtimes",
 ]

@@ -21,6 +21,7 @@ PROG = "sbnn-runtime"
 def _inspect(args) -> int:
     from sbnn_runtime import Interpreter
     from sbnn_runtime.bench import interpreter_backend
+    from sbnn_runtime.inspection import binary_filters
     from sbnn_runtime.tflite_model import read_tflite
 
     path = Path(args.model)
@@ -34,6 +35,7 @@ def _inspect(args) -> int:
         "model": str(path),
         "size_bytes": len(content),
         "op_counts": graph.op_counts(),
+        "binary_filters": binary_filters(content, graph),
         "inputs": [[int(s) for s in d["shape"]] for d in interp.input_details],
         "outputs": [[int(s) for s in d["shape"]] for d in interp.output_details],
         "interpreter": backend,

@@ -59,6 +59,7 @@ import tensorflow as tf  # noqa: E402
 
 from sbnn_keras import layers as sbnn_layers  # noqa: E402
 from sbnn_keras.regularizer import register_custom_objects  # noqa: E402
+from sbnn_keras.export.convert import declare_quantizer  # noqa: E402
 from sbnn_keras import quantizers as sbnn_quantizers  # noqa: E402
 
 __all__ = [
@@ -203,11 +204,13 @@ def _t_weight(layer, t_min):
 
 
 @_register
+@declare_quantizer
 class EdeSign(lq.quantizers.SteSign):
     r"""IR-Net's activation quantizer: ``sign`` forward, EDE backward.
 
-    A subclass of larq's ``SteSign`` (same forward, ``sign(0) = +1``), so
-    ``sbnn_keras.convert`` treats it as a {-1, +1} input. Its ``t`` is a
+    A subclass of larq's ``SteSign`` (same forward, ``sign(0) = +1``), declared so
+    with ``sbnn_keras.declare_quantizer``: ``sbnn_keras.convert`` treats it as a
+    {-1, +1} input. Its ``t`` is a
     non-trainable variable moved by :class:`EdeSchedule`.
 
     Args:
@@ -244,11 +247,13 @@ class EdeSign(lq.quantizers.SteSign):
 
 
 @_register
+@declare_quantizer
 class IrNetSbnnQuantizer(sbnn_quantizers.SbnnQuantizer):
     r"""SBNN kernel quantizer with IR-Net's backward pass.
 
     Forward: ``tau * sign(w) + phi`` (learned ``tau``, ``phi`` by default), exactly
-    :class:`sbnn_keras.SbnnQuantizer`. Backward: the EDE of :func:`ede_sign` on the
+    :class:`sbnn_keras.SbnnQuantizer` (declared with ``sbnn_keras.declare_quantizer``,
+    so ``sbnn_keras.convert`` lowers it as that). Backward: the EDE of :func:`ede_sign` on the
     weights measured in units of their per-output-channel standard deviation
     (IR-Net's standardization). The mean is not subtracted (see the module
     docstring): the binary code stays ``sign(w)``.

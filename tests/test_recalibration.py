@@ -13,7 +13,7 @@ import pytest
 import sbnn_keras  # noqa: F401  (selects legacy Keras)
 import tensorflow as tf
 
-from sbnn_keras.recalibration import batchnorm_layers, recalibrate_batchnorm
+from sbnn_keras.training.recalibration import batchnorm_layers, recalibrate_batchnorm
 
 EPS = 1e-3
 
@@ -172,7 +172,7 @@ def test_no_batchnorm_and_all_frozen():
 def test_callback_recalibrates_when_ec_is_reached_and_at_the_end():
     """EC 0.5 with a threshold of 0.6: satisfied after the first epoch (connections
     start near 0.5); the pass at the end follows the last training step."""
-    from sbnn_keras.recalibration import BatchNormRecalibration
+    from sbnn_keras.training.recalibration import BatchNormRecalibration
     from sbnn_keras.regularizer import SparsityRegularizer
 
     model = _model()
@@ -196,7 +196,7 @@ def test_callback_recalibrates_when_ec_is_reached_and_at_the_end():
 
 
 def test_callback_not_reached_runs_only_at_the_end():
-    from sbnn_keras.recalibration import BatchNormRecalibration
+    from sbnn_keras.training.recalibration import BatchNormRecalibration
     from sbnn_keras.regularizer import SparsityRegularizer
 
     model = _model()

@@ -364,6 +364,45 @@ def test_convert_refuses_layers_it_would_convert_silently_to_something_else(make
     assert repr(name) in str(info.value)
 
 
+
+def test_a_declared_quantizer_subclass_converts_as_its_base_and_an_undeclared_one_is_refused():
+    """A subclass that only changes the backward pass (as sbnn_zoo's EdeSign) converts
+    once declared, to the same bytes as its larq base; undeclared it is refused."""
+    import larq as lq
+    import numpy as np
+
+    import sbnn_keras
+
+    import tensorflow as tf
+
+    class OwnGradientSign(lq.quantizers.SteSign):
+        pass
+
+    # convert rebuilds layers from their configs: the class must be known by name
+    tf.keras.utils.get_custom_objects()["OwnGradientSign"] = OwnGradientSign
+
+    def model(q):
+        tf.keras.utils.set_random_seed(4)
+        return _model_with(lq.layers.QuantConv2D(8, 3, padding="same", input_quantizer=q,
+                                                 kernel_quantizer="ste_sign", name="c"))
+
+    with pytest.raises(sbnn_keras.ConversionError, match="declare_quantizer") as info:
+        sbnn_keras.convert(model(OwnGradientSign()))
+    assert "'c'" in str(info.value)
+    sbnn_keras.declare_quantizer(OwnGradientSign)
+    from sbnn_runtime.tflite_model import read_tflite
+
+    files = [sbnn_keras.convert(model(q)) for q in (OwnGradientSign(), lq.quantizers.SteSign())]
+    counts = [read_tflite(f).op_counts() for f in files]
+    assert counts[0] == counts[1] and counts[0]["LceBconv2d"] == 1
+    declared, base = (sbnn_keras.Interpreter(f) for f in files)
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 4)).astype(np.float32)
+    np.testing.assert_array_equal(declared.predict(x), base.predict(x))
+    for bad in (OwnGradientSign(), np.sign, type("NotAQuantizer", (), {})):
+        with pytest.raises(TypeError, match="declare_quantizer: argument `cls`"):
+            sbnn_keras.declare_quantizer(bad)
+    del tf.keras.utils.get_custom_objects()["OwnGradientSign"]
+
 # ---- 5. SBF1 checksum, through the delegate ------------------------------------------------
 
 

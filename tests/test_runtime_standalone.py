@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 import sbnn_runtime
-from sbnn_runtime import _platform
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING = ("tensorflow", "tf_keras", "keras", "larq", "larq_compute_engine", "keras_tuner")
@@ -67,21 +66,6 @@ def test_import_sbnn_keras_imports_no_tensorflow_until_used():
     assert loaded == []
     loaded, _ = _loaded_after("import sbnn_keras\nsbnn_keras.QuantConv2D")
     assert "tensorflow" in loaded and "larq" in loaded
-
-
-@pytest.mark.parametrize("system, machine, version, words", [
-    ("darwin", "arm64", (3, 11), ["darwin aarch64", "linux x86_64, linux aarch64", "3.10-3.14"]),
-    ("win32", "AMD64", (3, 11), ["win32 x86_64", "linux x86_64"]),
-    ("linux", "riscv64", (3, 12), ["linux riscv64"]),
-    ("linux", "x86_64", (3, 9), ["Python 3.9", "3.10-3.14", "linux x86_64, linux aarch64"]),
-    ("linux", "aarch64", (3, 15), ["Python 3.15"]),
-])
-def test_unsupported_platform_is_refused_with_the_supported_list(system, machine, version, words):
-    with pytest.raises(ImportError) as info:
-        _platform.check(system, machine, version)
-    assert all(w in str(info.value) for w in words), str(info.value)
-    _platform.check("linux", "x86_64", (3, 11))
-    _platform.check("linux", "arm64", (3, 14))
 
 
 def _with_flex_op(content: bytes) -> bytes:
@@ -167,9 +151,10 @@ def test_standalone_cli_inspect_bench_and_importtime(runtime_venv, tmp_path):
     assert info["op_counts"].get("SbnnBconv2d", 0) >= 1
     assert all(f["format"] == "sbf1" for f in info["binary_filters"] if f["type"] == "SbnnBconv2d")
     bench = run("-m", "sbnn_runtime", "bench", model, "--runs", "3", "--warmup", "1", "-q",
-                "--json", str(tmp_path / "b.json"))
+                "--lce", "no", "--json", str(tmp_path / "b.json"))
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
-    assert [r["runtime"] for r in rows] == ["sbnn"] and rows[0]["median_ms"] > 0, bench.stdout
+    assert len(rows) == 1 and rows[0]["runtime"].startswith("sbnn"), bench.stdout
+    assert rows[0]["status"] == "ok" and rows[0]["median_ms"] > 0, bench.stdout
     importtime = run("-X", "importtime", "-c", "import sbnn_runtime; sbnn_runtime.Interpreter(%r)" % model)
     modules = [line.split("|")[-1].strip() for line in importtime.stderr.splitlines() if "|" in line]
     assert "ai_edge_litert.interpreter" in modules

@@ -25,7 +25,10 @@ from sbnn_keras import quantizers as sbnn_quantizers  # noqa: E402
 from sbnn_keras.export import compress, lowering  # noqa: E402
 from sbnn_runtime.tflite_model import TFLiteGraph, read_tflite  # noqa: E402
 
-__all__ = ["ConversionError", "ConversionReport", "LayerConversion", "convert", "convert_with_report"]
+__all__ = [
+    "ConversionError", "ConversionReport", "LayerConversion", "convert", "convert_with_report",
+    "declare_quantizer",
+]
 
 FLAVORS = ("lce", "sparse", "auto")
 FLOAT_COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV"}
@@ -125,10 +128,51 @@ def _short_names(model):
 _QUANTIZER_ATTRS = ("input_quantizer", "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer")
 
 
+_LIBRARIES = ("larq", "sbnn_keras")
+# Classes whose forward pass was declared equal to their library base's (declare_quantizer).
+_DECLARED: set = set()
+
+
+def _library_base(cls):
+    """The nearest larq or sbnn_keras quantizer class ``cls`` derives from, or None."""
+    for base in cls.__mro__[1:]:
+        if base.__module__.split(".")[0] in _LIBRARIES and issubclass(base, lq.quantizers.Quantizer):
+            return base
+    return None
+
+
+def declare_quantizer(cls):
+    """Class decorator: ``cls`` computes in its forward pass exactly what its larq or
+    sbnn_keras base class computes (it may change the backward pass, its variables or
+    its schedule), so ``convert`` lowers it as that base.
+
+    Without it ``convert`` refuses a user quantizer class, since a subclass that
+    overrides ``call`` may compute anything. The declaration covers ``cls`` only, not
+    its own subclasses.
+
+    Raises:
+        TypeError: ``cls`` is not a class deriving from a larq or sbnn_keras quantizer.
+
+    Example:
+        >>> import larq as lq
+        >>> @declare_quantizer
+        ... class MySign(lq.quantizers.SteSign):  # sign forward, own gradient
+        ...     pass
+    """
+    if not isinstance(cls, type) or _library_base(cls) is None:
+        raise TypeError(
+            f"declare_quantizer: argument `cls` must be a class deriving from a larq or "
+            f"sbnn_keras quantizer, got {cls!r}"
+        )
+    _DECLARED.add(cls)
+    return cls
+
+
 def _known_quantizer(q) -> bool:
-    """A larq or sbnn_keras quantizer (object or function): convert knows what it computes."""
+    """A larq or sbnn_keras quantizer (object or function), or an object of a class
+    declared with ``declare_quantizer``: convert knows what it computes."""
     if isinstance(q, lq.quantizers.Quantizer):
-        return type(q).__module__.split(".")[0] in ("larq", "sbnn_keras")
+        return type(q).__module__.split(".")[0] in _LIBRARIES or type(q) in _DECLARED
     known = list(vars(lq.quantizers).values()) + list(vars(sbnn_quantizers).values())
     return callable(q) and any(q is f for f in known)
 
@@ -147,7 +191,8 @@ def _check_quantizers(layer, float_layers) -> None:
             raise ConversionError(
                 f"convert: layer {layer.name!r} ({type(layer).__name__}): {attr} {q!r} is not a "
                 f"larq or sbnn_keras quantizer, so convert cannot tell what it computes; use one of "
-                f"theirs, {keep}."
+                f"theirs, declare a subclass whose forward is its base's with "
+                f"sbnn_keras.declare_quantizer, {keep}."
             )
     for attr in ("depthwise_quantizer", "pointwise_quantizer"):
         q = getattr(layer, attr, None)
