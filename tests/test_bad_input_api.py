@@ -191,6 +191,8 @@ CASES = {
     "SparsityCallback.regularizer": case(
         lambda: callbacks.SparsityCallback(regularizer="reg"), ValueError, "regularizer", "'reg'"),
     "SparsityCallback.prefix": case(lambda: callbacks.SparsityCallback(prefix=7), ValueError, "prefix", "7"),
+    "SparsityCallback.recalibrate": case(
+        lambda: callbacks.SparsityCallback(recalibrate="x_train"), ValueError, "recalibrate", "'x_train'"),
     # ---- plot
     "plot.report_or_model": case(
         lambda: plot.plot_hamming_histograms("model.keras", "x.png"), ValueError, "report_or_model", "'model.keras'"),
