@@ -39,7 +39,12 @@ if __name__ == "__main__" and "--verbose" not in sys.argv[1:]:
     for _name in ("tensorflow", "absl"):
         logging.getLogger(_name).setLevel(logging.ERROR)
 
-from sbnn_keras import _compat
+from sbnn_zoo.recipe import DEMO_EPOCHS, RECIPE, parser as _parser  # noqa: E402  (no TensorFlow)
+
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    _parser().parse_args()  # prints the help and exits before TensorFlow loads
+
+from sbnn_keras import _compat  # noqa: E402
 
 _compat.ensure_legacy_keras()
 
@@ -53,10 +58,6 @@ from sbnn_zoo.datasets import load_fashion_mnist  # noqa: E402
 from sbnn_zoo.models import build as build_model  # noqa: E402
 from sbnn_keras.regularizer import SparsityRegularizer  # noqa: E402
 from sbnn_keras.training.recalibration import recalibrate_batchnorm  # noqa: E402
-
-#: Epochs of ``python -m sbnn_zoo.demo`` (two networks in ~10 minutes on 2 cores);
-#: ``--epochs 8`` is the full recipe.
-DEMO_EPOCHS = 6
 
 __all__ = ["VARIANTS", "RECIPE", "DEMO_EPOCHS", "train_variant", "binary_connections", "machine_info", "main"]
 
@@ -81,22 +82,6 @@ VARIANTS = {
     "learned_dense": {"kernel_quantizer": "sbnn_learned", "sparse": False,
                       "label": "Learned {alpha,beta}, no constraint"},
 }
-
-#: The documented recipe (docs/results.md). Adam + cosine decay as the paper.
-#: gamma 0.7 and lambda_threshold 3e-3 (not the authors' 0.07 / 1e-4) because the
-#: runs are 8 epochs, not 300-500: see docs/results.md, "What did not work".
-RECIPE = {
-    "epochs": 8,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "ec": 0.05,
-    "gamma": 0.7,
-    "latent_clip": 1.0,
-    "lambda_threshold": 3e-3,
-    "val_size": 5000,
-    "seed": 1,
-}
-
 
 # ----------------------------------------------------------------------------- helpers
 def binary_connections(model) -> dict:
@@ -364,35 +349,6 @@ def write_report(model, out_dir: Path, printer=print) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sbnn_zoo.demo",
-        description="Train a BNN and an SBNN (learned {alpha,beta}) on Fashion-MNIST and report sparsity.",
-    )
-    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS,
-                   help="epochs per network (default %(default)s; the recipe of docs/results.md uses 8)")
-    p.add_argument("--ec", type=float, default=RECIPE["ec"], help="expected connections EC (default %(default)s)")
-    p.add_argument("--gamma", type=float, default=RECIPE["gamma"], help="regularizer share gamma (default %(default)s)")
-    p.add_argument("--lambda-threshold", type=float, default=RECIPE["lambda_threshold"],
-                   help="lambda is 0 while U/N - EC <= this (default %(default)s; authors 1e-4)")
-    p.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
-    p.add_argument("--lr", type=float, default=RECIPE["lr"])
-    p.add_argument("--seed", type=int, default=RECIPE["seed"])
-    p.add_argument("--out", default="artifacts", help="directory for the report JSON and PNG (default %(default)s/)")
-    p.add_argument("--force", action="store_true",
-                   help="replace an earlier run's files in --out (default: keep them, write to a new run-* directory)")
-    p.add_argument("--quick", action="store_true", help="tiny subset and 1 epoch: a smoke run in well under a minute")
-    p.add_argument("--skip-bnn", action="store_true", help="train only the SBNN")
-    p.add_argument("--no-recalibrate", dest="recalibrate", action="store_false",
-                   help="skip the BatchNorm recalibration after training (default: recompute every "
-                        "BatchNorm's statistics over the training images before testing and export)")
-    p.add_argument("--no-deploy", action="store_true",
-                   help="skip the .tflite conversion and latency comparison at the end")
-    p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files or tfds data")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines (hidden by default)")
-    return p
-
-
 DEMO_FILES = ("sparsity_report.json", "hamming_histograms.png", "demo_results.json")
 
 
