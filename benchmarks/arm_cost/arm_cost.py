@@ -3,7 +3,7 @@
 and llvm-mca cycle estimates (Cortex-A72 and Neoverse-N1 models), on an x86 host.
 
 For every binary 3x3 conv of ResNet-18 (32x32 input) and of the QuickNet-like 224x224
-network (benchmarks/models.py), every kernel of sbnn_core's kernel table that supports
+network (benchmarks/models.py) (and, --network demo, of the demo SBNN), every kernel of sbnn_core's kernel table that supports
 it (dense and sparse; reference kernels excluded), and synthetic sparse filters
 (Bernoulli and the paper's K0/K1 shares, as benchmarks/sparse_kernels.cc makes them):
 
@@ -68,6 +68,13 @@ NETWORKS = {
         ("28x28x128->128,pad1", 28, 28, 128, 128, 3, 1, 1, 4),
         ("14x14x256->256,pad1", 14, 14, 256, 256, 3, 1, 1, 4),
         ("7x7x512->512,pad1", 7, 7, 512, 512, 3, 1, 1, 4),
+    ],
+    "demo": [  # sbnn_zoo.demo (models.fashion_mnist_cnn), 28x28 input: the binary convs
+        # after the stem's pooling, as the cost model's demo estimate rates them
+        ("14x14x32->64", 14, 14, 32, 64, 3, 1, 0, 1),
+        ("14x14x64->64", 14, 14, 64, 64, 3, 1, 0, 1),
+        ("7x7x64->128", 7, 7, 64, 128, 3, 1, 0, 1),
+        ("7x7x128->128", 7, 7, 128, 128, 3, 1, 0, 1),
     ],
 }
 GENS = ("bernoulli", "k0k1")
