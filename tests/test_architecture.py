@@ -33,7 +33,7 @@ RANKS = {
     "sbnn_keras.metrics": 5,
     "sbnn_keras.export": 6,
     "sbnn_keras.tuning": 6,
-    "sbnn_keras.recalibration": 6,  # a training callback that reports through metrics
+    "sbnn_keras.training": 6,  # steps around fit (BatchNorm recalibration): uses metrics
     "sbnn_keras": 7,  # the package itself: its __init__ re-exports the rooms
     "sbnn_keras._aliases": 7,  # old import paths (names only, imported on demand)
     "sbnn_zoo": 8,

@@ -26,12 +26,14 @@ def test_old_path_is_the_moved_module(old):
 
 def test_from_imports_and_attributes_of_old_paths():
     from sbnn_keras.convert import convert_with_report
+    from sbnn_keras.recalibration import recalibrate_batchnorm
     from sbnn_keras.report import sparsity_report
     from sbnn_keras.runtime import Interpreter
     from sbnn_keras.tuner import SbnnTuner
 
     import sbnn_keras.convert  # noqa: F401  (importing the old module keeps the function)
     import sbnn_runtime
+    from sbnn_keras.training import recalibration
     from sbnn_keras.tuning.tuner import SbnnTuner as new_tuner
 
     assert callable(sbnn_keras.convert) and not hasattr(sbnn_keras.convert, "__path__")
@@ -41,6 +43,7 @@ def test_from_imports_and_attributes_of_old_paths():
     assert Interpreter is sbnn_runtime.Interpreter is sbnn_keras.Interpreter
     assert sbnn_keras.runtime is sbnn_runtime
     assert SbnnTuner is new_tuner
+    assert recalibrate_batchnorm is recalibration.recalibrate_batchnorm
     with pytest.raises(AttributeError, match="no_such_module"):
         sbnn_keras.no_such_module  # noqa: B018
 

@@ -5,7 +5,8 @@
 // Stages (docs/sparse_kernels.md, "The NEON stages"):
 //   1. input transposition (build_band): 8 pixels x 16 channel bytes per step, an 8x8
 //      bit transpose across 8 registers (SLI/SRI and BSL butterflies) gives one byte of
-//      8 pixel bits per channel;
+//      8 pixel bits per channel; on narrow maps those bytes are whole rows, staged as
+//      vectors and turned channel-major by 16x16 byte transposes (build_band_staged);
 //   2. carry-save counting (count_*): one 128-bit load per connection and vector, a full
 //      adder is EOR, EOR, BSL (3 instructions), 8 inputs cost 7 full adders; two vectors
 //      of a band are counted in two independent chains (the A72 and A76 have two 128-bit
@@ -214,14 +215,23 @@ void count_segment_list(const uint8_t* y, const uint32_t* list, int n, uint8x16_
       n,
       [&](int i, int) __attribute__((always_inline)) {
         const uint32_t* o = list + G * i;
-        if (G == 2) {
+        if constexpr (G == 2) {
           const uint64x2_t a = load_d(y, o[0]), b = load_d(y, o[1]);
           return vreinterpretq_u8_u64(vzip1q_u64(a, b));
         }
-        const uint32x4_t a = load_s(y, o[0]), b = load_s(y, o[1 % G]);
-        const uint32x4_t c = load_s(y, o[2 % G]), d = load_s(y, o[3 % G]);
+        // Two 64-bit loads for the 4 offsets; segments 0, 1 by LDR S + ZIP1, segments 2,
+        // 3 through a general register (LDR W, ORR, INS): the vector pipes, which the
+        // CSAs keep busy, see 2 instructions per input instead of 3 (llvm-mca
+        // Neoverse-N1: 25.6 instead of 32 cycles per 8 inputs).
+        uint64_t ab, cd;
+        std::memcpy(&ab, o, 8);
+        std::memcpy(&cd, o + 2, 8);
+        const uint32x4_t a = load_s(y, static_cast<uint32_t>(ab)), b = load_s(y, static_cast<uint32_t>(ab >> 32));
+        uint32_t wc, wd;
+        std::memcpy(&wc, y + static_cast<uint32_t>(cd), 4);
+        std::memcpy(&wd, y + (cd >> 32), 4);
         return vreinterpretq_u8_u64(
-            vzip1q_u64(vreinterpretq_u64_u32(vzip1q_u32(a, b)), vreinterpretq_u64_u32(vzip1q_u32(c, d))));
+            vsetq_lane_u64(wc | static_cast<uint64_t>(wd) << 32, vreinterpretq_u64_u32(vzip1q_u32(a, b)), 1));
       },
       planes);
 }
@@ -377,13 +387,27 @@ void emit(const Pix* pix, int n, int q0, const uint8_t* tr, const uint8_t* trh, 
 // ----------------------------------------------------------------------------------
 // Input transposition.
 
+// Where transpose_row_neon puts a row (Mode): into T (kToT; extract_rows_* then cuts
+// the Y rows out of it), or, when R == 8 and a phase has at most 8 pixels (a transposed
+// byte is a whole row), straight into Y (kToY: per filter column one vector shift and
+// mask for 16 channels, then 16 strided byte stores) or into the band's staging rows
+// (kToStage: the same shifted vectors, one 16-byte store each; build_band_staged turns
+// the staging rows into Y with 16x16 byte transposes).
+enum TransposeMode { kToT, kToY, kToStage };
+
+// Staging rows (kToStage): S[fx][slot][channel position], slot = ph * rows_pp + jj (the
+// byte of the row within a channel's Y plane), cgp positions per slot; channel
+// 128 b + 8 k + c sits at position 128 b + 16 c + k (the order the bit transpose leaves
+// the channel bytes in).
+inline size_t stage_cgp(int cg) { return static_cast<size_t>((cg + 127) / 128) * 128; }
+inline size_t stage_bytes(const BConv2DShape& s, int cg) { return static_cast<size_t>(s.filter_w) * 16 * stage_cgp(cg); }
+
 // transpose_row_portable's result (T and pc for input row iy of group g) with the 8x8
-// bit transposes done 16 channel bytes x 8 pixels at a time across 8 registers. With
-// DIRECT (R == 8 and at most 8 pixels per phase: a transposed byte is a whole row) the Y
-// rows of stored row jj of phase ph are written directly instead of T: per filter
-// column, one vector shift and mask for 16 channels.
-template <bool DIRECT = false>
-inline void transpose_row_neon(BandCtx& x, int iy, int ph = 0, int jj = 0) {
+// bit transposes done 16 channel bytes x 8 pixels at a time across 8 registers; kToY and
+// kToStage write the rows of stored row jj of phase ph instead of T (see TransposeMode).
+template <TransposeMode MODE = kToT>
+inline void transpose_row_neon(BandCtx& x, int iy, int ph = 0, int jj = 0, uint8_t* stage = nullptr) {
+  constexpr bool DIRECT = MODE != kToT;
   const BConv2DShape& s = *x.s;
   const BitplanePlan& p = *x.p;
   const int cg = x.f->cg, sw = p.sw, tq = p.tq;
@@ -440,6 +464,11 @@ inline void transpose_row_neon(BandCtx& x, int iy, int ph = 0, int jj = 0) {
           for (int fx = 0; fx < s.filter_w; ++fx) {
             if (p.phx[fx] != phi) continue;
             const int8x16_t shift = vdupq_n_s8(static_cast<int8_t>(std::max(-8, std::min(8, -p.qx[fx]))));
+            if (MODE == kToStage) {
+              uint8_t* st = stage + (static_cast<size_t>(fx) * 16 + rowoff) * stage_cgp(cg) + 8 * k0;
+              for (int c = 0; c < 8; ++c) vst1q_u8(st + 16 * c, vandq_u8(vshlq_u8(r[c], shift), outmask));
+              continue;
+            }
             uint8_t* ybase = x.Y + static_cast<size_t>(fx) * cg * p.plane_bytes + rowoff +
                              static_cast<size_t>(8 * k0) * p.plane_bytes;
             for (int c = 0; c < 8; ++c) {
@@ -489,6 +518,57 @@ inline void extract_rows_small(BandCtx& x, int ph, int jj) {
   }
 }
 
+// True when the band's rows go through the staging rows (kToStage): R == 8, a phase
+// of at most 8 pixels (every phase has one: sw <= in_w) and Y planes of at most 16
+// bytes, i.e. the narrow maps (8x8 and 4x4 outputs), where the strided byte stores of
+// kToY cost a third of the kernel.
+inline bool staged_rows(const BConv2DShape& s, const BitplanePlan& p) {
+  return p.R == 8 && (s.in_w + p.sw - 1) / p.sw <= 8 && s.in_w >= p.sw && p.plane_bytes <= 16;
+}
+
+// build_band_generic with kToStage: the band's rows go to the staging rows (zero where
+// no input row is), then to Y by 16x16 byte transposes (16 slots x 16 channels: one
+// 8- or 16-byte store per channel plane instead of one byte store per row).
+inline void build_band_staged(BandCtx& x, uint8_t* stage) {
+  const BConv2DShape& s = *x.s;
+  const BitplanePlan& p = *x.p;
+  const int cg = x.f->cg, pb = static_cast<int>(p.plane_bytes);
+  const size_t cgp = stage_cgp(cg);
+  for (int fx = 0; fx < s.filter_w; ++fx) std::memset(stage + static_cast<size_t>(fx) * 16 * cgp, 0, pb * cgp);
+  const int rows = x.nbr + p.qmax - p.qmin;  // stored rows needed per phase
+  for (int ph = 0; ph < p.sh; ++ph) {
+    if (!phase_used(p, s.filter_h, s.filter_w, ph)) continue;
+    for (int jj = 0; jj < rows; ++jj) {
+      const long iy = static_cast<long>(x.oy0 + p.qmin + jj) * p.sh + ph;
+      int32_t* h = x.H + (static_cast<size_t>(ph) * p.rows_pp + jj) * s.out_w;
+      if (iy < 0 || iy >= s.in_h) {
+        for (int ox = 0; ox < s.out_w; ++ox) h[ox] = 0;
+        continue;
+      }
+      transpose_row_neon<kToStage>(x, static_cast<int>(iy), ph, jj, stage);
+      h_row(x, h);
+    }
+  }
+  band_bits(x);
+  for (int fx = 0; fx < s.filter_w; ++fx) {
+    uint8_t* yb = x.Y + static_cast<size_t>(fx) * cg * pb;
+    const uint8_t* sb = stage + static_cast<size_t>(fx) * 16 * cgp;
+    for (size_t b = 0; b < cgp; b += 128)
+      for (int c = 0; c < 8; ++c) {
+        uint8x16_t r[16];
+        for (int sl = 0; sl < 16; ++sl) r[sl] = sl < pb ? vld1q_u8(sb + sl * cgp + b + 16 * c) : vdupq_n_u8(0);
+        transpose_bytes16(r);
+        // r[k]: the pb slots of channel b + 8 k + c.
+        for (int k = 0; k < 16; ++k) {
+          const size_t ch = b + 8 * k + c;
+          if (ch >= static_cast<size_t>(cg)) break;
+          if (pb == 16) vst1q_u8(yb + ch * 16, r[k]);
+          else vst1_u8(yb + ch * 8, vget_low_u8(r[k]));
+        }
+      }
+  }
+}
+
 struct NeonImpl : BitplanePortable<2> {
   // Fused outputs (bconv2d_output.h): process_channels writes the band's dot into the
   // driver's scratch and the driver applies the vectorised transform to the band (no
@@ -501,11 +581,15 @@ struct NeonImpl : BitplanePortable<2> {
       BitplanePortable<2>::build_band(x);
       return;
     }
+    if (staged_rows(s, *x.p)) {
+      size_t a, b, c;
+      return build_band_staged(x, reinterpret_cast<uint8_t*>(x.work) + layout(*x.p, *x.f, &a, &b, &c));
+    }
     switch (x.p->R) {
       case 8:
-        if ((s.in_w + x.p->sw - 1) / x.p->sw <= 8)
+        if ((s.in_w + x.p->sw - 1) / x.p->sw <= 8 && s.in_w >= x.p->sw)
           return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
-            transpose_row_neon<true>(c, iy, ph, jj);
+            transpose_row_neon<kToY>(c, iy, ph, jj);
           });
         return build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
           transpose_row_neon(c, iy);
@@ -547,9 +631,11 @@ struct NeonImpl : BitplanePortable<2> {
     return *o_tr + 2 * 256 * 16 * 2;
   }
 
+  // (+ the staging rows after the layout, when build_band uses them)
   static size_t work_bytes(const BitplanePlan& p, const SparseFilter& f, const SparsePrepared* sp) {
     size_t a, b, c;
-    return std::max(layout(p, f, &a, &b, &c), BitplanePortable<2>::work_bytes(p, f, sp));
+    const size_t stage = staged_rows(p.shape, p) ? stage_bytes(p.shape, f.cg) : 0;
+    return std::max(layout(p, f, &a, &b, &c) + stage, BitplanePortable<2>::work_bytes(p, f, sp));
   }
 
   static void process_channels(BandCtx& x, int o_begin, int o_end) {
