@@ -19,6 +19,7 @@ from sbnn_runtime import _platform
 
 _platform.check()  # a wheel on the wrong machine says so here, with the supported list
 
+from sbnn_runtime import interpreter  # noqa: E402
 from sbnn_runtime.interpreter import (  # noqa: E402
     RUNTIMES,
     Interpreter,
@@ -33,20 +34,8 @@ from sbnn_runtime.interpreter import (  # noqa: E402
     tested_runtimes,
 )
 
-__all__ = [
-    "RUNTIMES",
-    "TESTED_RUNTIMES",
-    "Interpreter",
-    "UnsupportedRuntimeError",
-    "available_kernels",
-    "check_model",
-    "describe",
-    "library_path",
-    "load_delegate",
-    "resolve_runtime",
-    "runtime_version",
-    "tested_runtimes",
-]
+#: the public names are the interpreter module's (TESTED_RUNTIMES through __getattr__)
+__all__ = list(interpreter.__all__)
 
 
 def _version() -> str:

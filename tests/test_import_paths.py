@@ -75,3 +75,13 @@ def test_python_m_old_demo_path_runs_the_demo():
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "--epochs" in out.stdout and "--quick" in out.stdout
+
+
+def test_runtime_package_exports_the_interpreter_names():
+    """``sbnn_runtime``'s public names are ``sbnn_runtime.interpreter``'s, the same objects."""
+    import sbnn_runtime
+    from sbnn_runtime import interpreter
+
+    assert sbnn_runtime.__all__ == interpreter.__all__
+    for name in sbnn_runtime.__all__:
+        assert getattr(sbnn_runtime, name) == getattr(interpreter, name), name
