@@ -20,6 +20,7 @@ from sbnn_runtime import _platform
 _platform.check()  # a wheel on the wrong machine says so here, with the supported list
 
 from sbnn_runtime import interpreter  # noqa: E402
+from sbnn_runtime.inspection import format_inspection, inspect  # noqa: E402
 from sbnn_runtime.interpreter import (  # noqa: E402
     RUNTIMES,
     Interpreter,
@@ -34,8 +35,9 @@ from sbnn_runtime.interpreter import (  # noqa: E402
     tested_runtimes,
 )
 
-#: the public names are the interpreter module's (TESTED_RUNTIMES through __getattr__)
-__all__ = list(interpreter.__all__)
+#: the interpreter module's public names (TESTED_RUNTIMES through __getattr__) and
+#: inspection's two entry points
+__all__ = [*interpreter.__all__, "format_inspection", "inspect"]
 
 
 def _version() -> str:

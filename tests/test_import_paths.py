@@ -78,10 +78,12 @@ def test_python_m_old_demo_path_runs_the_demo():
 
 
 def test_runtime_package_exports_the_interpreter_names():
-    """``sbnn_runtime``'s public names are ``sbnn_runtime.interpreter``'s, the same objects."""
+    """``sbnn_runtime``'s public names are ``sbnn_runtime.interpreter``'s and inspection's
+    entry points, the same objects."""
     import sbnn_runtime
-    from sbnn_runtime import interpreter
+    from sbnn_runtime import inspection, interpreter
 
-    assert sbnn_runtime.__all__ == interpreter.__all__
+    assert sbnn_runtime.__all__ == [*interpreter.__all__, "format_inspection", "inspect"]
     for name in sbnn_runtime.__all__:
-        assert getattr(sbnn_runtime, name) == getattr(interpreter, name), name
+        home = inspection if name in ("format_inspection", "inspect") else interpreter
+        assert getattr(sbnn_runtime, name) == getattr(home, name), name
