@@ -74,8 +74,14 @@ const Layer kLayers[] = {
     {"4x4x512->512", 4, 4, 512, 512, 3, 1, 3},
 };
 
+// --pad-values 1: SAME padding with +1 outside (LCE's "same one" padding): one border
+// class, as for VALID convs.
+int g_pad_values = 0;
+
 sbnn::BConv2DShape make_shape(const Layer& l) {
-  return sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
+  sbnn::BConv2DShape s = sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
+  s.pad_values = g_pad_values;
+  return s;
 }
 
 struct Options {
@@ -166,12 +172,13 @@ int main(int argc, char** argv) {
     else if (a == "--no-select") opt.select = false;
     else if (a == "--output") opt.output = next();
     else if (a == "--compose") opt.compose = true;
+    else if (a == "--pad-values") g_pad_values = std::atoi(next()) != 0 ? 1 : 0;
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N] "
                    "[--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]... "
                    "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select] "
-                   "[--output dot|bits|float|qfloat|qadd] [--compose]\n",
+                   "[--output dot|bits|float|qfloat|qadd] [--compose] [--pad-values 0|1]\n",
                    argv[0]);
       return 2;
     }
