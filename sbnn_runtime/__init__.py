@@ -19,6 +19,7 @@ from sbnn_runtime import _platform
 
 _platform.check()  # a wheel on the wrong machine says so here, with the supported list
 
+from sbnn_runtime.inspection import format_inspection, inspect  # noqa: E402
 from sbnn_runtime.interpreter import (  # noqa: E402
     RUNTIMES,
     Interpreter,
@@ -41,6 +42,8 @@ __all__ = [
     "available_kernels",
     "check_model",
     "describe",
+    "format_inspection",
+    "inspect",
     "library_path",
     "load_delegate",
     "resolve_runtime",
