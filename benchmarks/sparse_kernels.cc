@@ -150,15 +150,9 @@ struct Result {
 
 int main(int argc, char** argv) {
   Options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+  for (sbnn_bench::Args args(argc, argv); args.next();) {
+    const std::string a = args.flag();
+    auto next = [&args] { return args.value(); };
     if (a == "--json") opt.json = next();
     else if (a == "--commit") opt.commit = next();
     else if (a == "--min-time") opt.min_time = std::atof(next());
