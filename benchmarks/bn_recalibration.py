@@ -10,7 +10,7 @@ regularizer is satisfied: lambda = 0). Then, for that model:
 
 * the last epoch's training accuracy (Keras' running figure) and the test accuracy
   with the moving BatchNorm statistics as training left them;
-* the test accuracy after :func:`sbnn_keras.recalibration.recalibrate_batchnorm` over
+* the test accuracy after :func:`sbnn_keras.training.recalibration.recalibrate_batchnorm` over
   the training images (10, 50 batches and all 157), and the training-set accuracy
   in inference mode before and after.
 
@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from sbnn_zoo.datasets import load_fashion_mnist
-from sbnn_keras.recalibration import recalibrate_batchnorm
+from sbnn_keras.training.recalibration import recalibrate_batchnorm
 from sbnn_keras.regularizer import SparsityRegularizer
 from sbnn_keras.metrics.report import sparsity_report
 

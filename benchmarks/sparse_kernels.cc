@@ -74,8 +74,14 @@ const Layer kLayers[] = {
     {"4x4x512->512", 4, 4, 512, 512, 3, 1, 3},
 };
 
+// --pad-values 1: SAME padding with +1 outside (LCE's "same one" padding): one border
+// class, as for VALID convs.
+int g_pad_values = 0;
+
 sbnn::BConv2DShape make_shape(const Layer& l) {
-  return sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
+  sbnn::BConv2DShape s = sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
+  s.pad_values = g_pad_values;
+  return s;
 }
 
 struct Options {
@@ -144,15 +150,9 @@ struct Result {
 
 int main(int argc, char** argv) {
   Options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+  for (sbnn_bench::Args args(argc, argv); args.next();) {
+    const std::string a = args.flag();
+    auto next = [&args] { return args.value(); };
     if (a == "--json") opt.json = next();
     else if (a == "--commit") opt.commit = next();
     else if (a == "--min-time") opt.min_time = std::atof(next());
@@ -166,12 +166,13 @@ int main(int argc, char** argv) {
     else if (a == "--no-select") opt.select = false;
     else if (a == "--output") opt.output = next();
     else if (a == "--compose") opt.compose = true;
+    else if (a == "--pad-values") g_pad_values = std::atoi(next()) != 0 ? 1 : 0;
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N] "
                    "[--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]... "
                    "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select] "
-                   "[--output dot|bits|float|qfloat|qadd] [--compose]\n",
+                   "[--output dot|bits|float|qfloat|qadd] [--compose] [--pad-values 0|1]\n",
                    argv[0]);
       return 2;
     }

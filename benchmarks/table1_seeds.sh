@@ -36,14 +36,14 @@ if [ "$which" = one ]; then
     run "$2" "$3" "$4"
     exit 0
 fi
+# Rows with the fewest seeds first, so that a run stopped early leaves every row of
+# the network with as many seeds as the time allowed.
 if [ "$which" = all ] || [ "$which" = cnn ]; then
-    for v in closed_form_centered learned; do run cnn $v 3; done
-    for v in symmetric closed_form bnn; do
-        for seed in 2 3; do run cnn $v $seed; done
-    done
+    for v in symmetric closed_form bnn; do run cnn $v 2; done
+    for v in closed_form_centered learned symmetric closed_form bnn; do run cnn $v 3; done
 fi
 if [ "$which" = all ] || [ "$which" = resnet ]; then
     for seed in 2 3; do
-        for v in bnn symmetric closed_form closed_form_centered learned; do run resnet $v $seed; done
+        for v in symmetric closed_form closed_form_centered learned bnn; do run resnet $v $seed; done
     done
 fi

@@ -5,7 +5,7 @@ Reads ``docs/data/table1_*.json`` (the first runs) and
 network and variant and prints the markdown tables of docs/results.md: one row per
 (network, variant) with the seeds present, each seed's test accuracy, the mean,
 the sample standard deviation (n >= 2) and the connections, and one row per file
-with the commit its JSON records.
+with the commit and the CPU model its JSON records.
 
     python benchmarks/table1_summary.py            # the tables
     python benchmarks/table1_summary.py --json     # the same as JSON
@@ -36,7 +36,8 @@ def load():
         runs.append({"file": str(Path(f).relative_to(ROOT / "docs")), "arch": c.get("arch", "cnn"),
                      "variant": d["variant"], "seed": c["seed"], "test_accuracy": d["test_accuracy"],
                      "val_accuracy": d.get("val_accuracy"), "connections": d["connections"],
-                     "commit": d["machine"].get("commit", ""), "epochs": c["epochs"]})
+                     "commit": d["machine"].get("commit", ""), "cpu": d["machine"].get("cpu", ""),
+                     "epochs": c["epochs"]})
     return runs
 
 
@@ -71,11 +72,11 @@ def main(argv=None) -> int:
               f"{' / '.join(f'{a:.2f}' for a in r['test'])} | {r['mean']:.2f} % | {std} | "
               f"{' / '.join(f'{c:.4f}' for c in r['connections'])} |")
     print()
-    print("| JSON | Network | Variant | Seed | Test accuracy | Connections | Commit recorded |")
-    print("|---|---|---|---|---|---|---|")
+    print("| JSON | Network | Variant | Seed | Test accuracy | Connections | Commit recorded | CPU recorded |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| [`{r['file']}`]({r['file']}) | {r['arch']} | `{r['variant']}` | {r['seed']} | "
-              f"{100 * r['test_accuracy']:.2f} % | {r['connections']:.4f} | `{r['commit']}` |")
+              f"{100 * r['test_accuracy']:.2f} % | {r['connections']:.4f} | `{r['commit']}` | {r['cpu']} |")
     return 0
 
 

@@ -29,7 +29,7 @@ One global sparsity constraint over the 16 binary convolutions
     gamma   0.02  0.04  0.07  0.07  0.08  0.08  0.10
 
 At the end: test accuracy; the BatchNorm statistics recomputed for the final
-weights over the training images (``sbnn_keras.recalibration``; ``--no-recalibrate``
+weights over the training images (``sbnn_keras.training.recalibration``; ``--no-recalibrate``
 skips it) and the test accuracy again; the sparsity report (connections,
 bits/weight, K0/K1, BOPs, BParams); conversion with
 ``sbnn_keras.convert(flavor="sparse")`` and the .tflite size; the converted model's
@@ -59,7 +59,7 @@ import numpy as np
 import tensorflow as tf
 
 from sbnn_zoo import authors, zoo
-from sbnn_keras.recalibration import recalibrate_batchnorm
+from sbnn_keras.training.recalibration import recalibrate_batchnorm
 
 DATASET = "cifar10"
 NUM_CLASSES = 10

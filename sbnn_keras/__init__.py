@@ -5,9 +5,9 @@ TensorFlow is imported; if TensorFlow was already imported with Keras 3 it raise
 an ``ImportError`` that says what to do.
 
 Rooms (docs/architecture.md): ``math``, ``quantizers``, ``layers``, ``regularizer``
-at the top, then ``metrics``, ``export`` and ``tuning``; the runtime is the separate
-package ``sbnn_runtime`` (``sbnn_keras.runtime``), the zoo and the demo are in
-``sbnn_zoo``. Modules that moved keep their old import paths (``sbnn_keras._aliases``).
+at the top, then ``metrics``, ``export``, ``tuning`` and ``training``; the runtime is
+the separate package ``sbnn_runtime`` (``sbnn_keras.runtime``), the zoo and the demo
+are in ``sbnn_zoo``. Modules that moved keep their old import paths (``sbnn_keras._aliases``).
 
 The names below are loaded on first use (PEP 562), so ``import sbnn_keras`` itself
 imports no TensorFlow: the command line answers ``--help`` and runs the runtime's
@@ -51,6 +51,7 @@ _MODULES = {
     "metrics": "sbnn_keras.metrics",
     "export": "sbnn_keras.export",
     "tuning": "sbnn_keras.tuning",
+    "training": "sbnn_keras.training",
     "callbacks": "sbnn_keras.metrics.callbacks",
     "plot": "sbnn_keras.metrics.plot",
     "report": "sbnn_keras.metrics.report",

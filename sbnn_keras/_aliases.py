@@ -28,6 +28,7 @@ MOVED = {
     "sbnn_keras.compress": "sbnn_keras.export.compress",
     "sbnn_keras.tuner": "sbnn_keras.tuning.tuner",
     "sbnn_keras.pareto": "sbnn_keras.tuning.pareto",
+    "sbnn_keras.recalibration": "sbnn_keras.training.recalibration",
     "sbnn_keras.runtime": "sbnn_runtime",
     "sbnn_keras.sparse_format": "sbnn_runtime.sparse_format",
     "sbnn_keras.tflite_model": "sbnn_runtime.tflite_model",

@@ -212,6 +212,10 @@ def _bench_status(status: int, args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if {"-h", "--help"} & set(args.demo_args):
+        from sbnn_zoo.recipe import parser
+
+        parser().parse_args(args.demo_args)  # prints the help and exits, no TensorFlow
     from sbnn_zoo import demo
 
     return int(demo.main(args.demo_args) or 0)

@@ -128,11 +128,16 @@ class SbnnQuantizer(lq.quantizers.Quantizer):
         per_channel: one (tau, phi) per output channel (last kernel axis) instead of
             one per layer (the paper's choice).
         center: ``scale="closed_form"`` only: evaluate eq. 15 on the mean-centred
-            latent weights ``w - mean(w)`` (the zero-mean weights of IR-Net's
-            balancing, which the paper's training follows), keeping the code
-            ``sign(w)``. Then ``p * beta + (1 - p) * alpha = 0``, i.e.
+            latent weights ``w - mean(w)`` (mean over the layer, or per output
+            channel with ``per_channel``), keeping the code ``sign(w)``. This
+            project's variant, in neither the paper nor the authors' code (their
+            binary convolutions binarize the raw latent weights, without IR-Net's
+            mean subtraction or standardization; ``sbnn_zoo.zoo``'s
+            ``IrNetSbnnQuantizer`` keeps only the standardization, to place its
+            gradient window). Then ``p * beta + (1 - p) * alpha = 0``, i.e.
             ``alpha = -p / (1 - p) * beta``: at low ``p`` the domain is nearly
-            {0, beta}. Default False (eq. 15 on the raw latent weights).
+            {0, beta}. Default False (eq. 15 on the raw latent weights, as the
+            paper writes it).
         clip_value: the straight-through estimator passes gradients where
             ``|w| <= clip_value`` (larq's ``ste_sign`` convention); ``None`` never clips.
         tau_initializer, phi_initializer: initializers of the learned scales.

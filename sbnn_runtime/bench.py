@@ -171,6 +171,9 @@ def run(path, threads=(1,), runs=50, warmup=5, lce="auto", float_model=None, ker
         lce: "auto" (when the file is LCE-compatible), "yes" (always; an unsupported
             file is a failure) or "no".
     """
+    msg = _check_run_arguments(path, threads, runs, warmup)
+    if msg:
+        raise ValueError(f"bench.run: {msg}")
     path = Path(path)
     content = path.read_bytes()
     backend = backend or interpreter_backend()
@@ -230,19 +233,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print the table only (no ratios)")
 
 
+def _check_run_arguments(path, threads, runs, warmup, dashes: str = "") -> str | None:
+    """A message naming the bad argument (``dashes`` + its name) and value, or None."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        return f"model {str(path)!r} does not exist"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        return f"model {str(path)!r} is not a .tflite file (no 'TFL3' identifier)"
+    if not threads or any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 64 for t in threads):
+        return f"{dashes}threads must be 1..64 each, got {list(threads)}"
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        return f"{dashes}runs must be >= 1, got {runs!r}"
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        return f"{dashes}warmup must be >= 0, got {warmup!r}"
+    return None
+
+
 def validate(args) -> str | None:
     """A message naming the bad argument, or None."""
-    if not Path(args.model).is_file():
-        return f"model {args.model!r} does not exist"
     if args.float_model is not None and not Path(args.float_model).is_file():
         return f"--float-model {args.float_model!r} does not exist"
-    if any(t < 1 or t > 64 for t in args.threads):
-        return f"--threads must be 1..64, got {args.threads}"
-    if args.runs < 1:
-        return f"--runs must be >= 1, got {args.runs}"
-    if args.warmup < 0:
-        return f"--warmup must be >= 0, got {args.warmup}"
-    return None
+    return _check_run_arguments(args.model, args.threads, args.runs, args.warmup, "--")
 
 
 def execute(args) -> int:

@@ -81,25 +81,45 @@ def binary_filters(data: bytes, graph=None) -> list[dict]:
     return entries
 
 
-def inspect(path) -> dict:
-    """``{"file", "size_bytes", "op_counts", "binary_filters"}`` of a ``.tflite`` file.
+def inspect(model) -> dict:
+    """``{"file", "size_bytes", "op_counts", "binary_filters"}`` of a ``.tflite`` (a path
+    or its bytes; ``file`` is ``"<bytes>"`` for bytes).
 
     Raises:
-        ValueError: not a readable ``.tflite`` (the message names the file and why).
+        ValueError: ``model`` is neither a path nor bytes, does not exist, or is not a
+            readable ``.tflite`` (the message names the file and why).
     """
-    path = Path(path)
-    data = path.read_bytes()
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        name, data = "<bytes>", bytes(model)
+    elif isinstance(model, (str, Path)):
+        name = str(model)
+        if not Path(model).is_file():
+            raise ValueError(f"inspect: argument `model` {name!r} does not exist or is not a file")
+        data = Path(model).read_bytes()
+    else:
+        raise ValueError(f"inspect: argument `model` must be a path or bytes, got {type(model).__name__}")
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError(f"{name}: not a .tflite flatbuffer (no 'TFL3' file identifier at offset 4)")
     try:
         graph = tflite_model.read_tflite(data)
         filters = binary_filters(data, graph)
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    return {"file": str(path), "size_bytes": len(data), "op_counts": graph.op_counts(),
+        raise ValueError(f"{name}: {err}") from None
+    return {"file": name, "size_bytes": len(data), "op_counts": graph.op_counts(),
             "binary_filters": filters}
 
 
 def format_inspection(info: dict) -> str:
-    """The human-readable form of ``inspect``'s result."""
+    """The human-readable form of ``inspect``'s result.
+
+    Raises:
+        ValueError: ``info`` lacks a key ``inspect`` returns.
+    """
+    keys = ("file", "size_bytes", "op_counts", "binary_filters")
+    missing = [k for k in keys if not isinstance(info, dict) or k not in info]
+    if missing:
+        raise ValueError(f"format_inspection: argument `info` must be what inspect() returns; "
+                         f"missing {', '.join(missing)}")
     lines = [f"{info['file']}: {info['size_bytes']:,} bytes",
              "ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(info["op_counts"].items()))]
     for f in info["binary_filters"]:

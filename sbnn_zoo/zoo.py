@@ -240,6 +240,14 @@ class EdeSign(lq.quantizers.SteSign):
     def call(self, inputs):
         return ede_sign(inputs, self.t)
 
+    @property
+    def non_trainable_weights(self):
+        # larq's SteSign reports no non-trainable weights (it hides the state of its
+        # flip-ratio metric); ``t`` is schedule state that ``model.weights``,
+        # ``save`` and ``load_model`` must carry, as IrNetSbnnQuantizer's ``t`` is.
+        t = getattr(self, "t", None)
+        return [t] if t is not None else []
+
     def get_config(self):
         config = super().get_config()
         config.pop("clip_value", None)

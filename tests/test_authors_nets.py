@@ -19,6 +19,7 @@ import larq as lq
 import tensorflow as tf
 
 from sbnn_zoo import authors, zoo
+from sbnn_keras.metrics.report import sparsity_report
 from sbnn_keras.quantizers import SbnnQuantizer
 
 RESNET18_PARAMS = 11_175_018
@@ -193,7 +194,7 @@ def test_authors_reactnet18_matches_spec():
     for layer in layers.values():
         if isinstance(layer, zoo.RPReLU):
             np.testing.assert_array_equal(layer.alpha.numpy(), 0.25)  # nn.PReLU(planes)
-    assert sbnn_keras.metrics.report.sparsity_report(model).total.connections == 1.0
+    assert sparsity_report(model).total.connections == 1.0
     assert _trainable_count(model) == REACTNET18_PARAMS
     assert model(tf.zeros((2, 32, 32, 3))).shape == (2, 100)
 
@@ -240,3 +241,53 @@ def test_rotation_pipeline_rotates_and_fills_black():
     plain = authors.train_dataset(x, y, 10, batch_size=4, rotation_degrees=0, mixup_alpha=0, seed=1)
     plain_corners = next(iter(plain))[0].numpy()[:, [0, 0, -1, -1], [0, -1, 0, -1], 0]
     assert not (plain_corners == 0).all(axis=1).any()
+
+
+def test_ede_schedule_moves_every_t_and_save_keeps_them(tmp_path):
+    """The authors' ResNet has 32 EDE quantizers (16 EdeSign inputs, 16
+    IrNetSbnnQuantizer kernels): every ``t`` is among the model's weights, ``fit``
+    with EdeSchedule moves all 32, a traced function reads the moved value (its
+    gradient is the NumPy EDE formula at that ``t``), and save/load keeps them."""
+    model = authors.authors_resnet18(num_classes=3, width=2)
+    assert len(sbnn_keras.sbnn_layers(model)) == 16
+    ts = [w for w in model.weights if w.name.endswith("ede_t:0")]
+    assert len(ts) == 32 and len({id(t) for t in ts}) == 32
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    model.compile(tf.keras.optimizers.Adam(1e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[zoo.EdeSchedule(4)])
+    t_now = zoo.ede_t(1, 4)  # set at the start of the second epoch
+    assert t_now != pytest.approx(zoo.EDE_T_MIN)
+    np.testing.assert_allclose([float(t.numpy()) for t in ts], t_now, rtol=1e-6)
+
+    v = tf.constant(np.linspace(-2.0, 2.0, 41), tf.float32)
+    q_in = model.get_layer("s3b1c1_bconv").input_quantizer
+    q_w = model.get_layer("s3b1c1_bconv").kernel_quantizer
+
+    @tf.function
+    def grads(v):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(v)
+            a, b = tf.reduce_sum(q_in(v)), tf.reduce_sum(q_w(tf.reshape(v, (41, 1))))
+        return tape.gradient(a, v), tape.gradient(b, v)
+
+    def ede(t, tau=1.0):
+        return tau * max(1.0 / t, 1.0) * t * (1.0 - np.tanh(t * v.numpy()) ** 2)
+
+    for epoch in (1, 3):  # the same traced function follows the schedule
+        schedule = zoo.EdeSchedule(4)
+        schedule.set_model(model)
+        schedule.on_epoch_begin(epoch)
+        t = zoo.ede_t(epoch, 4)
+        g_in, g_w = grads(v)
+        np.testing.assert_allclose(g_in.numpy(), ede(t), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(g_w.numpy(), ede(t, float(q_w.tau.numpy())), rtol=1e-4, atol=1e-5)
+
+    path = tmp_path / "authors.keras"
+    model.save(path)
+    loaded = sbnn_keras.load_model(path)
+    loaded_ts = [w for w in loaded.weights if w.name.endswith("ede_t:0")]
+    assert len(loaded_ts) == 32
+    np.testing.assert_allclose([float(t.numpy()) for t in loaded_ts], zoo.ede_t(3, 4), rtol=1e-6)

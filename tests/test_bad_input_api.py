@@ -45,6 +45,15 @@ class Case:
     words: tuple  # all must appear in the message
 
 
+def _bench_run(path=None, **kwargs):
+    """``sbnn_runtime.bench.run`` on a valid model unless ``path`` says otherwise."""
+    from sbnn_runtime import bench
+
+    if path is None:
+        path = sorted((Path(__file__).parent / "golden" / "e2e").glob("*.tflite"))[0]
+    return bench.run(path, **{"lce": "no", "runs": 1, "warmup": 0, **kwargs})
+
+
 def case(fn, exc, *words):
     return Case(fn, exc if isinstance(exc, tuple) else (exc,), words)
 
@@ -191,6 +200,8 @@ CASES = {
     "SparsityCallback.regularizer": case(
         lambda: callbacks.SparsityCallback(regularizer="reg"), ValueError, "regularizer", "'reg'"),
     "SparsityCallback.prefix": case(lambda: callbacks.SparsityCallback(prefix=7), ValueError, "prefix", "7"),
+    "SparsityCallback.recalibrate": case(
+        lambda: callbacks.SparsityCallback(recalibrate="x_train"), ValueError, "recalibrate", "'x_train'"),
     # ---- plot
     "plot.report_or_model": case(
         lambda: plot.plot_hamming_histograms("model.keras", "x.png"), ValueError, "report_or_model", "'model.keras'"),
@@ -241,14 +252,18 @@ CASES = {
     "describe.delegate": case(lambda: runtime.describe("delegate"), ValueError, "delegate", "'delegate'"),
     "runtime_version.runtime": case(lambda: runtime.runtime_version("torch"), ValueError, "runtime", "'torch'"),
     "resolve_runtime.runtime": case(lambda: runtime.resolve_runtime("onnx"), ValueError, "runtime", "'onnx'"),
+    "declare_quantizer.cls": case(lambda: sbnn_keras.declare_quantizer(str), TypeError, "cls", "str"),
     "inspect.model": case(lambda: runtime.inspect(12), ValueError, "model", "int"),
     "inspect.missing": case(lambda: runtime.inspect("/nonexistent/m.tflite"), ValueError, "model", "/nonexistent/m.tflite"),
+    "inspect.not_a_file": case(lambda: runtime.inspect(Path(__file__)), ValueError, "TFL3"),
     "inspect.not_tflite": case(lambda: runtime.inspect(b"\0" * 64), ValueError, "TFL3"),
     "format_inspection.info": case(lambda: runtime.format_inspection({"file": "x"}), ValueError, "info", "op_counts"),
-    "bench.threads": case(lambda: runtime.bench(b"x" * 64, threads=[0]), ValueError, "threads", "[0]"),
-    "bench.runs": case(lambda: runtime.bench(b"x" * 64, runs=0), ValueError, "runs", "0"),
-    "bench.warmup": case(lambda: runtime.bench(b"x" * 64, warmup=-1), ValueError, "warmup", "-1"),
-    "bench.model": case(lambda: runtime.bench(b"x" * 64), ValueError, "model_content_or_path", "TFL3"),
+    # (bench.run: the module function behind `sbnn-runtime bench`, given a model path)
+    "bench.threads": case(lambda: _bench_run(threads=[0]), ValueError, "threads", "[0]"),
+    "bench.runs": case(lambda: _bench_run(runs=0), ValueError, "runs", "0"),
+    "bench.warmup": case(lambda: _bench_run(warmup=-1), ValueError, "warmup", "-1"),
+    "bench.model": case(lambda: _bench_run(path=__file__), ValueError, "model", "TFL3"),
+    "bench.missing": case(lambda: _bench_run(path="/nonexistent/m.tflite"), ValueError, "model", "/nonexistent"),
     # ---- sparse_format
     "encode_filter.shape": case(lambda: sparse_format.encode_filter(np.ones((3, 3))), ValueError, "wb", "(3, 3)"),
     "encode_filter.empty": case(lambda: sparse_format.encode_filter(np.ones((0, 3, 3, 1))), ValueError, "wb", "(0, 3, 3, 1)"),

@@ -84,6 +84,31 @@ def test_lce_child_crash_is_a_row(models, monkeypatch):
     assert status == 1
 
 
+
+def test_a_file_that_kills_lce_is_a_row_not_a_dead_cli(tmp_path, capsys):
+    """A real LCE crash: the VGG golden with its LceBMaxPool2d stride set to 10 makes
+    LCE's interpreter (TF 2.16's XNNPACK max-pool) abort with "double free or
+    corruption". bench keeps running: the LCE row says it died, the sbnn row says
+    check_model refused the file, and the exit status is 1."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "reliability"))
+    import mutate as mu
+
+    base = sorted((Path(__file__).parent / "golden" / "e2e").glob("vgg-lce-*.tflite"))[0]
+    m = mu.read(base.read_bytes())
+    pool = next(i for i, op in mu.custom_ops(m) if mu.op_name(m, op) == "LceBMaxPool2d")
+    mu.set_option(m, pool, "stride_height", 10)
+    path = tmp_path / "kills_lce.tflite"
+    path.write_bytes(mu.write(m))
+    assert main(["bench", str(path), "--lce", "yes", "--runs", "1", "--warmup", "0"]) == 1
+    out = capsys.readouterr()
+    lce = next(line for line in out.out.splitlines() if line.startswith("lce"))
+    assert "crashed" in lce and "LCE's interpreter died (SIGABRT)" in lce, out.out
+    sbnn = next(line for line in out.out.splitlines() if line.startswith("sbnn"))
+    assert "stride" in sbnn and "failed" in sbnn, out.out
+
 def test_bad_arguments(models, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", str(models["lce"]), "--threads", "0"])

@@ -44,3 +44,10 @@ def test_demo_quick(tmp_path):
     if png.exists():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert str(png) in text
+    for key in ("bnn", "sbnn"):  # BatchNorm recalibrated over every training image
+        r = results[key]
+        n, bs = r["config"]["train_size"], r["config"]["batch_size"]
+        assert r["recalibration"]["samples"] == n and r["recalibration"]["batches"] == -(-n // bs)
+        assert r["recalibration"]["test_accuracy"] == r["test_accuracy"]
+        assert 0.0 <= r["test_accuracy_before_recalibration"] <= 1.0
+    assert "BatchNorm recalibrated" in text

@@ -26,12 +26,14 @@ def test_old_path_is_the_moved_module(old):
 
 def test_from_imports_and_attributes_of_old_paths():
     from sbnn_keras.convert import convert_with_report
+    from sbnn_keras.recalibration import recalibrate_batchnorm
     from sbnn_keras.report import sparsity_report
     from sbnn_keras.runtime import Interpreter
     from sbnn_keras.tuner import SbnnTuner
 
     import sbnn_keras.convert  # noqa: F401  (importing the old module keeps the function)
     import sbnn_runtime
+    from sbnn_keras.training import recalibration
     from sbnn_keras.tuning.tuner import SbnnTuner as new_tuner
 
     assert callable(sbnn_keras.convert) and not hasattr(sbnn_keras.convert, "__path__")
@@ -41,6 +43,7 @@ def test_from_imports_and_attributes_of_old_paths():
     assert Interpreter is sbnn_runtime.Interpreter is sbnn_keras.Interpreter
     assert sbnn_keras.runtime is sbnn_runtime
     assert SbnnTuner is new_tuner
+    assert recalibrate_batchnorm is recalibration.recalibrate_batchnorm
     with pytest.raises(AttributeError, match="no_such_module"):
         sbnn_keras.no_such_module  # noqa: B018
 
@@ -72,3 +75,15 @@ def test_python_m_old_demo_path_runs_the_demo():
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "--epochs" in out.stdout and "--quick" in out.stdout
+
+
+def test_runtime_package_exports_the_interpreter_names():
+    """``sbnn_runtime``'s public names are ``sbnn_runtime.interpreter``'s and inspection's
+    entry points, the same objects."""
+    import sbnn_runtime
+    from sbnn_runtime import inspection, interpreter
+
+    assert sbnn_runtime.__all__ == [*interpreter.__all__, "format_inspection", "inspect"]
+    for name in sbnn_runtime.__all__:
+        home = inspection if name in ("format_inspection", "inspect") else interpreter
+        assert getattr(sbnn_runtime, name) == getattr(home, name), name

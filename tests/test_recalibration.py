@@ -13,7 +13,7 @@ import pytest
 import sbnn_keras  # noqa: F401  (selects legacy Keras)
 import tensorflow as tf
 
-from sbnn_keras.recalibration import batchnorm_layers, recalibrate_batchnorm
+from sbnn_keras.training.recalibration import batchnorm_layers, recalibrate_batchnorm
 
 EPS = 1e-3
 
@@ -172,7 +172,7 @@ def test_no_batchnorm_and_all_frozen():
 def test_callback_recalibrates_when_ec_is_reached_and_at_the_end():
     """EC 0.5 with a threshold of 0.6: satisfied after the first epoch (connections
     start near 0.5); the pass at the end follows the last training step."""
-    from sbnn_keras.recalibration import BatchNormRecalibration
+    from sbnn_keras.training.recalibration import BatchNormRecalibration
     from sbnn_keras.regularizer import SparsityRegularizer
 
     model = _model()
@@ -189,14 +189,21 @@ def test_callback_recalibrates_when_ec_is_reached_and_at_the_end():
     assert history.history["bn_recalibrated"] == [1.0]  # logged once, at epoch 1
     ref = _reference(model, x, 32)  # the end pass: statistics of the final weights
     np.testing.assert_allclose(model.get_layer("bn_b").moving_mean.numpy(), ref["bn_b"][0], rtol=2e-4, atol=2e-5)
-    with pytest.raises(ValueError, match="regularizer"):
-        BatchNormRecalibration(x, when="ec")
     with pytest.raises(ValueError, match="subset"):
         BatchNormRecalibration(x, when=("start",))
+    with pytest.raises(ValueError, match="batch_size"):
+        BatchNormRecalibration(x, batch_size=0)
+    with pytest.raises(ValueError, match="steps"):
+        BatchNormRecalibration(x, steps=-1)
+    before = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(ValueError, match="regularizer"):  # at the start, before any step
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[BatchNormRecalibration(x, when="ec")])
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(w.numpy(), b)
 
 
 def test_callback_not_reached_runs_only_at_the_end():
-    from sbnn_keras.recalibration import BatchNormRecalibration
+    from sbnn_keras.training.recalibration import BatchNormRecalibration
     from sbnn_keras.regularizer import SparsityRegularizer
 
     model = _model()
@@ -210,3 +217,67 @@ def test_callback_not_reached_runs_only_at_the_end():
     cb = BatchNormRecalibration(x, regularizer=reg)
     model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
     assert [tag for tag, _ in cb.events] == ["end"]
+
+
+def _fit_with_sparsity_callback(model, x, y, extra=()):
+    from sbnn_keras.metrics.callbacks import SparsityCallback
+    from sbnn_keras.regularizer import SparsityRegularizer
+    from sbnn_keras.training.recalibration import BatchNormRecalibration
+
+    reg = SparsityRegularizer(
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        expected_connections=0.5, gamma=0.1, lambda_threshold=0.6,
+    )
+    model.compile(tf.keras.optimizers.Adam(1e-3), loss=reg.bind(model))
+    recal = BatchNormRecalibration(x, batch_size=32)  # no regularizer: the callback's is used
+    cb = SparsityCallback(regularizer=reg, recalibrate=recal)
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb, *extra])
+    return history, recal
+
+
+def test_sparsity_callback_recalibrates_before_later_callbacks():
+    """SparsityCallback(recalibrate=...): the pass runs the epoch EC is reached and at
+    the end; a callback listed after it (a checkpoint, say) already sees moving
+    statistics equal to the NumPy batch statistics of the weights of that moment."""
+    model = _model()
+    x = np.random.default_rng(1).normal(0.3, 2.0, (64, 5, 5, 3)).astype(np.float32)
+    y = np.random.default_rng(2).integers(0, 5, 64)
+    seen = {}
+
+    def later(epoch, logs):
+        seen[epoch] = (
+            {n: model.get_layer(n).moving_mean.numpy().copy() for n in ("bn_a", "bn_b", "bn_c")},
+            _reference(model, x, 32),
+            dict(logs),
+        )
+
+    history, recal = _fit_with_sparsity_callback(
+        model, x, y, extra=[tf.keras.callbacks.LambdaCallback(on_epoch_end=later)]
+    )
+    assert [tag for tag, _ in recal.events] == [1, "end"]
+    moving, ref, logs = seen[0]
+    assert logs["bn_recalibrated"] == 1.0 and "connections" in logs
+    for name in moving:
+        np.testing.assert_allclose(moving[name], ref[name][0], rtol=2e-4, atol=2e-5, err_msg=name)
+    assert history.history["bn_recalibrated"] == [1.0]
+    ref = _reference(model, x, 32)  # after the end pass: the final weights' statistics
+    for name, (mean, var) in ref.items():
+        np.testing.assert_allclose(model.get_layer(name).moving_mean.numpy(), mean, rtol=2e-4, atol=2e-5)
+        np.testing.assert_allclose(model.get_layer(name).moving_variance.numpy(), var, rtol=2e-4, atol=2e-5)
+
+
+def test_sparsity_callback_without_recalibration_leaves_statistics_stale():
+    """The same run without ``recalibrate``: the moving statistics differ from the
+    batch statistics of the final weights (so the test above can fail)."""
+    from sbnn_keras.metrics.callbacks import SparsityCallback
+
+    model = _model()
+    x = np.random.default_rng(1).normal(0.3, 2.0, (64, 5, 5, 3)).astype(np.float32)
+    y = np.random.default_rng(2).integers(0, 5, 64)
+    model.compile(tf.keras.optimizers.Adam(1e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[SparsityCallback()])
+    ref = _reference(model, x, 32)
+    assert not np.allclose(model.get_layer("bn_b").moving_mean.numpy(), ref["bn_b"][0], rtol=2e-4, atol=2e-5)
+    with pytest.raises(ValueError, match="recalibrate"):
+        SparsityCallback(recalibrate=x)

@@ -46,7 +46,7 @@ def _loaded_after(code: str, python=sys.executable, env=None) -> tuple[list, str
 
 
 @pytest.mark.parametrize("argv", [
-    ["--help"], ["convert", "--help"], ["inspect", "--help"], ["bench", "--help"],
+    ["--help"], ["convert", "--help"], ["inspect", "--help"], ["bench", "--help"], ["demo", "--help"],
     ["inspect", "MODEL"], ["bench", "MODEL", "--no-lce", "--runs", "2", "--warmup", "0", "-q"],
 ])
 def test_cli_help_inspect_bench_import_no_tensorflow(argv):

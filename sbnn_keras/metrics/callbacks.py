@@ -40,11 +40,19 @@ class SparsityCallback(tf.keras.callbacks.Callback):
         regularizer: a bound :class:`sbnn_keras.SparsityRegularizer` (anything with
             a ``values()`` method returning ``lambda`` and ``j``) to log too.
         prefix: string put before every key (e.g. ``"sbnn/"``).
+        recalibrate: a
+            :class:`sbnn_keras.training.recalibration.BatchNormRecalibration`
+            (or any Keras callback) to run with this one: it gets the model, this
+            callback's ``regularizer`` when it has none, and every epoch end
+            *before* the figures are logged (its ``bn_recalibrated`` key lands in
+            the same logs), so the BatchNorm statistics are recomputed the epoch
+            the connections reach EC and at the end of training.
 
     Raises:
-        ValueError: for a ``regularizer`` without ``values()`` or a non-string
-            ``prefix``; at the start of training, if the model has no SBNN layer
-            or the regularizer is not bound.
+        ValueError: for a ``regularizer`` without ``values()``, a non-string
+            ``prefix`` or a ``recalibrate`` that is not a Keras callback; at the
+            start of training, if the model has no SBNN layer or the regularizer
+            is not bound.
 
     Example::
 
@@ -54,9 +62,13 @@ class SparsityCallback(tf.keras.callbacks.Callback):
             SparsityCallback(per_layer=True, regularizer=reg),
             tf.keras.callbacks.TensorBoard("logs")])
         history.history["connections"]
+
+        # BatchNorm statistics recomputed when EC is reached and at the end:
+        from sbnn_keras.training.recalibration import BatchNormRecalibration
+        SparsityCallback(regularizer=reg, recalibrate=BatchNormRecalibration(x, batch_size=128))
     """
 
-    def __init__(self, per_layer: bool = False, regularizer=None, prefix: str = ""):
+    def __init__(self, per_layer: bool = False, regularizer=None, prefix: str = "", recalibrate=None):
         super().__init__()
         if not isinstance(per_layer, bool):
             raise ValueError(f"SparsityCallback: `per_layer` must be a bool, got {per_layer!r}.")
@@ -67,14 +79,29 @@ class SparsityCallback(tf.keras.callbacks.Callback):
             )
         if not isinstance(prefix, str):
             raise ValueError(f"SparsityCallback: `prefix` must be a string, got {prefix!r}.")
+        if recalibrate is not None and not isinstance(recalibrate, tf.keras.callbacks.Callback):
+            raise ValueError(
+                "SparsityCallback: `recalibrate` must be a Keras callback such as "
+                f"sbnn_keras.training.recalibration.BatchNormRecalibration(x_train), got {recalibrate!r}."
+            )
         self.per_layer = per_layer
         self.regularizer = regularizer
         self.prefix = prefix
+        self.recalibrate = recalibrate
         self.last_report = None
+        if recalibrate is not None and getattr(recalibrate, "regularizer", True) is None:
+            recalibrate.regularizer = regularizer
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self.recalibrate is not None:
+            self.recalibrate.set_model(model)
 
     def on_train_begin(self, logs=None):
         # Fail at the start rather than after a whole epoch.
         report_mod.sparsity_report(self.model)
+        if self.recalibrate is not None:
+            self.recalibrate.on_train_begin(logs)
         if self.regularizer is not None and getattr(self.regularizer, "state", True) is None:
             raise ValueError(
                 "SparsityCallback: argument `regularizer` is not bound to a model; call "
@@ -105,7 +132,13 @@ class SparsityCallback(tf.keras.callbacks.Callback):
         return {self.prefix + key: float(value) for key, value in values.items()}
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.recalibrate is not None:  # first: later callbacks see the new statistics
+            self.recalibrate.on_epoch_end(epoch, logs)
         self.last_report = report_mod.sparsity_report(self.model)
         values = self.log_values(self.last_report)
         if logs is not None:
             logs.update(values)
+
+    def on_train_end(self, logs=None):
+        if self.recalibrate is not None:
+            self.recalibrate.on_train_end(logs)

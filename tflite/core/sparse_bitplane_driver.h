@@ -8,6 +8,7 @@
 //   static void build_band(BandCtx&);          // transposed input Y and B(p) of a band
 //   static void process_channels(BandCtx&, int o_begin, int o_end);  // dot of channels
 //   static bool native_output(const BandCtx&);  // process_channels writes x.out itself
+//   static bool bits_sliced(const BitplanePlan&);  // kBits from the count planes
 // and can inherit the portable versions from BitplanePortable<kNW>, which are written
 // as plain loops over arrays of kNW words (the compiler vectorizes them).
 //
@@ -28,6 +29,7 @@
 #include "bconv2d_output.h"
 #include "bconv2d_pack.h"
 #include "sparse_bitplane.h"
+#include "sparse_bitplane_bits.h"
 #include "transform_impl.h"
 #include "sparse_format.h"
 
@@ -106,6 +108,10 @@ struct BandCtx {
   // band's pixels, [nbr][out_w].
   const BConv2DOutput* out = nullptr;
   const int32_t* qd = nullptr;
+  // kBits compared on the count planes (sparse_bitplane_bits.h): the run's thresholds and
+  // the band's W planes and class masks (nullptr: per-pixel conversion).
+  const BitsThresholds* bt = nullptr;
+  BitsBand* bb = nullptr;
 };
 
 // Per-element output of one (pixel, channel) dot value d (pixel index px of the whole
@@ -394,6 +400,22 @@ inline int32_t dot_of_count(const BandCtx& x, int o, int r, int ox, uint32_t c) 
   return base + x.f->sign[o] * (4 * static_cast<int32_t>(c) - 2 * x.B[static_cast<size_t>(r) * x.s->out_w + ox]);
 }
 
+// ORs channel o's kBits output bits of the band (res: one bit per band position, lq
+// words, 0 outside the band's pixels) into the output.
+inline void write_channel_bits(const BandCtx& x, int o, const uint64_t* res) {
+  const BConv2DShape& s = *x.s;
+  const int R = x.p->R, lq = (x.nbr * R + 63) / 64;
+  const size_t words = static_cast<size_t>(transform_internal::words_for(x.out->channels));
+  uint32_t* out = static_cast<uint32_t*>(x.out->out) +
+                  (x.b * s.out_h + x.oy0) * static_cast<size_t>(s.out_w) * words + o / 32;
+  const uint32_t bit = uint32_t{1} << (o & 31);
+  for (int w = 0; w < lq; ++w)
+    for (uint64_t m = res[w]; m != 0; m &= m - 1) {
+      const int pos = 64 * w + __builtin_ctzll(m);
+      out[(static_cast<size_t>(pos / R) * s.out_w + pos % R) * words] |= bit;
+    }
+}
+
 // Writes dot (or the fused output x.out) for one channel from its count planes:
 // planes[k] points at the channel's words of plane k (stride between planes `pstride`
 // words), lq words of the band.
@@ -401,6 +423,13 @@ inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* pl
                                      int np, int lq, uint32_t* cnt) {
   const BConv2DShape& s = *x.s;
   const BitplanePlan& p = *x.p;
+  if (x.out != nullptr && x.bb != nullptr) {
+    // (cnt has room for the lq result words)
+    uint64_t* res = reinterpret_cast<uint64_t*>(cnt);
+    bits_of_channel(planes, pstride, np, *x.bt, *x.bb, o, res);
+    write_channel_bits(x, o, res);
+    return;
+  }
   counts_of_planes(planes, pstride, np, lq, cnt);
   const int O = s.out_channels, ow = s.out_w;
   if (x.out != nullptr) {
@@ -467,6 +496,9 @@ struct BitplanePortable {
   static constexpr int kNW = NW;
 
   static bool native_output(const BandCtx&) { return true; }
+
+  // kBits compared on the count planes (sparse_bitplane_bits.h) for plans like `p`.
+  static bool bits_sliced(const BitplanePlan&) { return true; }
 
   static void build_band(BandCtx& x) {
     build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
@@ -618,9 +650,16 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
     const size_t o_bytes =
         out == nullptr ? 0
                        : sizeof(int32_t) * static_cast<size_t>(p.nb) * s.out_w * (1 + s.out_channels);
+    // kBits from the count planes: thresholds per (channel, class), the band's W planes
+    // (their size needs the thresholds' plane count: an upper bound here).
+    const bool bits_out = out != nullptr && out->kind == BConv2DOutputKind::kBits &&
+                          p.nvc * p.nhc <= kBitsMaxClasses && Impl::bits_sliced(p);
+    const size_t bt_bytes = bits_out ? bits_thresholds_bytes(p, s.out_channels) : 0;
+    const size_t bb_bytes =
+        bits_out ? sizeof(uint64_t) * bits_band_words(p, kBitsMaxPlanes, p.nvc * p.nhc, kBitsPad) : 0;
     auto up = [](size_t v) { return (v + 63) / 64 * 64; };
     const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
-                         up(w_bytes) + up(o_bytes);
+                         up(w_bytes) + up(o_bytes) + up(bt_bytes) + up(bb_bytes);
     uint8_t* mem = static_cast<uint8_t*>(sparse_scratch(total));
     if (mem != nullptr) {
       BandCtx x;
@@ -641,6 +680,11 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
       x.pc_margin = pc_margin;
       int32_t* qd = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.work) + up(w_bytes));
       int32_t* band_dot = qd + static_cast<size_t>(p.nb) * s.out_w;
+      uint8_t* bt_mem = reinterpret_cast<uint8_t*>(qd) + up(o_bytes);
+      uint64_t* bb_mem = reinterpret_cast<uint64_t*>(bt_mem + up(bt_bytes));
+      BitsThresholds bt;
+      BitsBand bband;
+      int bits_state = bits_out ? 0 : -1;  // 0: thresholds not made yet, 1: made, -1: unused
       std::memset(x.pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
       // The zero region after the blocks (for padded connection lists).
       std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
@@ -662,6 +706,8 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
             if (g == 0) {
               // (the same for every group of the band: it depends on the shape only)
               x.out = out;
+              x.bt = nullptr;
+              x.bb = nullptr;
               native = Impl::native_output(x);
               if (native) {
                 if (bconv2d_output_is_bits(out->kind)) clear_band_bits(x);
@@ -669,6 +715,13 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
                 x.out = nullptr;
                 x.dot = band_dot - static_cast<size_t>(r) * s.out_w * s.out_channels;
               }
+            }
+            if (native && bits_state == 0)  // (once per call, at the first native band)
+              bits_state = make_bits_thresholds(p, f, out->limit, s.out_channels, bt_mem, &bt) ? 1 : -1;
+            if (native && bits_state == 1) {
+              build_bits_band(p, bt, s.out_w, x.oy0, x.nbr, x.B, kBitsPad, bb_mem, &bband);
+              x.bt = &bt;
+              x.bb = &bband;
             }
             if (native && qfloat) {
               band_channel_dot(x, s.out_channels - 1, qd);

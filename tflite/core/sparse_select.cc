@@ -295,6 +295,91 @@ NeonCostEstimate estimate_neon_bconv2d_cost(const BConv2DShape& s, int64_t conns
 
 const BConv2DKernel* const* all_sparse_bconv2d_kernels() { return kSparseKernels; }
 
+namespace {
+
+// The kernel of an earlier choice for this shape, filter and timing options (its
+// timings copied into *sel), or nullptr.
+const BConv2DKernel* cached_choice(const BConv2DShape& shape, uint64_t h,
+                                   const BConv2DSelectOptions& opt, BConv2DSelection* sel) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  for (const CacheEntry& e : cache())
+    if (e.filter_hash == h && e.rows_per_call == opt.rows_per_call &&
+        e.dense_rows_per_call == opt.dense_rows_per_call &&
+        e.time_transform == opt.time_transform &&
+        std::memcmp(&e.shape, &shape, sizeof shape) == 0) {
+      sel->chosen_ms = e.chosen_ms;
+      sel->dense_ms = e.dense_ms;
+      sel->num_candidates = e.num_candidates;
+      std::copy(e.candidates, e.candidates + e.num_candidates, sel->candidates);
+      sel->reason = "cached";
+      return e.kernel;
+    }
+  return nullptr;
+}
+
+// Remembers the choice in *sel for cached_choice (the oldest entry goes when full).
+void cache_choice(const BConv2DShape& shape, uint64_t h, const BConv2DSelectOptions& opt,
+                  const BConv2DKernel* chosen, const BConv2DSelection& sel) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  if (cache().size() >= kCacheMax) cache().erase(cache().begin());
+  CacheEntry e;
+  e.shape = shape;
+  e.filter_hash = h;
+  e.rows_per_call = opt.rows_per_call;
+  e.dense_rows_per_call = opt.dense_rows_per_call;
+  e.time_transform = opt.time_transform;
+  e.kernel = chosen;
+  e.chosen_ms = sel.chosen_ms;
+  e.dense_ms = sel.dense_ms;
+  e.num_candidates = sel.num_candidates;
+  std::copy(sel.candidates, sel.candidates + sel.num_candidates, e.candidates);
+  cache().push_back(e);
+}
+
+// The "auto" choice without the cache: dense against the sparse candidates, timed or
+// (aarch64) estimated; a candidate wins only by more than opt.min_gain.
+const BConv2DKernel* measured_choice(const BConv2DShape& shape, const int32_t* filter,
+                                     const internal::SparsityStats& st,
+                                     const BConv2DKernel* dense,
+                                     const BConv2DSelectOptions& opt, BConv2DSelection* sel) {
+  std::vector<const BConv2DKernel*> ks = {dense};
+  // Sparse candidates are timed whenever there is a budget: at the same density the
+  // bit-plane kernel beats dense on some layers and loses on others
+  // (docs/sparse_kernels.md, "Selection"), so no density cut-off is safe. Without a
+  // budget the choice is dense ("model"). On aarch64 the NEON cost model decides,
+  // whatever the budget: ARM devices are often emulated (CI, qemu) or throttled,
+  // where timings say nothing about the device.
+  if (opt.budget_ms > 0 && !kModelOnly) {
+    const auto c = sparse_candidates(shape);
+    ks.insert(ks.end(), c.begin(), c.end());
+  }
+  std::vector<BConv2DCandidate> cands;
+  if (kModelOnly) {
+    model_candidates(shape, st, dense, &cands);
+    sel->reason = "model";
+  } else if (ks.size() > 1) {
+    time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call,
+                    opt.dense_rows_per_call, opt.time_transform, &cands);
+    sel->reason = "timed";
+  } else {
+    cands.resize(1);
+    cands[0].kernel = dense;
+    sel->reason = "model";
+  }
+  size_t best = 0;
+  for (size_t i = 1; i < cands.size(); ++i)
+    if (cands[i].ms < cands[best].ms * (1.0 - opt.min_gain) &&
+        (best == 0 || cands[i].ms < cands[best].ms))
+      best = i;
+  sel->chosen_ms = cands[best].ms;
+  sel->dense_ms = cands[0].ms;
+  sel->num_candidates = static_cast<int>(std::min<size_t>(cands.size(), 8));
+  std::copy(cands.begin(), cands.begin() + sel->num_candidates, sel->candidates);
+  return cands[best].kernel;
+}
+
+}  // namespace
+
 bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
                     const BConv2DSelectOptions& opt, BConv2DSelection* sel) {
   *sel = BConv2DSelection();
@@ -322,73 +407,10 @@ bool select_bconv2d(const BConv2DShape& shape, const int32_t* filter,
     const size_t fbytes = sizeof(int32_t) * static_cast<size_t>(shape.out_channels) *
                           shape.filter_h * shape.filter_w * shape.filter_words;
     const uint64_t h = fnv1a(filter, fbytes);
-    if (opt.use_cache) {
-      std::lock_guard<std::mutex> lock(g_cache_mutex);
-      for (const CacheEntry& e : cache())
-        if (e.filter_hash == h && e.rows_per_call == opt.rows_per_call &&
-            e.dense_rows_per_call == opt.dense_rows_per_call &&
-            e.time_transform == opt.time_transform &&
-            std::memcmp(&e.shape, &shape, sizeof shape) == 0) {
-          chosen = e.kernel;
-          sel->chosen_ms = e.chosen_ms;
-          sel->dense_ms = e.dense_ms;
-          sel->num_candidates = e.num_candidates;
-          std::copy(e.candidates, e.candidates + e.num_candidates, sel->candidates);
-          sel->reason = "cached";
-          break;
-        }
-    }
+    if (opt.use_cache) chosen = cached_choice(shape, h, opt, sel);
     if (chosen == nullptr) {
-      std::vector<const BConv2DKernel*> ks = {dense};
-      // Sparse candidates are timed whenever there is a budget: at the same density the
-      // bit-plane kernel beats dense on some layers and loses on others
-      // (docs/sparse_kernels.md, "Selection"), so no density cut-off is safe. Without a
-      // budget the choice is dense ("model"). On aarch64 the NEON cost model decides,
-      // whatever the budget: ARM devices are often emulated (CI, qemu) or throttled,
-      // where timings say nothing about the device.
-      if (opt.budget_ms > 0 && !kModelOnly) {
-        const auto c = sparse_candidates(shape);
-        ks.insert(ks.end(), c.begin(), c.end());
-      }
-      std::vector<BConv2DCandidate> cands;
-      if (kModelOnly) {
-        model_candidates(shape, st, dense, &cands);
-        sel->reason = "model";
-      } else if (ks.size() > 1) {
-        time_candidates(shape, filter, ks, opt.budget_ms, opt.rows_per_call,
-                        opt.dense_rows_per_call, opt.time_transform, &cands);
-        sel->reason = "timed";
-      } else {
-        cands.resize(1);
-        cands[0].kernel = dense;
-        sel->reason = "model";
-      }
-      size_t best = 0;
-      for (size_t i = 1; i < cands.size(); ++i)
-        if (cands[i].ms < cands[best].ms * (1.0 - opt.min_gain) &&
-            (best == 0 || cands[i].ms < cands[best].ms))
-          best = i;
-      chosen = cands[best].kernel;
-      sel->chosen_ms = cands[best].ms;
-      sel->dense_ms = cands[0].ms;
-      sel->num_candidates = static_cast<int>(std::min<size_t>(cands.size(), 8));
-      std::copy(cands.begin(), cands.begin() + sel->num_candidates, sel->candidates);
-      if (opt.use_cache) {
-        std::lock_guard<std::mutex> lock(g_cache_mutex);
-        if (cache().size() >= kCacheMax) cache().erase(cache().begin());
-        CacheEntry e;
-        e.shape = shape;
-        e.filter_hash = h;
-        e.rows_per_call = opt.rows_per_call;
-        e.dense_rows_per_call = opt.dense_rows_per_call;
-        e.time_transform = opt.time_transform;
-        e.kernel = chosen;
-        e.chosen_ms = sel->chosen_ms;
-        e.dense_ms = sel->dense_ms;
-        e.num_candidates = sel->num_candidates;
-        std::copy(sel->candidates, sel->candidates + sel->num_candidates, e.candidates);
-        cache().push_back(e);
-      }
+      chosen = measured_choice(shape, filter, st, dense, opt, sel);
+      if (opt.use_cache) cache_choice(shape, h, opt, chosen, *sel);
     }
   }
   if (chosen == nullptr || !chosen->supported(shape)) return false;

@@ -331,6 +331,12 @@ class BConvTester {
         const int r = pick(rng);
         limit[c] = r == 0 ? std::numeric_limits<int32_t>::min()
                           : r == 1 ? std::numeric_limits<int32_t>::max() : lim(rng);
+        if (r >= 4 && r < 10 && pixels > 0) {
+          // A limit at a dot value the layer produces (or one above): the comparison's
+          // equality case, on whatever pixel (border or not) was drawn.
+          const size_t px = std::uniform_int_distribution<size_t>(0, pixels - 1)(rng);
+          limit[c] = expected_[px * O + c] + (r & 1);
+        }
         m[c] = r == 2 ? 0.0f : nd(rng);
         b[c] = nd(rng) * 10.0f;
         a[c] = r == 3 ? -0.0f : nd(rng);

@@ -81,6 +81,15 @@ def _batches(data, batch_size, steps):
         count += 1
 
 
+def _check_pass_args(batch_size, steps, who):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"{who}: `batch_size` must be a positive int, got {batch_size!r}.")
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1
+    ):
+        raise ValueError(f"{who}: `steps` must be a positive int or None, got {steps!r}.")
+
+
 def recalibrate_batchnorm(model, data, batch_size: int = 128, steps: int | None = None) -> dict:
     """Recompute the moving statistics of every BatchNorm layer of ``model``.
 
@@ -106,12 +115,7 @@ def recalibrate_batchnorm(model, data, batch_size: int = 128, steps: int | None 
     layers = batchnorm_layers(model)
     if not layers:
         raise ValueError(f"recalibrate_batchnorm: model {model.name!r} has no BatchNormalization layer.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"recalibrate_batchnorm: `batch_size` must be a positive int, got {batch_size!r}.")
-    if steps is not None and (
-        isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1
-    ):
-        raise ValueError(f"recalibrate_batchnorm: `steps` must be a positive int or None, got {steps!r}.")
+    _check_pass_args(batch_size, steps, "recalibrate_batchnorm")
     for layer in layers:
         if getattr(layer, "renorm", False) or getattr(layer, "virtual_batch_size", None):
             raise ValueError(
@@ -162,14 +166,24 @@ class BatchNormRecalibration(tf.keras.callbacks.Callback):
     * ``"end"``: at the end of training (skipped when no step was made since the
       last recalibration).
 
-    ``SparsityCallback(recalibrate=...)`` uses it; it also works on its own.
+    Use it on its own in ``fit``'s callback list (before a ``ModelCheckpoint``, so
+    that a checkpoint saved the same epoch has the new statistics), or as
+    ``SparsityCallback(regularizer=reg, recalibrate=BatchNormRecalibration(x))``,
+    which runs it before its own logging and hands it its regularizer. The
+    validation figures Keras logs for an epoch are computed before any callback
+    runs, so they still use the statistics training left.
 
     Args:
         data: training inputs for the pass (see :func:`recalibrate_batchnorm`).
         when: a subset of ``("ec", "end")``.
-        regularizer: the bound ``SparsityRegularizer`` (needed for ``"ec"``).
+        regularizer: the bound ``SparsityRegularizer`` (needed for ``"ec"``; inside
+            a ``SparsityCallback`` that has one, that one is used).
         batch_size, steps: as :func:`recalibrate_batchnorm`.
         verbose: print a line at each recalibration.
+
+    Raises:
+        ValueError: a bad ``when``, ``batch_size`` or ``steps``, no ``data``; at the
+            start of training, ``"ec"`` without a regularizer.
 
     After a run, :attr:`events` lists ``(epoch or "end", info)`` per recalibration.
     """
@@ -182,17 +196,22 @@ class BatchNormRecalibration(tf.keras.callbacks.Callback):
         when = tuple(when)
         if not when or any(w not in WHEN for w in when):
             raise ValueError(f"BatchNormRecalibration: `when` must be a subset of {WHEN}, got {when!r}.")
-        if "ec" in when and regularizer is None:
-            raise ValueError(
-                "BatchNormRecalibration: when='ec' needs the `regularizer` (its EC and lambda_threshold)."
-            )
         if data is None:
             raise ValueError("BatchNormRecalibration: argument `data` is required, got None.")
+        _check_pass_args(batch_size, steps, "BatchNormRecalibration")
         self.data, self.when, self.regularizer = data, when, regularizer
         self.batch_size, self.steps, self.verbose = batch_size, steps, verbose
         self.events = []
         self._ec_done = False
         self._last_step = None
+
+    def on_train_begin(self, logs=None):
+        # checked here, not in __init__: a SparsityCallback may hand its regularizer over
+        if "ec" in self.when and self.regularizer is None:
+            raise ValueError(
+                "BatchNormRecalibration: when='ec' needs the `regularizer` (its EC and "
+                "lambda_threshold); pass regularizer= here or to the SparsityCallback that runs it."
+            )
 
     def _iterations(self):
         opt = getattr(self.model, "optimizer", None)
