@@ -113,15 +113,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> kernel_filters, shape_filters;
   double min_time = 0.5;
   int min_reps = 5, threads = 1, rows_per_call = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+  for (sbnn_bench::Args args(argc, argv); args.next();) {
+    const std::string a = args.flag();
+    auto next = [&args] { return args.value(); };
     if (a == "--json") json_path = next();
     else if (a == "--kernel") kernel_filters.push_back(next());
     else if (a == "--shape") shape_filters.push_back(next());

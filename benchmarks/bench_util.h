@@ -4,12 +4,37 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "bconv2d.h"
 
 namespace sbnn_bench {
+
+// The command line, flag by flag: while next(), flag() is the current argument and
+// value() consumes the one after it (a flag without a value prints "<flag> needs a
+// value" and exits with status 2).
+class Args {
+ public:
+  Args(int argc, char** argv) : argc_(argc), argv_(argv) {}
+  bool next() { return ++i_ < argc_; }
+  std::string flag() const { return argv_[i_]; }
+  const char* value() {
+    if (i_ + 1 >= argc_) {
+      std::fprintf(stderr, "%s needs a value\n", argv_[i_]);
+      std::exit(2);
+    }
+    return argv_[++i_];
+  }
+
+ private:
+  const int argc_;
+  char** const argv_;
+  int i_ = 0;
+};
 
 // A batch-1, ungrouped binary conv with SAME padding and pad value 0 (the layers of the
 // benchmarked networks).

@@ -39,6 +39,8 @@ class QuantConv2D(lq.layers.QuantConv2D):
         ...     sbnn_keras.QuantConv2D(16, 3, input_quantizer=None, padding="same")])
     """
 
+    # larq's whole signature, written out: positional arguments keep larq's order and
+    # help() and the API docs show every default (QuantDense likewise).
     def __init__(
         self,
         filters,

@@ -79,8 +79,6 @@ def _task_loss(loss, reduction):
     return task_loss
 
 
-# Longer than 250 lines because of its docstring (56 lines: the paper's loss and
-# every argument); the code is 215 lines.
 @tf.keras.utils.register_keras_serializable(package="sbnn_keras")
 class SparsityRegularizer(tf.keras.losses.Loss):
     """Task loss plus the SBNN sparsity term with a weight that adapts every step.

@@ -19,6 +19,7 @@ from sbnn_runtime import _platform
 
 _platform.check()  # a wheel on the wrong machine says so here, with the supported list
 
+from sbnn_runtime import interpreter  # noqa: E402
 from sbnn_runtime.inspection import format_inspection, inspect  # noqa: E402
 from sbnn_runtime.interpreter import (  # noqa: E402
     RUNTIMES,
@@ -34,22 +35,9 @@ from sbnn_runtime.interpreter import (  # noqa: E402
     tested_runtimes,
 )
 
-__all__ = [
-    "RUNTIMES",
-    "TESTED_RUNTIMES",
-    "Interpreter",
-    "UnsupportedRuntimeError",
-    "available_kernels",
-    "check_model",
-    "describe",
-    "format_inspection",
-    "inspect",
-    "library_path",
-    "load_delegate",
-    "resolve_runtime",
-    "runtime_version",
-    "tested_runtimes",
-]
+#: the interpreter module's public names (TESTED_RUNTIMES through __getattr__) and
+#: inspection's two entry points
+__all__ = [*interpreter.__all__, "format_inspection", "inspect"]
 
 
 def _version() -> str:

@@ -20,17 +20,29 @@ tensor:
 - convolutions and poolings (TFLite's and the binary ops) have strides, dilations,
   windows and paddings in range, and their declared output shape is the one their
   input shape and options give (shapes consistent along each edge).
+
+The delegate runs the same rules with the same messages before it asks TFLite to
+partition a graph (``tflite/delegate/graph_check.cc``), so that stock
+``tf.lite.Interpreter`` + ``load_delegate()`` refuses what ``check_model`` refuses; change
+both together (``tests/test_graph_agreement.py`` runs both on one corpus). A
+``TfLiteContext`` does not show the model's inputs and outputs, so three rules are
+Python's only: no op writes a model input, every tensor read is written by some op
+unless it is a model input, a constant or a variable, and every model output is
+produced. Options are read as TFLite and the delegate read them: a builtin op's
+options of another op's type are all zeros (TFLite's parser leaves its struct zeroed),
+a custom option is an integer only when stored as an int, uint or bool.
 """
 
 from __future__ import annotations
 
-import math
 import numpy as np
 
 MAX_TENSOR_BYTES = 1 << 31
 MAX_STRIDE = 1 << 16  # the delegate's kMaxStrideOrDilation / kMaxWindow bounds
 
-ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 11: 16, 16: 4}
+#: bytes per element by schema TensorType (1 for types without a fixed size); the delegate
+#: keeps the same table by TfLiteType (graph_check.cc element_bytes)
+ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 7: 2, 8: 8, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
 
 #: builtin recurrent ops (LSTM, RNN and their sequence forms, SVDF), whose many
 #: optional inputs may be -1 anywhere; every other builtin needs inputs 0 and 1 when it
@@ -46,10 +58,18 @@ class GraphError(ValueError):
     """The graph of a ``.tflite`` model is inconsistent (message names op and tensor)."""
 
 
+def _printable(raw, limit: int) -> str:
+    """Bytes 0x20..0x7e except the quote, anything else '?', up to the first NUL (the
+    delegate prints names the same way)."""
+    raw = raw if isinstance(raw, (bytes, bytearray)) else str(raw or "").encode()
+    raw = bytes(raw).split(b"\0", 1)[0][:limit]
+    return "".join(chr(c) if 0x20 <= c <= 0x7E and c != 0x27 else "?" for c in raw)
+
+
 def _op_name(model, op) -> str:
     code = model.operatorCodes[op.opcodeIndex]
     if code.customCode:
-        return code.customCode.decode(errors="replace")
+        return _printable(code.customCode, 256)
     return f"builtin {max(code.builtinCode, code.deprecatedBuiltinCode)}"
 
 
@@ -59,9 +79,8 @@ def _builtin(model, op) -> int:
 
 
 def _tname(sg, k) -> str:
-    name = sg.tensors[k].name
-    name = name.decode(errors="replace") if isinstance(name, bytes) else str(name or "")
-    return f"tensor {k} ({name[:60]!r})" if name else f"tensor {k}"
+    name = _printable(sg.tensors[k].name, 60)
+    return f"tensor {k} ('{name}')" if name else f"tensor {k}"
 
 
 def _shape(sg, k) -> list:
@@ -84,48 +103,70 @@ def _out_size(size: int, window: int, stride: int, dilation: int, same: bool) ->
     return (size - eff) // stride + 1 if size >= eff else 0
 
 
-def _window_op(model, sg, j, op, name, builtin):
-    """(stride_h, stride_w, dil_h, dil_w, window_h, window_w, same) or None if not a window op."""
-    if builtin in (_CONV, _DEPTHWISE, _AVG_POOL, _MAX_POOL):
-        o = op.builtinOptions
-        fields = ("strideH", "strideW", "padding") + (
-            ("dilationHFactor", "dilationWFactor") if builtin in (_CONV, _DEPTHWISE) else ("filterHeight", "filterWidth"))
-        if o is None or not all(isinstance(getattr(o, f, None), int) for f in fields):
-            return None  # options of another op type: TFLite's own prepare reports it
-        if builtin in (_CONV, _DEPTHWISE):
-            if op.inputs is None or len(op.inputs) < 2 or op.inputs[1] < 0:
+#: schema BuiltinOptions of the window ops: Conv2DOptions, DepthwiseConv2DOptions, Pool2DOptions
+_OPTIONS_TYPE = {_CONV: 1, _DEPTHWISE: 2, _AVG_POOL: 5, _MAX_POOL: 5}
+
+
+def _custom_int_reader(raw):
+    """A lookup ``get(key) -> int | None`` over a custom-option map read the way the
+    delegate's flex::MapReader reads it: the first entry with that key; ints, uints and
+    bools (their stored value, not a truth value) directly or indirect; anything else is
+    not an integer (None). Returns None when the bytes are not a map."""
+    from flatbuffers import flexbuffers
+
+    try:
+        m = flexbuffers.GetRoot(bytearray(raw)).AsMap
+        entries = [(bytes(k.AsKeyBytes), v) for k, v in zip(m.Keys, m.Values)]
+    except Exception:  # noqa: BLE001 - the delegate reports bad option bytes itself
+        return None
+
+    def get(key):
+        for k, v in entries:
+            if k != key.encode():
+                continue
+            try:
+                if v.IsBool:  # its stored bytes: a 2 is 2 to the delegate
+                    return int.from_bytes(bytes(v._Bytes), "little")  # noqa: SLF001
+                if v.IsInt:  # INT, UINT and their indirect forms
+                    return int(v.AsInt)
+            except Exception:  # noqa: BLE001 - unreadable value: not an integer
                 return None
-            if op.inputs[1] >= len(sg.tensors):
+            return None
+        return "missing"
+
+    return get
+
+
+def _window_op(model, sg, j, op, name, builtin):
+    """(stride_h, stride_w, dil_h, dil_w, window_h, window_w, padding) or None if not a
+    window op or its options are for its own prepare to report; padding 0 SAME,
+    1 VALID, 2 unknown. The delegate's custom_window / builtin_window read the same."""
+    if builtin in (_CONV, _DEPTHWISE, _AVG_POOL, _MAX_POOL):
+        o = op.builtinOptions if op.builtinOptionsType == _OPTIONS_TYPE[builtin] else None
+        pad = (lambda p: p if p in (0, 1) else 2)
+        if builtin in (_CONV, _DEPTHWISE):
+            if op.inputs is None or len(op.inputs) < 2 or not 0 <= op.inputs[1] < len(sg.tensors):
                 return None
             fs = _shape(sg, op.inputs[1])
             if len(fs) != 4:
                 return None
             kh, kw = fs[1], fs[2]
-            return (o.strideH, o.strideW, o.dilationHFactor, o.dilationWFactor, kh, kw, o.padding == 0)
-        return (o.strideH, o.strideW, 1, 1, o.filterHeight, o.filterWidth, o.padding == 0)
+            if o is None:  # TFLite's parser leaves the struct zeroed
+                return (0, 0, 0, 0, kh, kw, 2)
+            return (o.strideH, o.strideW, o.dilationHFactor, o.dilationWFactor, kh, kw, pad(o.padding))
+        if o is None:
+            return (0, 0, 1, 1, 0, 0, 2)
+        return (o.strideH, o.strideW, 1, 1, o.filterHeight, o.filterWidth, pad(o.padding))
     if name in _BINARY_CONVS + ("LceBMaxPool2d",):
-        from flatbuffers import flexbuffers
-
-        try:
-            opts = flexbuffers.Loads(bytes(op.customOptions if op.customOptions is not None else b""))
-        except Exception:  # noqa: BLE001 - the delegate reports bad option bytes itself
+        get = _custom_int_reader(op.customOptions if op.customOptions is not None else b"")
+        if get is None:
             return None
-        if not isinstance(opts, dict):
-            return None
-
-        def get(key, default):
-            # Read values the way the delegate's option reader does: it converts bools
-            # and floats to integers, so the bounds below must see them too (a bool
-            # padding used to skip the stride check here and reach a stock crash).
-            v = opts.get(key, default)
-            if isinstance(v, float):  # integral floats only; the delegate names others
-                return int(v) if math.isfinite(v) and v == int(v) and abs(v) < 2**63 else None
-            return int(v) if isinstance(v, int) else None
-
-        sh, sw, pad = get("stride_height", None), get("stride_width", None), get("padding", None)
+        sh, sw, pad = get("stride_height"), get("stride_width"), get("padding")
+        dh = dw = 1
+        kh = kw = None
         if name == "LceBMaxPool2d":
-            kh, kw, dh, dw = get("filter_height", None), get("filter_width", None), 1, 1
-            if kh is None or kw is None:
+            kh, kw = get("filter_height"), get("filter_width")
+            if kh in (None, "missing") or kw in (None, "missing"):
                 return None  # missing or mistyped window: the delegate names it
         else:
             if op.inputs is None or len(op.inputs) < 2 or op.inputs[1] < 0:
@@ -133,14 +174,14 @@ def _window_op(model, sg, j, op, name, builtin):
             fs = _shape(sg, op.inputs[1]) if op.inputs[1] < len(sg.tensors) else []
             if name == "LceBconv2d" and len(fs) == 4:
                 kh, kw = fs[1], fs[2]
-            else:  # SbnnBconv2d: the shape is in the SBF1 header, checked by the delegate
-                kh = kw = None
-            dh, dw = get("dilation_height_factor", 1), get("dilation_width_factor", 1)
-        if None in (sh, sw, pad, dh, dw) or pad not in (0, 1):
+            # SbnnBconv2d: the window is in the SBF1 header, checked by the delegate
+            dh, dw = get("dilation_height_factor"), get("dilation_width_factor")
+            dh, dw = (1 if v == "missing" else v for v in (dh, dw))
+        if any(v in (None, "missing") for v in (sh, sw, pad, dh, dw)) or pad not in (0, 1):
             return None  # missing or mistyped options: the delegate names them
         if not all(1 <= v <= MAX_STRIDE for v in (sh, sw, dh, dw) + ((kh, kw) if kh is not None else ())):
             return None  # out of the delegate's bounds: it names the option and the node
-        return (sh, sw, dh, dw, kh, kw, pad == 0)
+        return (sh, sw, dh, dw, kh, kw, pad)
     return None
 
 
@@ -214,12 +255,16 @@ def _check_window(model, sg, j, op, name) -> None:
     if w is None:
         return
     where = f"op {j} ({name})"
-    sh, sw, dh, dw, kh, kw, same = w
+    sh, sw, dh, dw, kh, kw, padding = w
     for label, v in (("stride height", sh), ("stride width", sw), ("dilation height", dh),
                      ("dilation width", dw)):
         if not 1 <= v <= MAX_STRIDE:
             raise GraphError(f"the .tflite graph is inconsistent: {where} has {label} {v} "
                              f"(must be in 1..{MAX_STRIDE})")
+    if padding == 2:
+        raise GraphError(f"the .tflite graph is inconsistent: {where} has an unknown padding "
+                         "(must be SAME or VALID)")
+    same = padding == 0
     if op.inputs is None or not len(op.inputs) or op.inputs[0] < 0 or op.outputs is None or not len(op.outputs) or op.outputs[0] < 0:
         return
     x, y = int(op.inputs[0]), int(op.outputs[0])

@@ -250,24 +250,20 @@ def encode_filter(wb: np.ndarray, rice_k: int | None = None) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
-    """Decode SBF1 bytes into the {-1, +1} OHWI filter (int8).
-
-    Args:
-        data: the encoded filter.
-        expected_shape: if given, the OHWI shape the header must declare (checked
-            before anything is allocated).
-
-    Raises:
-        SparseFilterError: on a bad magic/version, sizes that do not add up, positions
-            out of range, counts that disagree with the header, or trailing garbage.
-    """
-    data = _as_bytes(data, "decode_filter")
+def _unpack_header(data: bytes) -> tuple:
+    """The header's fields, after the length and the magic are checked."""
     if len(data) < HEADER_SIZE:
         raise SparseFilterError(f"SBF1: {len(data)} bytes is shorter than the {HEADER_SIZE}-byte header.")
-    magic, version, rice_k, reserved, out_channels, fh, fw, channels, total, payload_bits = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise SparseFilterError(f"SBF1: bad magic {magic!r}, expected {MAGIC!r}.")
+    fields = HEADER.unpack_from(data)
+    if fields[0] != MAGIC:
+        raise SparseFilterError(f"SBF1: bad magic {fields[0]!r}, expected {MAGIC!r}.")
+    return fields
+
+
+def _checked_header(data: bytes, expected_shape) -> tuple:
+    """``(shape, rice_k, total, payload_bits, payload)`` of an SBF1 filter whose header,
+    sizes and checksum agree; the error names the first thing that does not."""
+    _, version, rice_k, reserved, out_channels, fh, fw, channels, total, payload_bits = _unpack_header(data)
     if version not in (1, VERSION):
         raise SparseFilterError(f"SBF1: unsupported version {version} (this reader knows 1 and {VERSION}).")
     stored = None
@@ -302,37 +298,61 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
             f"SBF1: checksum mismatch (stored {stored:#010x}, computed {zlib.crc32(data):#010x}): "
             "the filter is corrupt."
         )
+    return shape, rice_k, total, payload_bits, payload
+
+
+def _decode_channel(reader: _BitReader, row: np.ndarray, o: int, rice_k: int) -> int:
+    """Reads output channel ``o`` into ``row`` (all -1 on entry); its connection count."""
+    per_channel = row.size
+    mode = reader.read(2, f"mode of channel {o}")
+    if mode == MODE_ALL:
+        row[:] = 1
+        return per_channel
+    if mode == MODE_NONE:
+        return 0
+    if mode == MODE_CODED:
+        inverted = reader.read(1, f"polarity of channel {o}")
+        n = reader.exp_golomb(per_channel - 1, f"count of channel {o}") + 1
+        if inverted:
+            row[:] = 1
+        p = -1
+        for i in range(n):
+            gap = reader.rice(rice_k, per_channel - 1, f"gap {i} of channel {o}")
+            p += gap + 1
+            if p >= per_channel:
+                raise SparseFilterError(
+                    f"SBF1: channel {o} position {p} is out of range (channel has {per_channel} weights)."
+                )
+            row[p] = -1 if inverted else 1
+        return per_channel - n if inverted else n
+    # MODE_RAW
+    reader._need(per_channel, f"raw bits of channel {o}")
+    bits = reader.bits[reader.pos : reader.pos + per_channel]
+    reader.pos += per_channel
+    row[:] = np.where(bits, 1, -1)
+    return int(bits.sum())
+
+
+def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
+    """Decode SBF1 bytes into the {-1, +1} OHWI filter (int8).
+
+    Args:
+        data: the encoded filter.
+        expected_shape: if given, the OHWI shape the header must declare (checked
+            before anything is allocated).
+
+    Raises:
+        SparseFilterError: on a bad magic/version, sizes that do not add up, positions
+            out of range, counts that disagree with the header, or trailing garbage.
+    """
+    data = _as_bytes(data, "decode_filter")
+    shape, rice_k, total, payload_bits, payload = _checked_header(data, expected_shape)
+    out_channels = shape[0]
     reader = _BitReader(payload, payload_bits)
-    out = -np.ones((out_channels, per_channel), dtype=np.int8)
+    out = -np.ones((out_channels, shape[1] * shape[2] * shape[3]), dtype=np.int8)
     count = 0
     for o in range(out_channels):
-        mode = reader.read(2, f"mode of channel {o}")
-        if mode == MODE_ALL:
-            out[o] = 1
-            count += per_channel
-        elif mode == MODE_NONE:
-            pass
-        elif mode == MODE_CODED:
-            inverted = reader.read(1, f"polarity of channel {o}")
-            n = reader.exp_golomb(per_channel - 1, f"count of channel {o}") + 1
-            if inverted:
-                out[o] = 1
-            p = -1
-            for i in range(n):
-                gap = reader.rice(rice_k, per_channel - 1, f"gap {i} of channel {o}")
-                p += gap + 1
-                if p >= per_channel:
-                    raise SparseFilterError(
-                        f"SBF1: channel {o} position {p} is out of range (channel has {per_channel} weights)."
-                    )
-                out[o, p] = -1 if inverted else 1
-            count += per_channel - n if inverted else n
-        else:  # MODE_RAW
-            reader._need(per_channel, f"raw bits of channel {o}")
-            row = reader.bits[reader.pos : reader.pos + per_channel]
-            reader.pos += per_channel
-            out[o] = np.where(row, 1, -1)
-            count += int(row.sum())
+        count += _decode_channel(reader, out[o], o, rice_k)
         if count > total:
             raise SparseFilterError(f"SBF1: more connections than the header's {total}.")
     if count != total:
@@ -344,7 +364,7 @@ def decode_filter(data: bytes, expected_shape=None) -> np.ndarray:
     tail = reader.bits[payload_bits:]
     if tail.size and np.any(tail):
         raise SparseFilterError("SBF1: padding bits after the payload are not zero.")
-    return out.reshape(out_channels, fh, fw, channels)
+    return out.reshape(shape)
 
 
 def encoded_bits_per_weight(data: bytes) -> float:
@@ -355,11 +375,7 @@ def encoded_bits_per_weight(data: bytes) -> float:
             empty shape.
     """
     data = _as_bytes(data, "encoded_bits_per_weight")
-    if len(data) < HEADER_SIZE:
-        raise SparseFilterError(f"SBF1: {len(data)} bytes is shorter than the {HEADER_SIZE}-byte header.")
-    magic, _, _, _, o, fh, fw, c, _, _ = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise SparseFilterError(f"SBF1: bad magic {magic!r}, expected {MAGIC!r}.")
+    _, _, _, _, o, fh, fw, c, _, _ = _unpack_header(data)
     if min(o, fh, fw, c) < 1:
         raise SparseFilterError(f"SBF1: zero dimension in shape {(o, fh, fw, c)}.")
     return 8 * len(data) / (o * fh * fw * c)

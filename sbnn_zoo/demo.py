@@ -180,6 +180,45 @@ def _recalibrate(model, x_train, batch_size, test, test_acc_before) -> dict:
             "test_accuracy": float(test_acc)}
 
 
+def _hold_out(x, y, val_size: int):
+    """``(x_train, y_train, validation)``: the last ``val_size`` images held out for
+    validation (``validation`` None when ``val_size`` is 0)."""
+    if not val_size:
+        return x, y, None
+    return x[:-val_size], y[:-val_size], (x[-val_size:], y[-val_size:])
+
+
+def _compiled_model(variant, arch, model_kwargs, latent_clip, lr, epochs, steps_per_epoch, ec, gamma,
+                    lambda_threshold, regularizer_kwargs):
+    """``(model, regularizer or None)``: the variant's network compiled with Adam on a
+    cosine decay to 0 and, for a sparse variant, the bound SparsityRegularizer."""
+    spec = VARIANTS[variant]
+    constraint = "weight_clip" if latent_clip == 1.0 else lq.constraints.WeightClip(latent_clip)
+    model = build_model(
+        arch,
+        kernel_quantizer=spec["kernel_quantizer"],
+        kernel_constraint=constraint,
+        name=f"fmnist_{variant}",
+        **(model_kwargs or {}),
+    )
+    schedule = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps_per_epoch))
+    optimizer = tf.keras.optimizers.Adam(schedule)
+    reg = None
+    if spec["sparse"]:
+        reg = SparsityRegularizer(
+            "sparse_categorical_crossentropy",
+            expected_connections=ec,
+            gamma=gamma,
+            lambda_threshold=lambda_threshold,
+            **(regularizer_kwargs or {}),
+        )
+        loss = reg.bind(model)
+    else:
+        loss = "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    return model, reg
+
+
 def train_variant(
     variant: str,
     data,
@@ -228,39 +267,12 @@ def train_variant(
         raise ValueError(f"train_variant: `variant` must be one of {sorted(VARIANTS)}, got {variant!r}.")
     spec = VARIANTS[variant]
     (x_train, y_train), (x_test, y_test) = data
-    if val_size:
-        x_val, y_val = x_train[-val_size:], y_train[-val_size:]
-        x_train, y_train = x_train[:-val_size], y_train[:-val_size]
-        validation = (x_val, y_val)
-    else:
-        validation = None
-
+    x_train, y_train, validation = _hold_out(x_train, y_train, val_size)
     tf.keras.utils.set_random_seed(seed)
-    constraint = "weight_clip" if latent_clip == 1.0 else lq.constraints.WeightClip(latent_clip)
-    model = build_model(
-        arch,
-        kernel_quantizer=spec["kernel_quantizer"],
-        kernel_constraint=constraint,
-        name=f"fmnist_{variant}",
-        **(model_kwargs or {}),
+    model, reg = _compiled_model(
+        variant, arch, model_kwargs, latent_clip, lr, epochs, int(np.ceil(len(x_train) / batch_size)),
+        ec, gamma, lambda_threshold, regularizer_kwargs,
     )
-    steps_per_epoch = int(np.ceil(len(x_train) / batch_size))
-    schedule = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps_per_epoch))
-    optimizer = tf.keras.optimizers.Adam(schedule)
-    reg = None
-    if spec["sparse"]:
-        reg = SparsityRegularizer(
-            "sparse_categorical_crossentropy",
-            expected_connections=ec,
-            gamma=gamma,
-            lambda_threshold=lambda_threshold,
-            **(regularizer_kwargs or {}),
-        )
-        loss = reg.bind(model)
-    else:
-        loss = "sparse_categorical_crossentropy"
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-
     t0 = time.perf_counter()
     history = model.fit(
         x_train,

@@ -32,6 +32,24 @@ __all__ = ["fashion_mnist_cnn", "fashion_mnist_bnn", "fashion_mnist_resnet", "DE
 DEFAULT_FILTERS = ((64, False), (64, True), (128, False), (128, True))
 
 
+def _fresh(q):
+    """A quantizer for one layer: strings are resolved per layer by larq; objects must
+    not be shared between layers (learned scales are per layer), so each gets a copy."""
+    if isinstance(q, str) or q is None:
+        return q
+    return q.__class__.from_config(q.get_config())
+
+
+def _image_input(input_shape, rescale: bool):
+    """``(inputs, x)``: the ``image`` input and, with ``rescale``, uint8 values mapped to
+    [-1, 1]."""
+    inputs = tf.keras.Input(shape=input_shape, name="image")
+    x = inputs
+    if rescale:
+        x = tf.keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(x)
+    return inputs, x
+
+
 def fashion_mnist_cnn(
     kernel_quantizer="sbnn_learned",
     input_quantizer="ste_sign",
@@ -82,17 +100,7 @@ def fashion_mnist_cnn(
     if name is None:
         name = f"fmnist_cnn_{q_name}".replace(" ", "_")
 
-    def fresh(q):
-        # strings are resolved per layer by larq; objects must not be shared
-        # between layers (learned scales are per layer)
-        if isinstance(q, str) or q is None:
-            return q
-        return q.__class__.from_config(q.get_config())
-
-    inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = inputs
-    if rescale:
-        x = tf.keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(x)
+    inputs, x = _image_input(input_shape, rescale)
     x = tf.keras.layers.Conv2D(stem_filters, 3, padding="same", use_bias=False, name="stem_conv")(x)
     x = tf.keras.layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
     x = tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
@@ -103,7 +111,7 @@ def fashion_mnist_cnn(
             padding="same",
             use_bias=False,
             input_quantizer=input_quantizer,
-            kernel_quantizer=fresh(kernel_quantizer),
+            kernel_quantizer=_fresh(kernel_quantizer),
             kernel_constraint=kernel_constraint,
             name=f"bconv{i}",
         )(x)
@@ -150,15 +158,7 @@ def fashion_mnist_resnet(
         q_name = kernel_quantizer if isinstance(kernel_quantizer, str) else type(kernel_quantizer).__name__
         name = f"fmnist_resnet_{q_name}"
 
-    def fresh(q):
-        if isinstance(q, str) or q is None:
-            return q
-        return q.__class__.from_config(q.get_config())
-
-    inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = inputs
-    if rescale:
-        x = tf.keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(x)
+    inputs, x = _image_input(input_shape, rescale)
     x = tf.keras.layers.Conv2D(stages[0][0], 3, padding="same", use_bias=False, name="stem_conv")(x)
     x = tf.keras.layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
     x = tf.keras.layers.MaxPool2D(2, name="stem_pool")(x)
@@ -180,7 +180,7 @@ def fashion_mnist_resnet(
                 padding="same",
                 use_bias=False,
                 input_quantizer=input_quantizer,
-                kernel_quantizer=fresh(kernel_quantizer),
+                kernel_quantizer=_fresh(kernel_quantizer),
                 kernel_constraint=kernel_constraint,
                 name=f"bconv{k}",
             )(x)

@@ -12,18 +12,23 @@ import hashlib
 import importlib.metadata
 import inspect
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import sbnn_keras  # noqa: E402,F401  (before tensorflow)
 import _goldens  # noqa: E402
-import flatbuffers  # noqa: E402
 import larq as lq  # noqa: E402
 import larq_compute_engine as lce  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from flatbuffers import flexbuffers  # noqa: E402
 from tensorflow.lite.python import schema_py_generated as schema_fb  # noqa: E402
+
+# The .tflite object-API reader and writer are the reliability mutator's (one copy).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "reliability"))
+from mutate import read, write  # noqa: E402,F401
 
 LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
 TFL_TYPES = {"float32": 0, "int32": 2, "bool": 6, "int8": 9}
@@ -102,16 +107,6 @@ def cached_convert(name: str, build, need_model: bool = False, **kwargs) -> tupl
         ).encode()
     ).hexdigest()[:10]
     return model, _goldens.golden("runtime", name, file_key, make)
-
-
-def read(fb: bytes):
-    return schema_fb.ModelT.InitFromObj(schema_fb.Model.GetRootAsModel(bytearray(fb), 0))
-
-
-def write(model) -> bytes:
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def op_name(model, op) -> str:

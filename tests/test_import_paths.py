@@ -75,3 +75,15 @@ def test_python_m_old_demo_path_runs_the_demo():
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "--epochs" in out.stdout and "--quick" in out.stdout
+
+
+def test_runtime_package_exports_the_interpreter_names():
+    """``sbnn_runtime``'s public names are ``sbnn_runtime.interpreter``'s and inspection's
+    entry points, the same objects."""
+    import sbnn_runtime
+    from sbnn_runtime import inspection, interpreter
+
+    assert sbnn_runtime.__all__ == [*interpreter.__all__, "format_inspection", "inspect"]
+    for name in sbnn_runtime.__all__:
+        home = inspection if name in ("format_inspection", "inspect") else interpreter
+        assert getattr(sbnn_runtime, name) == getattr(home, name), name

@@ -16,27 +16,7 @@ from sbnn_keras import SparsityRegularizer
 from sbnn_keras import math as sm
 from sbnn_keras.layers import latent_kernel, sbnn_layers
 
-
-def small_model(kernel_quantizer="sbnn_learned"):
-    return tf.keras.Sequential(
-        [
-            tf.keras.Input((8, 8, 1)),
-            tf.keras.layers.Conv2D(8, 3, padding="same"),
-            tf.keras.layers.BatchNormalization(),
-            sbnn_keras.QuantConv2D(16, 3, padding="same", kernel_quantizer=kernel_quantizer),
-            tf.keras.layers.BatchNormalization(),
-            sbnn_keras.QuantConv2D(16, 3, kernel_quantizer=kernel_quantizer),
-            tf.keras.layers.GlobalAveragePooling2D(),
-            tf.keras.layers.Dense(4, kernel_regularizer=tf.keras.regularizers.L2(1e-3)),
-        ]
-    )
-
-
-def data(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8, 8, 1)).astype(np.float32)
-    y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64) + 2 * (x[:, 0, 0, 0] > 0)
-    return x, y
+from _regularizer_helpers import data, loss_gradients, small_model
 
 
 def connections(model):
@@ -54,7 +34,7 @@ class Recorder(tf.keras.callbacks.Callback):
 
 
 def test_identity_holds_at_every_step_and_sparsity_is_reached():
-    model = small_model()
+    model = small_model(dense_l2=1e-3)
     gamma, ec = 0.5, 0.1
     reg = SparsityRegularizer(
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), expected_connections=ec, gamma=gamma
@@ -78,7 +58,7 @@ def test_identity_holds_at_every_step_and_sparsity_is_reached():
 
 
 def test_gradient_is_task_gradient_plus_uniform_push():
-    model = small_model("sbnn")
+    model = small_model("sbnn", dense_l2=1e-3)
     reg = SparsityRegularizer(
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         expected_connections=0.2,
@@ -87,12 +67,7 @@ def test_gradient_is_task_gradient_plus_uniform_push():
     ).bind(model)
     x, y = data(16)
     kernels = [latent_kernel(layer) for layer in sbnn_layers(model)]
-    with tf.GradientTape(persistent=True) as tape:
-        y_pred = model(x, training=True)
-        task = reg.task_loss(y, y_pred)
-        total = reg(y, y_pred)
-    g_total = tape.gradient(total, kernels)
-    g_task = tape.gradient(task, kernels)
+    task, total, g_task, g_total = loss_gradients(reg, model, x, y, kernels)
     v = reg.values()
     n = sum(k.shape.num_elements() for k in kernels)
     p = connections(model)
@@ -106,7 +81,7 @@ def test_gradient_is_task_gradient_plus_uniform_push():
 
 
 def test_per_layer_constraint():
-    model = small_model("sbnn")
+    model = small_model("sbnn", dense_l2=1e-3)
     reg = SparsityRegularizer("mse", expected_connections=0.3, gamma=0.2, per_layer=True).bind(model)
     x = np.zeros((2, 8, 8, 1), np.float32)
     y_pred = model(x)
@@ -122,7 +97,7 @@ def test_bits_per_weight_target_maps_to_ec():
 
 
 def test_gamma_zero_equals_task_loss_and_below_threshold_lambda_is_zero():
-    model = small_model("sbnn")
+    model = small_model("sbnn", dense_l2=1e-3)
     x, y = data(8)
     y_pred = model(x)
     reg0 = SparsityRegularizer(
@@ -138,7 +113,7 @@ def test_gamma_zero_equals_task_loss_and_below_threshold_lambda_is_zero():
 
 
 def test_nan_task_loss_is_a_clear_error():
-    model = small_model("sbnn")
+    model = small_model("sbnn", dense_l2=1e-3)
     reg = SparsityRegularizer("mse", expected_connections=0.1, gamma=0.1).bind(model)
     model.compile("sgd", loss=reg)
     x = np.full((4, 8, 8, 1), np.nan, np.float32)
@@ -206,7 +181,7 @@ def test_config_round_trip():
 
 @pytest.mark.parametrize("fmt", [".keras", ".h5"])
 def test_save_load_resume(tmp_path, fmt):
-    model = small_model()
+    model = small_model(dense_l2=1e-3)
     reg = SparsityRegularizer(
         tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), expected_connections=0.1, gamma=0.5
     )

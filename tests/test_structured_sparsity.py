@@ -13,6 +13,8 @@ from sbnn_keras.metrics import stats
 from sbnn_keras import math as sm
 from sbnn_keras.layers import latent_kernel, sbnn_layers
 
+from _regularizer_helpers import data, loss_gradients, small_model
+
 
 def model_with_dense():
     return tf.keras.Sequential(
@@ -26,28 +28,6 @@ def model_with_dense():
             sbnn_keras.QuantDense(4, kernel_quantizer="sbnn"),
         ]
     )
-
-
-def small_model():
-    return tf.keras.Sequential(
-        [
-            tf.keras.Input((8, 8, 1)),
-            tf.keras.layers.Conv2D(8, 3, padding="same"),
-            tf.keras.layers.BatchNormalization(),
-            sbnn_keras.QuantConv2D(16, 3, padding="same", kernel_quantizer="sbnn_learned"),
-            tf.keras.layers.BatchNormalization(),
-            sbnn_keras.QuantConv2D(16, 3, kernel_quantizer="sbnn_learned"),
-            tf.keras.layers.GlobalAveragePooling2D(),
-            tf.keras.layers.Dense(4),
-        ]
-    )
-
-
-def data(n=64, seed=0, shape=(8, 8, 1)):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, *shape)).astype(np.float32)
-    y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64) + 2 * (x[:, 0, 0, 0] > 0)
-    return x, y
 
 
 def connections(model):
@@ -131,12 +111,7 @@ def test_gradient_equals_numpy_reference(structure, per_layer):
         v = k.numpy()
         v[..., : v.shape[-1] // 2] -= 0.4
         k.assign(np.clip(v, -1.2, 1.2))
-    with tf.GradientTape(persistent=True) as tape:
-        y_pred = model(x, training=True)
-        task = reg.task_loss(y, y_pred)
-        total = reg(y, y_pred)
-    g_total = tape.gradient(total, kernels)
-    g_task = tape.gradient(task, kernels)
+    task, total, g_task, g_total = loss_gradients(reg, model, x, y, kernels)
     v = reg.values()
     ws = [k.numpy() for k in kernels]
     ns = [w.size for w in ws]

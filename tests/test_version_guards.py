@@ -214,8 +214,8 @@ def report_shim(tmp_path_factory):
 
 
 class FakeRuntime:
-    """A TfLiteContext with two tensors (a float32 [1, 4] graph input and an int32 [3]
-    constant) and one custom node (MyCustomOp), laid out as `layout` says. The delegate
+    """A TfLiteContext with two tensors (a float32 [1, 4] and an int32 [3] constant)
+    and one custom node (MyCustomOp: constant -> tensor 0), laid out as `layout` says. The delegate
     claims no node, so its Prepare succeeds iff its ABI check accepts the context."""
 
     def __init__(self, layout, shim, tensors_size=2, null_callback=None, rank=1):
@@ -236,7 +236,9 @@ class FakeRuntime:
             self._put(base + lt["allocation_type"], "<i", alloc)
             self._put(base + lt["bytes"], "<Q", nbytes)
         self.node = self._buffer(bytes(96))
-        self._put(C.addressof(self.node) + ln["inputs"], "<Q", C.addressof(self._int_array([0, 1])))
+        # the node reads the constant and writes tensor 0 (a graph that passes the
+        # delegate's graph check: a node reading its own output would not)
+        self._put(C.addressof(self.node) + ln["inputs"], "<Q", C.addressof(self._int_array([1])))
         self._put(C.addressof(self.node) + ln["outputs"], "<Q", C.addressof(self._int_array([0])))
         # A custom op the delegate does not claim; TfLiteRegistration's first members
         # are the kernel's callbacks (any code address will do).

@@ -152,32 +152,45 @@ def compress_filters(
             q_candidates[op_number] = storages[-1]
         if sparse_index is None:
             sparse_index = _opcode_index(model, SPARSE_OP)
-        new_buffer = _schema.BufferT()
-        new_buffer.data = np.frombuffer(encoded, dtype=np.uint8).copy()
-        model.buffers.append(new_buffer)
-        tensor = _schema.TensorT()
-        tensor.shape = np.array([len(encoded)], dtype=np.int32)
-        tensor.type = _UINT8
-        tensor.buffer = len(model.buffers) - 1
-        tensor.name = (bytes(filt.name) if filt.name else b"filter") + b"/sbf1"
-        graph.tensors.append(tensor)
-        op.inputs = np.array(op.inputs, dtype=np.int32)
-        op.inputs[1] = len(graph.tensors) - 1
-        op.opcodeIndex = sparse_index
+        _use_sparse_filter(model, graph, op, encoded, sparse_index)
     if fuse_q and q_candidates:
-        remap = _fuse_q_ops(model, graph, q_candidates)
-        if remap is not None:
-            for storage in storages:
-                storage.op_index = remap[storage.op_index]
-        by_op = {s.op_index: s for s in storages}
-        remap = _fuse_residual_adds(model, graph, sparse_index, by_op)
-        if remap is not None:
-            for storage in storages:
-                storage.op_index = remap[storage.op_index]
+        _fuse_float_ops(model, graph, storages, q_candidates, sparse_index)
     _drop_unused_tensors(model)
     builder = flatbuffers.Builder(max(1024, len(data)))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), storages
+
+
+def _use_sparse_filter(model, graph, op, encoded: bytes, sparse_index: int) -> None:
+    """Turns the LceBconv2d ``op`` into SbnnBconv2d reading the SBF1 bytes ``encoded``
+    from a new uint8 tensor (the dense filter tensor is dropped later if unused)."""
+    filt = graph.tensors[op.inputs[1]]
+    new_buffer = _schema.BufferT()
+    new_buffer.data = np.frombuffer(encoded, dtype=np.uint8).copy()
+    model.buffers.append(new_buffer)
+    tensor = _schema.TensorT()
+    tensor.shape = np.array([len(encoded)], dtype=np.int32)
+    tensor.type = _UINT8
+    tensor.buffer = len(model.buffers) - 1
+    tensor.name = (bytes(filt.name) if filt.name else b"filter") + b"/sbf1"
+    graph.tensors.append(tensor)
+    op.inputs = np.array(op.inputs, dtype=np.int32)
+    op.inputs[1] = len(graph.tensors) - 1
+    op.opcodeIndex = sparse_index
+
+
+def _fuse_float_ops(model, graph, storages, q_candidates, sparse_index) -> None:
+    """Folds the float ops after the q-channel convolutions, then the residual ADDs,
+    into their SbnnBconv2d (module docstring); ``storages`` follow the new op order."""
+    remap = _fuse_q_ops(model, graph, q_candidates)
+    if remap is not None:
+        for storage in storages:
+            storage.op_index = remap[storage.op_index]
+    by_op = {s.op_index: s for s in storages}
+    remap = _fuse_residual_adds(model, graph, sparse_index, by_op)
+    if remap is not None:
+        for storage in storages:
+            storage.op_index = remap[storage.op_index]
 
 
 _ADD, _MUL, _RELU, _RELU_N1_TO_1, _RELU6, _SUB, _STRIDED_SLICE = 0, 18, 19, 20, 21, 41, 45
@@ -384,9 +397,11 @@ def _add_const(model, graph, values, conv, what):
     return len(graph.tensors) - 1
 
 
-def _plan_q_fusion(model, graph, conv_index, consumers, graph_outputs):
-    """The ops after SbnnBconv2d conv_index that form ``clamp(A*dot + D*dot[q] + B)``:
-    (region op numbers, exit tensor, A, D, B, activation code, op names) or None."""
+def _q_slices(model, graph, conv_index, consumers, graph_outputs):
+    """The start of a q fusion after SbnnBconv2d ``conv_index``: its float output split
+    by two STRIDED_SLICEs into the channels [0, cq) and the q channel. Returns
+    ``(shape, cq, exprs, region)`` (``exprs``: each slice's output as (A, D, B) over
+    dot[c], dot[q], 1; ``region``: the two slices) or None."""
     conv = graph.operators[conv_index]
     options = flexbuffers.Loads(bytes(conv.customOptions))
     if int(options.get("fused_activation_function", 0)) != 0 or int(options.get("fused_q", 0)):
@@ -408,7 +423,7 @@ def _plan_q_fusion(model, graph, conv_index, consumers, graph_outputs):
     # conv output channel c = mul[c] * dot[c] + bias[c] (float output, no activation)
     zero = np.zeros(cq)
     exprs = {}  # tensor -> (A, D, B) over dot[c], dot[q], 1 (vectors of cq; q slice broadcast)
-    region, names = [], []
+    region = []
     slices = consumers.get(conv_out, [])
     if len(slices) != 2:
         return None
@@ -424,13 +439,57 @@ def _plan_q_fusion(model, graph, conv_index, consumers, graph_outputs):
         else:
             return None
         region.append(i)
-        names.append("STRIDED_SLICE")
     if len(exprs) != 2:
         return None
+    return shape, cq, exprs, region
+
+
+def _affine_step(model, graph, op, code, ins, exprs, cq):
+    """``(A, D, B), activation`` of the output of the binary ADD/MUL/SUB ``op`` whose
+    inputs are expressions of ``exprs`` or per-channel constants, or None when it is
+    not affine in them (a product of two expressions, an activation TFLite cannot
+    fuse, a constant that is not per channel)."""
+    zero = np.zeros(cq)
+    if len(ins) != 2:
+        return None
+    opts = op.builtinOptions
+    new_act = int(getattr(opts, "fusedActivationFunction", 0) or 0) if opts is not None else 0
+    if new_act not in _ACT_CODES:
+        return None
+    new_act = _ACT_CODES[new_act]
+    x, y = ins
+    ex, ey = exprs.get(x), exprs.get(y)
+    cx = None if ex is not None else _const(model, graph, x)
+    cy = None if ey is not None else _const(model, graph, y)
+    if ex is None:
+        cx = _channel_vector(cx, cq) if cx is not None else None
+        if cx is None:
+            return None
+    if ey is None:
+        cy = _channel_vector(cy, cq) if cy is not None else None
+        if cy is None:
+            return None
+    if code == _MUL:
+        if ex is not None and ey is not None:
+            return None  # product of two expressions: not affine
+        e, k = (ex, cy) if ex is not None else (ey, cx)
+        return (e[0] * k, e[1] * k, e[2] * k), new_act
+    sign = -1.0 if code == _SUB else 1.0
+    ax = ex if ex is not None else (zero, zero, cx)
+    ay = ey if ey is not None else (zero, zero, cy)
+    return (ax[0] + sign * ay[0], ax[1] + sign * ay[1], ax[2] + sign * ay[2]), new_act
+
+
+def _plan_q_fusion(model, graph, conv_index, consumers, graph_outputs):
+    """The ops after SbnnBconv2d conv_index that form ``clamp(A*dot + D*dot[q] + B)``:
+    (region op numbers, exit tensor, A, D, B, activation code, op names) or None."""
+    start = _q_slices(model, graph, conv_index, consumers, graph_outputs)
+    if start is None:
+        return None
+    shape, cq, exprs, region = start
+    names = ["STRIDED_SLICE"] * len(region)
     best = None
-    act = 0
-    start = max(slices) + 1
-    for i in range(start, len(graph.operators)):
+    for i in range(max(region) + 1, len(graph.operators)):
         op = graph.operators[i]
         ins = [int(t) for t in op.inputs]
         if not any(t in exprs for t in ins):
@@ -447,35 +506,10 @@ def _plan_q_fusion(model, graph, conv_index, consumers, graph_outputs):
                 break
             new, new_act = exprs[ins[0]], _ACT_OPS[code]
         else:
-            if len(ins) != 2:
+            step = _affine_step(model, graph, op, code, ins, exprs, cq)
+            if step is None:
                 break
-            opts = op.builtinOptions
-            new_act = int(getattr(opts, "fusedActivationFunction", 0) or 0) if opts is not None else 0
-            if new_act not in _ACT_CODES:
-                break
-            new_act = _ACT_CODES[new_act]
-            x, y = ins
-            ex, ey = exprs.get(x), exprs.get(y)
-            cx = None if ex is not None else _const(model, graph, x)
-            cy = None if ey is not None else _const(model, graph, y)
-            if ex is None:
-                cx = _channel_vector(cx, cq) if cx is not None else None
-                if cx is None:
-                    break
-            if ey is None:
-                cy = _channel_vector(cy, cq) if cy is not None else None
-                if cy is None:
-                    break
-            if code == _MUL:
-                if ex is not None and ey is not None:
-                    break  # product of two expressions: not affine
-                e, k = (ex, cy) if ex is not None else (ey, cx)
-                new = (e[0] * k, e[1] * k, e[2] * k)
-            else:
-                sign = -1.0 if code == _SUB else 1.0
-                ax = ex if ex is not None else (zero, zero, cx)
-                ay = ey if ey is not None else (zero, zero, cy)
-                new = (ax[0] + sign * ay[0], ax[1] + sign * ay[1], ax[2] + sign * ay[2])
+            new, new_act = step
         exprs[out] = new
         region.append(i)
         names.append(_OP_NAMES[code])

@@ -278,30 +278,9 @@ def _attribute(graph: TFLiteGraph):
     return result
 
 
-def _check_options(flavor, inference_input_type, inference_output_type, target, float_layers):
-    if flavor not in FLAVORS:
-        raise ConversionError(f"convert: argument `flavor` must be one of {FLAVORS}, got {flavor!r}.")
-    for arg, value in (("inference_input_type", inference_input_type), ("inference_output_type", inference_output_type)):
-        if value not in (tf.float32, tf.int8):
-            raise ConversionError(f"convert: argument `{arg}` must be tf.float32 or tf.int8, got {value!r}.")
-    if target not in ("arm", "xcore"):
-        raise ConversionError(f"convert: argument `target` must be 'arm' or 'xcore', got {target!r}.")
-    if isinstance(float_layers, str) or not all(isinstance(n, str) for n in float_layers):
-        raise ConversionError(
-            f"convert: argument `float_layers` must be a list of layer names, got {float_layers!r}."
-        )
-
-
-def convert_with_report(
-    model,
-    *,
-    flavor: str = "lce",
-    inference_input_type=tf.float32,
-    inference_output_type=tf.float32,
-    target: str = "arm",
-    float_layers=(),
-):
-    """Like :func:`convert`, returning ``(tflite_bytes, ConversionReport)``."""
+def _check_arguments(model, flavor, inference_input_type, inference_output_type, target, float_layers):
+    """``float_layers`` as a tuple once every argument of :func:`convert` is valid; the
+    error names the first argument that is not."""
     if not isinstance(model, tf.keras.Model):
         raise ConversionError(f"convert: argument `model` must be a tf.keras.Model, got {model!r}.")
     if (
@@ -313,25 +292,25 @@ def convert_with_report(
             f"convert: argument `float_layers` must be a list of layer names, got {float_layers!r}."
         )
     float_layers = tuple(float_layers)
-    _check_options(flavor, inference_input_type, inference_output_type, target, float_layers)
+    if flavor not in FLAVORS:
+        raise ConversionError(f"convert: argument `flavor` must be one of {FLAVORS}, got {flavor!r}.")
+    for arg, value in (("inference_input_type", inference_input_type), ("inference_output_type", inference_output_type)):
+        if value not in (tf.float32, tf.int8):
+            raise ConversionError(f"convert: argument `{arg}` must be tf.float32 or tf.int8, got {value!r}.")
+    if target not in ("arm", "xcore"):
+        raise ConversionError(f"convert: argument `target` must be 'arm' or 'xcore', got {target!r}.")
     names = {layer.name for layer in model.layers}
     unknown = [n for n in float_layers if n not in names]
     if unknown:
         raise ConversionError(f"convert: `float_layers` names unknown layers {unknown}.")
     if not model.built:
         raise ConversionError(f"convert: model {model.name!r} is not built; give it an Input shape.")
+    return float_layers
 
-    lowered, short, binary, lowered_names = _lower(model, set(float_layers))
-    data = lce.convert_keras_model(
-        lowered,
-        inference_input_type=inference_input_type,
-        inference_output_type=inference_output_type,
-        target=target,
-    )
-    storages = []
-    if flavor in ("sparse", "auto"):
-        data, storages = compress.compress_filters(data, only_if_smaller=flavor == "auto", fuse_q=True)
-    graph = read_tflite(data)
+
+def _layer_conversions(model, graph: TFLiteGraph, storages, short, binary, lowered_names):
+    """``(layers, unattributed ops)``: each Keras layer's ops and sparse-filter storage in
+    the converted ``graph``, found through the op-name tokens ``_lower`` gave them."""
     by_short = {short[id(layer)]: layer for layer in model.layers}
     layer_ops = {layer.name: [] for layer in model.layers}
     layer_storage = {layer.name: [] for layer in model.layers}
@@ -360,6 +339,34 @@ def convert_with_report(
         )
         for layer in model.layers
     ]
+    return layers, unattributed
+
+
+def convert_with_report(
+    model,
+    *,
+    flavor: str = "lce",
+    inference_input_type=tf.float32,
+    inference_output_type=tf.float32,
+    target: str = "arm",
+    float_layers=(),
+):
+    """Like :func:`convert`, returning ``(tflite_bytes, ConversionReport)``."""
+    float_layers = _check_arguments(
+        model, flavor, inference_input_type, inference_output_type, target, float_layers
+    )
+    lowered, short, binary, lowered_names = _lower(model, set(float_layers))
+    data = lce.convert_keras_model(
+        lowered,
+        inference_input_type=inference_input_type,
+        inference_output_type=inference_output_type,
+        target=target,
+    )
+    storages = []
+    if flavor in ("sparse", "auto"):
+        data, storages = compress.compress_filters(data, only_if_smaller=flavor == "auto", fuse_q=True)
+    graph = read_tflite(data)
+    layers, unattributed = _layer_conversions(model, graph, storages, short, binary, lowered_names)
     report = ConversionReport(
         model_name=model.name,
         flavor=flavor,

@@ -893,6 +893,9 @@ class RandomSearch(SbnnTuner):
 
     _oracle_class = kt.oracles.RandomSearchOracle
 
+    # The oracle's options written out, as KerasTuner's own tuners do, so that help()
+    # and the API docs show them (BayesianOptimization and Hyperband likewise).
+
     def __init__(
         self,
         build_model,

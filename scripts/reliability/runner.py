@@ -7,11 +7,14 @@ A *job* is one model file on one *path*:
   ``check_model`` (a file it refuses is a clean error: the documented way to screen
   a file before a runtime reads it)
 - ``litert``: ``ai_edge_litert``'s interpreter + ``load_delegate(runtime=...)``, the same
+- ``tf_raw`` / ``litert_raw``: the same without ``check_model`` (a user who never screens
+  the file: the delegate's own graph check must refuse what would crash the runtime)
 - ``cli_inspect`` / ``cli_inspect_json`` / ``cli_bench`` / ``cli_convert``: the
   ``sbnn-keras`` subcommands, in-process through ``sbnn_keras.cli.main``
 
 with an *action*: ``run`` (batch of the model's shape, zeros and then normal noise),
-``empty_batch`` (a batch of 0, then a batch of 1 on the same interpreter; for the
+``construct`` (stock paths: only build the interpreter, which applies the delegate and
+its graph check, and allocate its tensors; the whole message is kept), ``empty_batch`` (a batch of 0, then a batch of 1 on the same interpreter; for the
 ``sbnn`` path only: resizing a raw TF 2.16 interpreter to a batch of 0 crashes it
 whatever the model, a bug of that runtime outside our API, which
 ``sbnn_keras.Interpreter.predict`` guards; the stock paths run such a case as ``run``).
@@ -43,7 +46,7 @@ from pathlib import Path
 # or PYTHONPATH copy of the packages wins; a checkout run from its own venv finds them).
 sys.path.append(str(Path(__file__).resolve().parents[2]))
 
-PATHS = ("sbnn", "tf", "litert", "cli_inspect", "cli_inspect_json", "cli_bench")
+PATHS = ("sbnn", "tf", "litert", "tf_raw", "litert_raw", "cli_inspect", "cli_inspect_json", "cli_bench")
 MARK = "@@R "
 CLEAN_ERRORS = ("ValueError", "RuntimeError", "UnsupportedRuntimeError", "SparseFilterError",
                 "ConversionError", "FileNotFoundError", "FileExistsError")
@@ -90,14 +93,15 @@ def _run_sbnn(path, action):
     return "ok", ""
 
 
-def _run_stock(path, action, runtime):
+def _run_stock(path, action, runtime, screen=True):
     from sbnn_keras import runtime as rt
 
     data = Path(path).read_bytes()
-    try:
-        rt.check_model(data, runtime)
-    except ValueError as err:
-        return "error", f"check_model refused: {err}"[:300]
+    if screen:
+        try:
+            rt.check_model(data, runtime)
+        except ValueError as err:
+            return "error", f"check_model refused: {err}"[:300]
     delegate = rt.load_delegate(num_threads=2, runtime=runtime)
     if runtime == "tensorflow":
         import tensorflow as tf
@@ -107,6 +111,8 @@ def _run_stock(path, action, runtime):
         from ai_edge_litert.interpreter import Interpreter as cls
     interp = cls(model_content=data, experimental_delegates=[delegate], num_threads=2)
     interp.allocate_tensors()
+    if action == "construct":  # the delegate's graph check runs when it is applied
+        return "ok", ""
     details = interp.get_input_details()
     if any(int(s) > 4096 or int(s) <= 0 for d in details for s in d["shape"][1:]):
         return "ok", "input too large/odd to feed; allocated"
@@ -158,12 +164,16 @@ def run_job(job: dict) -> dict:
             outcome, detail = _run_stock(path, action, "tensorflow")
         elif which == "litert":
             outcome, detail = _run_stock(path, action, "ai_edge_litert")
+        elif which == "tf_raw":
+            outcome, detail = _run_stock(path, action, "tensorflow", screen=False)
+        elif which == "litert_raw":
+            outcome, detail = _run_stock(path, action, "ai_edge_litert", screen=False)
         else:
             outcome, detail = _run_cli(path, which)
     except Exception as err:  # noqa: BLE001 - classify every exception
         name = type(err).__name__
         outcome = "error" if name in CLEAN_ERRORS and str(err) else "unclean"
-        detail = f"{name}: {err}"[:300]
+        detail = f"{name}: {err}"[:2000 if action == "construct" else 300]
     return {"id": job["id"], "outcome": outcome, "detail": detail}
 
 

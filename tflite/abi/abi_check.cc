@@ -161,13 +161,8 @@ bool plausible_name(const Probe& probe, const char* s) {
   return false;
 }
 
-}  // namespace
-
-bool abi_check_context(Context* context, char* err, size_t err_size) {
-  const Probe probe;
-  if (context == nullptr) return fail(err, err_size, "context is null");
-  if (!probe.readable(context, sizeof(Context), alignof(Context)))
-    return fail(err, err_size, "context is not readable memory");
+// The TfLiteContext functions the delegate calls: present and pointing to code.
+bool check_functions(const Probe& probe, Context* context, char* err, size_t err_size) {
   if (context->GetExecutionPlan == nullptr || context->ResizeTensor == nullptr ||
       context->ReportError == nullptr || context->GetNodeAndRegistration == nullptr ||
       context->ReplaceNodeSubsetsWithDelegateKernels == nullptr)
@@ -179,44 +174,58 @@ bool abi_check_context(Context* context, char* err, size_t err_size) {
                          reinterpret_cast<const void*>(
                              context->ReplaceNodeSubsetsWithDelegateKernels)}))
     return fail(err, err_size, "a TfLiteContext function pointer does not point to code");
+  return true;
+}
+
+// Tensor i: type and allocation type in range, dims readable, and a memory-mapped
+// constant's byte size matching its dims.
+bool check_tensor(const Probe& probe, const Tensor& t, size_t i, char* err, size_t err_size) {
+  if (static_cast<int>(t.type) < 0 || static_cast<int>(t.type) > kLastKnownType)
+    return fail(err, err_size, "tensor %zu: type %d out of range", i, static_cast<int>(t.type));
+  if (static_cast<int>(t.allocation_type) < 0 || static_cast<int>(t.allocation_type) > 16)
+    return fail(err, err_size, "tensor %zu: allocation_type %d out of range", i,
+                static_cast<int>(t.allocation_type));
+  if (t.dims == nullptr) return true;
+  if (!probe.readable(t.dims, sizeof(int), alignof(int)))
+    return fail(err, err_size, "tensor %zu: dims is not readable memory", i);
+  if (t.dims->size < 0 || t.dims->size > 16)
+    return fail(err, err_size, "tensor %zu: rank %d out of range", i, t.dims->size);
+  if (!probe.readable(t.dims->data, sizeof(int) * static_cast<size_t>(t.dims->size)))
+    return fail(err, err_size, "tensor %zu: dims is not readable memory", i);
+  uint64_t count = 1;
+  bool overflow = false;
+  for (int d = 0; d < t.dims->size; ++d) {
+    if (t.dims->data[d] < 0)
+      return fail(err, err_size, "tensor %zu: negative dimension", i);
+    count *= static_cast<uint64_t>(t.dims->data[d]);
+    if (count > (uint64_t{1} << 40)) overflow = true;
+  }
+  const size_t es = type_size(t.type);
+  // Sparse constants store fewer bytes than their dense dims: skip those.
+  if (!overflow && es != 0 && t.allocation_type == kMmapRo && t.data != nullptr &&
+      t.sparsity == nullptr && t.bytes != count * es)
+    return fail(err, err_size, "tensor %zu: bytes %zu does not match dims (%llu elements)", i,
+                t.bytes, static_cast<unsigned long long>(count));
+  return true;
+}
+
+// The tensor array: a plausible size, and its first 256 tensors (check_tensor).
+bool check_tensors(const Probe& probe, Context* context, char* err, size_t err_size) {
   if (context->tensors_size > (size_t{1} << 28))
     return fail(err, err_size, "tensors_size %zu is implausible", context->tensors_size);
   if (context->tensors_size > 0 && context->tensors == nullptr)
     return fail(err, err_size, "tensors is null with tensors_size %zu", context->tensors_size);
-
   const size_t n_check = context->tensors_size < 256 ? context->tensors_size : 256;
   if (n_check > 0 && !probe.readable(context->tensors, n_check * sizeof(Tensor), alignof(Tensor)))
     return fail(err, err_size, "the tensor array is not readable memory");
-  for (size_t i = 0; i < n_check; ++i) {
-    const Tensor& t = context->tensors[i];
-    if (static_cast<int>(t.type) < 0 || static_cast<int>(t.type) > kLastKnownType)
-      return fail(err, err_size, "tensor %zu: type %d out of range", i, static_cast<int>(t.type));
-    if (static_cast<int>(t.allocation_type) < 0 || static_cast<int>(t.allocation_type) > 16)
-      return fail(err, err_size, "tensor %zu: allocation_type %d out of range", i,
-                  static_cast<int>(t.allocation_type));
-    if (t.dims == nullptr) continue;
-    if (!probe.readable(t.dims, sizeof(int), alignof(int)))
-      return fail(err, err_size, "tensor %zu: dims is not readable memory", i);
-    if (t.dims->size < 0 || t.dims->size > 16)
-      return fail(err, err_size, "tensor %zu: rank %d out of range", i, t.dims->size);
-    if (!probe.readable(t.dims->data, sizeof(int) * static_cast<size_t>(t.dims->size)))
-      return fail(err, err_size, "tensor %zu: dims is not readable memory", i);
-    uint64_t count = 1;
-    bool overflow = false;
-    for (int d = 0; d < t.dims->size; ++d) {
-      if (t.dims->data[d] < 0)
-        return fail(err, err_size, "tensor %zu: negative dimension", i);
-      count *= static_cast<uint64_t>(t.dims->data[d]);
-      if (count > (uint64_t{1} << 40)) overflow = true;
-    }
-    const size_t es = type_size(t.type);
-    // Sparse constants store fewer bytes than their dense dims: skip those.
-    if (!overflow && es != 0 && t.allocation_type == kMmapRo && t.data != nullptr &&
-        t.sparsity == nullptr && t.bytes != count * es)
-      return fail(err, err_size, "tensor %zu: bytes %zu does not match dims (%llu elements)", i,
-                  t.bytes, static_cast<unsigned long long>(count));
-  }
+  for (size_t i = 0; i < n_check; ++i)
+    if (!check_tensor(probe, context->tensors[i], i, err, err_size)) return false;
+  return true;
+}
 
+// The execution plan and its first 64 nodes: readable node and registration, a
+// plausible builtin code and custom name, tensor indices in range.
+bool check_plan(const Probe& probe, Context* context, char* err, size_t err_size) {
   IntArray* plan = nullptr;
   if (context->GetExecutionPlan(context, &plan) != kOk || plan == nullptr)
     return fail(err, err_size, "GetExecutionPlan failed");
@@ -254,6 +263,17 @@ bool abi_check_context(Context* context, char* err, size_t err_size) {
       return fail(err, err_size, "node %d: negative custom_initial_data_size", plan->data[k]);
   }
   return true;
+}
+
+}  // namespace
+
+bool abi_check_context(Context* context, char* err, size_t err_size) {
+  const Probe probe;
+  if (context == nullptr) return fail(err, err_size, "context is null");
+  if (!probe.readable(context, sizeof(Context), alignof(Context)))
+    return fail(err, err_size, "context is not readable memory");
+  return check_functions(probe, context, err, err_size) &&
+         check_tensors(probe, context, err, err_size) && check_plan(probe, context, err, err_size);
 }
 
 bool abi_can_report(Context* context) {

@@ -131,6 +131,47 @@ static_assert(offsetof(Node, custom_initial_data) == 48, "TfLiteNode.custom_init
 static_assert(offsetof(Node, custom_initial_data_size) == 56,
               "TfLiteNode.custom_initial_data_size");
 
+// Builtin option structs of the window ops (node->builtin_data of CONV_2D,
+// DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D), read by the graph check only.
+// TFLite value-initialises them (all zero) when the file's options are missing or of
+// another op's type. Only the leading fields are declared: we never allocate one.
+enum Padding : int { kPaddingUnknown = 0, kPaddingSame = 1, kPaddingValid = 2 };  // TfLitePadding
+constexpr int32_t kBuiltinAveragePool2d = 1;
+constexpr int32_t kBuiltinConv2d = 3;
+constexpr int32_t kBuiltinDepthwiseConv2d = 4;
+constexpr int32_t kBuiltinMaxPool2d = 17;
+
+struct ConvParams {  // TfLiteConvParams (prefix)
+  Padding padding;             // @0
+  int stride_width;            // @4
+  int stride_height;           // @8
+  int activation;              // @12
+  int dilation_width_factor;   // @16
+  int dilation_height_factor;  // @20
+};
+static_assert(offsetof(ConvParams, dilation_height_factor) == 20, "TfLiteConvParams");
+
+struct DepthwiseConvParams {  // TfLiteDepthwiseConvParams (prefix)
+  Padding padding;             // @0
+  int stride_width;            // @4
+  int stride_height;           // @8
+  int depth_multiplier;        // @12
+  int activation;              // @16
+  int dilation_width_factor;   // @20
+  int dilation_height_factor;  // @24
+};
+static_assert(offsetof(DepthwiseConvParams, dilation_height_factor) == 24,
+              "TfLiteDepthwiseConvParams");
+
+struct PoolParams {  // TfLitePoolParams (prefix)
+  Padding padding;     // @0
+  int stride_width;    // @4
+  int stride_height;   // @8
+  int filter_width;    // @12
+  int filter_height;   // @16
+};
+static_assert(offsetof(PoolParams, filter_height) == 16, "TfLitePoolParams");
+
 struct Context;
 struct Delegate;
 

@@ -17,6 +17,7 @@
 #include "abi/tflite_abi.h"
 #include "core/bconv2d.h"
 #include "core/bconv2d_select.h"
+#include "delegate/graph_check.h"
 #include "delegate/ops.h"
 #include "delegate/thread_pool.h"
 #include "sbnn_delegate.h"
@@ -263,6 +264,13 @@ abi::Status delegate_prepare(abi::Context* ctx, abi::Delegate* delegate) {
   if (ctx->GetExecutionPlan(ctx, &plan) != abi::kOk || plan == nullptr) return abi::kError;
   // Copy first: replacing nodes invalidates the plan array.
   std::vector<int> nodes(plan->data, plan->data + plan->size);
+  // The graph's own consistency first: TFLite's partitioner and kernels crash on some
+  // graphs they accept (graph_check.h); refuse those before asking it to partition.
+  const std::string graph_error = check_graph(ctx, nodes);
+  if (!graph_error.empty()) {
+    ctx->ReportError(ctx, "sbnn delegate: %s\n", graph_error.c_str());
+    return abi::kError;
+  }
   std::vector<std::pair<int, OpKind>> claims;
   for (int node_index : nodes) {
     abi::Node* node = nullptr;

@@ -34,12 +34,8 @@ class BMaxPool2dOp : public Op {
   }
 
   abi::Status do_prepare(abi::Context* ctx) override {
-    if (inputs_.size() != 1 || outputs_.size() != 1)
-      return fail(ctx, "expects 1 input and 1 output, got %zu and %zu", inputs_.size(),
-                  outputs_.size());
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* out = output(ctx, 0);
-    if (in == nullptr || out == nullptr) return abi::kError;
+    abi::Tensor *in = nullptr, *out = nullptr;
+    if (!single_io(ctx, &in, &out)) return abi::kError;
     if (in->type != abi::kInt32) return fail(ctx, "input type %s is not int32", type_name(in->type));
     if (out->type != abi::kInt32)
       return fail(ctx, "output type %s is not int32", type_name(out->type));
@@ -74,9 +70,8 @@ class BMaxPool2dOp : public Op {
   }
 
   abi::Status do_invoke(abi::Context* ctx) override {
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* out = output(ctx, 0);
-    if (in == nullptr || out == nullptr) return abi::kError;
+    abi::Tensor *in = nullptr, *out = nullptr;
+    if (!single_io(ctx, &in, &out)) return abi::kError;
     const uint64_t n_out = static_cast<uint64_t>(batch_) * out_h_ * out_w_ * words_;
     if (!has_bytes(in, static_cast<uint64_t>(n_in_) * 4) || !has_bytes(out, n_out * 4))
       return fail(ctx, "tensor data is missing or smaller than its shape");

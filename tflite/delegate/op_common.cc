@@ -130,6 +130,16 @@ abi::Tensor* Op::output(abi::Context* ctx, int i) const {
   return &ctx->tensors[idx];
 }
 
+bool Op::single_io(abi::Context* ctx, abi::Tensor** in, abi::Tensor** out) const {
+  if (inputs_.size() != 1 || outputs_.size() != 1) {
+    fail(ctx, "expects 1 input and 1 output, got %zu and %zu", inputs_.size(), outputs_.size());
+    return false;
+  }
+  *in = input(ctx, 0, false);
+  *out = output(ctx, 0);
+  return *in != nullptr && *out != nullptr;
+}
+
 bool checked_num_elements(const abi::Tensor* t, int64_t limit, int64_t* count) {
   *count = 0;
   if (t == nullptr || t->dims == nullptr || t->dims->size < 0) return false;

@@ -35,12 +35,8 @@ class QuantizeOp : public Op {
   void parse_options(const void*, size_t) override {}  // no options
 
   abi::Status do_prepare(abi::Context* ctx) override {
-    if (inputs_.size() != 1 || outputs_.size() != 1)
-      return fail(ctx, "expects 1 input and 1 output, got %zu and %zu", inputs_.size(),
-                  outputs_.size());
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* out = output(ctx, 0);
-    if (in == nullptr || out == nullptr) return abi::kError;
+    abi::Tensor *in = nullptr, *out = nullptr;
+    if (!single_io(ctx, &in, &out)) return abi::kError;
     if (in->type != abi::kFloat32 && in->type != abi::kInt8 && in->type != abi::kBool)
       return fail(ctx, "input type %s is not float32, int8 or bool", type_name(in->type));
     if (out->type != abi::kInt32)
@@ -59,9 +55,8 @@ class QuantizeOp : public Op {
   }
 
   abi::Status do_invoke(abi::Context* ctx) override {
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* out = output(ctx, 0);
-    if (in == nullptr || out == nullptr) return abi::kError;
+    abi::Tensor *in = nullptr, *out = nullptr;
+    if (!single_io(ctx, &in, &out)) return abi::kError;
     const int words = packed_words(channels_);
     const uint64_t n_in = static_cast<uint64_t>(rows_) * channels_;
     if (!has_bytes(in, n_in * abi::type_size(in->type)) ||
@@ -116,12 +111,8 @@ class DequantizeOp : public Op {
   void parse_options(const void*, size_t) override {}
 
   abi::Status do_prepare(abi::Context* ctx) override {
-    if (inputs_.size() != 1 || outputs_.size() != 1)
-      return fail(ctx, "expects 1 input and 1 output, got %zu and %zu", inputs_.size(),
-                  outputs_.size());
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* out = output(ctx, 0);
-    if (in == nullptr || out == nullptr) return abi::kError;
+    abi::Tensor *in = nullptr, *out = nullptr;
+    if (!single_io(ctx, &in, &out)) return abi::kError;
     if (in->type != abi::kInt32)
       return fail(ctx, "input type %s is not int32 (bitpacked)", type_name(in->type));
     if (out->type != abi::kFloat32 && out->type != abi::kInt8 && out->type != abi::kBool)
@@ -167,9 +158,8 @@ class DequantizeOp : public Op {
   }
 
   abi::Status do_invoke(abi::Context* ctx) override {
-    abi::Tensor* in = input(ctx, 0, false);
-    abi::Tensor* out = output(ctx, 0);
-    if (in == nullptr || out == nullptr) return abi::kError;
+    abi::Tensor *in = nullptr, *out = nullptr;
+    if (!single_io(ctx, &in, &out)) return abi::kError;
     const int c = channels_;
     const int words = packed_words(c);
     const uint64_t n_out = static_cast<uint64_t>(rows_) * c;

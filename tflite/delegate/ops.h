@@ -72,6 +72,10 @@ class Op {
   // input that is not given (index -1 or beyond the node's input count).
   abi::Tensor* input(abi::Context* ctx, int i, bool optional, bool* absent = nullptr) const;
   abi::Tensor* output(abi::Context* ctx, int i) const;
+  // The tensors of an op with exactly one input and one output (LceQuantize,
+  // LceDequantize, LceBMaxPool2d). False, after reporting, when the node has other
+  // counts or an index is outside the tensors.
+  bool single_io(abi::Context* ctx, abi::Tensor** in, abi::Tensor** out) const;
 
   const OpKind kind_;
   const int node_index_;

@@ -185,106 +185,127 @@ inline uint64_t PackedWords(const Header& h) {
   return uint64_t(h.out_channels) * h.filter_h * h.filter_w * ((h.channels + 31) / 32);
 }
 
-// Decodes into LCE's bitpacked filter: int32 words [O, H, W, ceil(C/32)], bit 1 = -1
-// (not a connection), bit 0 = +1 (a connection), padding bits 0. `out_words` must
-// hold `PackedWords(h)` words. Returns false with a message on any inconsistency.
+// LCE's bitpacked filter being written: int32 words [O, H, W, ceil(C/32)], bit 1 = -1
+// (not a connection), bit 0 = +1 (a connection), padding bits 0.
+class PackedOutput {
+ public:
+  PackedOutput(const Header& h, int32_t* words)
+      : h_(h), words_(words), words_per_tap_((h.channels + 31) / 32),
+        taps_(uint64_t(h.filter_h) * h.filter_w) {}
+
+  uint64_t per_channel() const { return taps_ * h_.channels; }
+
+  // Every weight "no connection": all real channel bits 1, padding bits 0.
+  void Clear() {
+    for (uint64_t o = 0; o < h_.out_channels; ++o) {
+      for (uint64_t t = 0; t < taps_; ++t) {
+        for (uint32_t w = 0; w < words_per_tap_; ++w) {
+          const uint32_t first = w * 32;
+          const uint32_t n = h_.channels - first < 32 ? h_.channels - first : 32;
+          const uint32_t bits = n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1u);
+          words_[(o * taps_ + t) * words_per_tap_ + w] = int32_t(bits);
+        }
+      }
+    }
+  }
+
+  // Weight `position` (tap-major, channel-minor) of output channel o.
+  void Set(uint64_t o, uint64_t position, bool connected) {
+    const uint64_t tap = position / h_.channels;
+    const uint32_t c = uint32_t(position % h_.channels);
+    int32_t& word = words_[(o * taps_ + tap) * words_per_tap_ + c / 32];
+    const uint32_t bit = 1u << (c % 32);
+    word = int32_t(connected ? uint32_t(word) & ~bit : uint32_t(word) | bit);
+  }
+
+ private:
+  const Header& h_;
+  int32_t* words_;
+  const uint32_t words_per_tap_;
+  const uint64_t taps_;
+};
+
+// Reads output channel o (mode, then its positions or raw bits) into `out`, adding
+// its connections to *count. False with a message when the stream ends or a count,
+// gap or position is out of range.
+inline bool DecodeChannel(BitReader& reader, const Header& h, uint64_t o, PackedOutput& out,
+                          uint64_t* count, char* error, std::size_t error_size) {
+  const uint64_t per_channel = out.per_channel();
+  uint64_t mode = 0;
+  if (!reader.Bits(2, &mode)) {
+    std::snprintf(error, error_size, "SBF1: stream ends in the mode of channel %llu",
+                  (unsigned long long)o);
+    return false;
+  }
+  if (mode == 1) {  // all connections
+    for (uint64_t p = 0; p < per_channel; ++p) out.Set(o, p, true);
+    *count += per_channel;
+  } else if (mode == 2) {  // none
+  } else if (mode == 0) {  // coded
+    uint64_t inverted = 0;
+    if (!reader.Bits(1, &inverted)) {
+      std::snprintf(error, error_size, "SBF1: stream ends in channel %llu", (unsigned long long)o);
+      return false;
+    }
+    if (inverted) {
+      for (uint64_t p = 0; p < per_channel; ++p) out.Set(o, p, true);
+    }
+    uint64_t n = 0;
+    if (!reader.ExpGolomb(per_channel - 1, &n)) {
+      std::snprintf(error, error_size, "SBF1: bad count in channel %llu", (unsigned long long)o);
+      return false;
+    }
+    ++n;
+    uint64_t p = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t gap = 0;
+      if (!reader.Rice(h.rice_k, per_channel - 1, &gap)) {
+        std::snprintf(error, error_size, "SBF1: bad gap %llu in channel %llu",
+                      (unsigned long long)i, (unsigned long long)o);
+        return false;
+      }
+      p = (i == 0) ? gap : p + gap + 1;
+      if (p >= per_channel) {
+        std::snprintf(error, error_size, "SBF1: position %llu out of range in channel %llu",
+                      (unsigned long long)p, (unsigned long long)o);
+        return false;
+      }
+      out.Set(o, p, !inverted);
+    }
+    *count += inverted ? per_channel - n : n;
+  } else {  // raw bitmap
+    if (reader.pos() + per_channel > h.payload_bits) {
+      std::snprintf(error, error_size, "SBF1: stream ends in raw channel %llu",
+                    (unsigned long long)o);
+      return false;
+    }
+    for (uint64_t p = 0; p < per_channel; ++p) {
+      uint32_t b = 0;
+      reader.Bit(&b);
+      if (b) {
+        out.Set(o, p, true);
+        ++*count;
+      }
+    }
+  }
+  return true;
+}
+
+// Decodes into LCE's bitpacked filter (PackedOutput). `out_words` must hold
+// `PackedWords(h)` words. Returns false with a message on any inconsistency.
 inline bool DecodeToPacked(const uint8_t* data, std::size_t size, const Header& h,
                            int32_t* out_words, uint64_t out_capacity, char* error,
                            std::size_t error_size) {
-  const uint32_t words_per_tap = (h.channels + 31) / 32;
-  const uint64_t taps = uint64_t(h.filter_h) * h.filter_w;
-  const uint64_t per_channel = taps * h.channels;
   if (out_capacity < PackedWords(h)) {
     std::snprintf(error, error_size, "SBF1: output buffer too small");
     return false;
   }
-  // Start from "no connection": all real channel bits 1, padding bits 0.
-  for (uint64_t o = 0; o < h.out_channels; ++o) {
-    for (uint64_t t = 0; t < taps; ++t) {
-      for (uint32_t w = 0; w < words_per_tap; ++w) {
-        const uint32_t first = w * 32;
-        const uint32_t n = h.channels - first < 32 ? h.channels - first : 32;
-        const uint32_t bits = n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1u);
-        out_words[(o * taps + t) * words_per_tap + w] = int32_t(bits);
-      }
-    }
-  }
-  auto connect = [&](uint64_t o, uint64_t position) {
-    const uint64_t tap = position / h.channels;
-    const uint32_t c = uint32_t(position % h.channels);
-    int32_t& word = out_words[(o * taps + tap) * words_per_tap + c / 32];
-    word = int32_t(uint32_t(word) & ~(1u << (c % 32)));
-  };
-  auto disconnect = [&](uint64_t o, uint64_t position) {
-    const uint64_t tap = position / h.channels;
-    const uint32_t c = uint32_t(position % h.channels);
-    int32_t& word = out_words[(o * taps + tap) * words_per_tap + c / 32];
-    word = int32_t(uint32_t(word) | (1u << (c % 32)));
-  };
+  PackedOutput out(h, out_words);
+  out.Clear();
   BitReader reader(data + kHeaderSize, h.payload_bits);
   uint64_t count = 0;
   for (uint64_t o = 0; o < h.out_channels; ++o) {
-    uint64_t mode = 0;
-    if (!reader.Bits(2, &mode)) {
-      std::snprintf(error, error_size, "SBF1: stream ends in the mode of channel %llu",
-                    (unsigned long long)o);
-      return false;
-    }
-    if (mode == 1) {  // all connections
-      for (uint64_t p = 0; p < per_channel; ++p) connect(o, p);
-      count += per_channel;
-    } else if (mode == 2) {  // none
-    } else if (mode == 0) {  // coded
-      uint64_t inverted = 0;
-      if (!reader.Bits(1, &inverted)) {
-        std::snprintf(error, error_size, "SBF1: stream ends in channel %llu", (unsigned long long)o);
-        return false;
-      }
-      if (inverted) {
-        for (uint64_t p = 0; p < per_channel; ++p) connect(o, p);
-      }
-      uint64_t n = 0;
-      if (!reader.ExpGolomb(per_channel - 1, &n)) {
-        std::snprintf(error, error_size, "SBF1: bad count in channel %llu", (unsigned long long)o);
-        return false;
-      }
-      ++n;
-      uint64_t p = 0;
-      for (uint64_t i = 0; i < n; ++i) {
-        uint64_t gap = 0;
-        if (!reader.Rice(h.rice_k, per_channel - 1, &gap)) {
-          std::snprintf(error, error_size, "SBF1: bad gap %llu in channel %llu",
-                        (unsigned long long)i, (unsigned long long)o);
-          return false;
-        }
-        p = (i == 0) ? gap : p + gap + 1;
-        if (p >= per_channel) {
-          std::snprintf(error, error_size, "SBF1: position %llu out of range in channel %llu",
-                        (unsigned long long)p, (unsigned long long)o);
-          return false;
-        }
-        if (inverted) {
-          disconnect(o, p);
-        } else {
-          connect(o, p);
-        }
-      }
-      count += inverted ? per_channel - n : n;
-    } else {  // raw bitmap
-      if (reader.pos() + per_channel > h.payload_bits) {
-        std::snprintf(error, error_size, "SBF1: stream ends in raw channel %llu",
-                      (unsigned long long)o);
-        return false;
-      }
-      for (uint64_t p = 0; p < per_channel; ++p) {
-        uint32_t b = 0;
-        reader.Bit(&b);
-        if (b) {
-          connect(o, p);
-          ++count;
-        }
-      }
-    }
+    if (!DecodeChannel(reader, h, o, out, &count, error, error_size)) return false;
     if (count > h.total_connections) {
       std::snprintf(error, error_size, "SBF1: more connections than the header's %u",
                     h.total_connections);

@@ -151,7 +151,9 @@ void test_conv(const ConvCase& cc, int threads, const char* kernel, std::mt19937
   const int tm = rt.AddTensor(kFloat32, {cc.cout}, mul.data(), mul.size() * sizeof(float));
   const int tb = rt.AddTensor(kFloat32, {cc.cout}, bias.data(), bias.size() * sizeof(float));
   const int tt = rt.AddTensor(kInt32, {cc.cout}, thr.data(), thr.size() * sizeof(int32_t));
-  const int to = rt.AddTensor(cc.out_type, {1, 1, 1, 1}, nullptr, 0, out_scale, out_zp);
+  // declared N, H, W as a converter writes them (the delegate's graph check compares
+  // them with what the options give); the channel count is the delegate's to set
+  const int to = rt.AddTensor(cc.out_type, {cc.batch, oh, ow, 1}, nullptr, 0, out_scale, out_zp);
   rt.Finalize();
   rt.AddNode(kBuiltinCustom, "LceQuantize", {tx}, {tq}, {});
   const auto opts = flex_map({{"channels_in", cc.cin},
@@ -222,10 +224,12 @@ void test_pool_chain(int threads) {
   for (int padding : {0, 1}) {
     std::vector<float> x(static_cast<size_t>(n) * h * w * c);
     for (auto& v : x) v = normal(rng);
+    const int oh = padding == 0 ? (h + s - 1) / s : (h - fh) / s + 1;
+    const int ow = padding == 0 ? (w + s - 1) / s : (w - fw) / s + 1;
     FakeRuntime rt;
     const int tx = rt.AddTensor(kFloat32, {n, h, w, c});
-    const int tq = rt.AddTensor(kInt32, {1, 1, 1, 1});
-    const int tp = rt.AddTensor(kInt32, {1, 1, 1, 1});
+    const int tq = rt.AddTensor(kInt32, {n, h, w, 1});
+    const int tp = rt.AddTensor(kInt32, {n, oh, ow, 1});  // declared N, H, W (graph check)
     const int to = rt.AddTensor(kFloat32, {n, 1, 1, c});  // last dim: channel count
     rt.Finalize();
     rt.AddNode(kBuiltinCustom, "LceQuantize", {tx}, {tq}, {});
@@ -236,8 +240,6 @@ void test_pool_chain(int threads) {
     const bool ok = run_graph(rt, threads, "auto", tx, x);
     EXPECT(ok, "pool chain padding %d: %s", padding, rt.errors.c_str());
     if (!ok) continue;
-    const int oh = padding == 0 ? (h + s - 1) / s : (h - fh) / s + 1;
-    const int ow = padding == 0 ? (w + s - 1) / s : (w - fw) / s + 1;
     const int pt = padding == 0 ? std::max(0, (oh - 1) * s + fh - h) / 2 : 0;
     const int pl = padding == 0 ? std::max(0, (ow - 1) * s + fw - w) / 2 : 0;
     EXPECT(dim(rt, to, 1) == oh && dim(rt, to, 2) == ow && dim(rt, to, 3) == c, "pool shape");
