@@ -17,6 +17,8 @@
 // --compose: each sparse kernel is also timed without its fused output (`run` over the
 // whole image, then the fastest transform: the delegate's path before fused outputs),
 // interleaved with the others, reported as "<name>+compose".
+// --evict-kb N: before every timed call, N KB are written (untimed), as a model's other
+// ops would between two invokes of a layer: the cold-cache cost of each kernel.
 //
 // Method: for each (layer, generator, sparsity) one filter and one input (random bits),
 // every kernel prepared once and checked against the reference dense kernel, then the
@@ -74,8 +76,14 @@ const Layer kLayers[] = {
     {"4x4x512->512", 4, 4, 512, 512, 3, 1, 3},
 };
 
+// --pad-values 1: SAME padding with +1 outside (LCE's "same one" padding): one border
+// class, as for VALID convs.
+int g_pad_values = 0;
+
 sbnn::BConv2DShape make_shape(const Layer& l) {
-  return sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
+  sbnn::BConv2DShape s = sbnn_bench::same_conv_shape(l.h, l.w, l.c, l.o, l.k, l.stride);
+  s.pad_values = g_pad_values;
+  return s;
 }
 
 struct Options {
@@ -87,6 +95,7 @@ struct Options {
   bool select = true;
   std::string output = "dot";
   bool compose = false;
+  int evict_kb = 0;  // --evict-kb
   std::vector<std::string> kernels, shapes, gens;
   std::vector<double> sparsities;
 };
@@ -160,12 +169,14 @@ int main(int argc, char** argv) {
     else if (a == "--no-select") opt.select = false;
     else if (a == "--output") opt.output = next();
     else if (a == "--compose") opt.compose = true;
+    else if (a == "--pad-values") g_pad_values = std::atoi(next()) != 0 ? 1 : 0;
+    else if (a == "--evict-kb") opt.evict_kb = std::max(0, std::atoi(next()));
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N] "
                    "[--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]... "
                    "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select] "
-                   "[--output dot|bits|float|qfloat|qadd] [--compose]\n",
+                   "[--output dot|bits|float|qfloat|qadd] [--compose] [--pad-values 0|1] [--evict-kb N]\n",
                    argv[0]);
       return 2;
     }
@@ -308,9 +319,15 @@ int main(int argc, char** argv) {
             all_ok = false;
           }
         }
+        std::vector<uint8_t> evict(static_cast<size_t>(opt.evict_kb) * 1024, 0);
         const auto t0 = std::chrono::steady_clock::now();
         for (int rep = 0;; ++rep) {
           for (size_t i = 0; i < ks.size(); ++i) {
+            // (as the other ops of a model would: the kernel's filter formats and
+            // scratch leave the caches between its calls)
+            if (!evict.empty()) {
+              for (size_t j = 0; j < evict.size(); j += 64) evict[j] = static_cast<uint8_t>(evict[j] + 1);
+            }
             const double c0 = thread_cpu_ms();
             const auto w0 = std::chrono::steady_clock::now();
             run_any(i, prep[i]);

@@ -86,6 +86,24 @@ class BinaryLayerPlan:
     def quantized_kernel(self) -> np.ndarray:
         return self.tau * self.wb + self.phi
 
+    @property
+    def pads_with_minus_one(self) -> bool:
+        """A {0,1} input with 'same' zero padding and no q channel: lowered on the
+        negated input padded with +1 (see ``LoweredBinaryConv.call``).
+
+        Zero padding of ``x01`` is padding ``s = 2*x01 - 1`` with -1, and then
+        ``conv(x01, w) = conv_{pad -1}(s, w) / 2 + sum(w) / 2`` with a per-channel
+        constant: ``conv_{pad -1}(s, w) = -conv_{pad +1}(-s, w)``, and LceBconv2d pads
+        with +1. The other form, ``conv_{pad 0}(s, w) / 2 + conv(1, w) / 2``, adds a
+        constant that varies at the borders ([H, W, C]); with nothing between the
+        binary conv and that add, LCE's converter folds it into
+        ``post_activation_bias``, which must be [C]: neither runtime could run the
+        file. With a q channel (phi != 0) the slice and multiply in between keep the
+        add a float op, and those layers keep the form they have always had.
+        """
+        return (self.input_mode == "01" and self.kind == "conv" and self.padding == "same"
+                and self.pad_values == 0 and not self.has_q)
+
     def ones_map(self, out_hw) -> np.ndarray:
         """``conv(1, w_q)`` over the padded input: [out_h, out_w, cout] (or [cout])."""
         wq = self.quantized_kernel()
@@ -254,7 +272,8 @@ class LoweredBinaryConv(tf.keras.layers.Layer):
             p.wb.shape[:2],
             strides=p.strides,
             padding=p.padding,
-            pad_values=p.pad_values if p.input_mode == "pm1" or p.sigma > 0 else 0.0,
+            pad_values=1.0 if p.pads_with_minus_one else (
+                p.pad_values if p.input_mode == "pm1" or p.sigma > 0 else 0.0),
             dilation_rate=p.dilation,
             groups=g,
             use_bias=False,
@@ -276,7 +295,15 @@ class LoweredBinaryConv(tf.keras.layers.Layer):
     def call(self, inputs):
         p = self.plan
         x = inputs
-        if p.input_mode == "01":
+        if p.pads_with_minus_one:
+            # -s: +1 where x01 = 0, i.e. t' - x >= 0 (LceQuantize maps +-0 to +1), with
+            # t' the float32 below t for 1[x >= t] (x <= t' <=> x < t) and t itself for
+            # ste_heaviside's 1[x > t]
+            t = np.asarray(p.threshold, np.float32)
+            if p.sigma > 0:
+                t = np.nextafter(t, np.float32(-np.inf))
+            x = tf.constant(t, x.dtype) - x
+        elif p.input_mode == "01":
             x = p.sigma * (x - tf.constant(p.threshold, x.dtype))
         if p.kind == "dense":
             x = tf.reshape(x, [-1, 1, 1, x.shape[-1]])
@@ -300,7 +327,10 @@ class LoweredBinaryConv(tf.keras.layers.Layer):
                 z = tf.reshape(z, tf.concat([[-1], hw, [cout]], 0))
         else:
             z = y if self._fold_tau else y * tf.constant(p.tau, y.dtype)
-        if p.input_mode == "01":
+        if p.pads_with_minus_one:
+            total = p.quantized_kernel().sum(axis=(0, 1, 2))  # [cout]
+            z = -0.5 * z + tf.constant(0.5 * total, z.dtype)
+        elif p.input_mode == "01":
             ones = p.ones_map(self._out_hw)
             z = (0.5 * p.sigma) * z + tf.constant(0.5 * ones, z.dtype)
         if np.any(p.bias != 0):

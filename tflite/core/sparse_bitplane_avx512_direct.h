@@ -518,6 +518,155 @@ struct Avx512Direct : BitplanePortable<8> {
     }
   }
 
+  // ---- kBits from the count planes (sparse_bitplane_bits.h; bits_of_channel is the
+  // reference these registers follow). A register holds G channels (segments of 8 / G
+  // qwords); the thresholds are per qword lane.
+
+  // One band array (W plane, class mask, valid) as the register of vector v: the words
+  // of the vector, or for G > 1 the band's words repeated in every segment.
+  static __m512i band_vec(const uint64_t* a, int v, int G) {
+    if (G == 1) return _mm512_loadu_si512(a + 8 * v);
+    const int seg = 8 / G;
+    const __m512i idx = _mm512_set_epi64(7 % seg, 6 % seg, 5 % seg, 4 % seg, 3 % seg, 2 % seg, 1 % seg, 0);
+    return _mm512_permutexvar_epi64(idx, _mm512_loadu_si512(a));
+  }
+
+  // Output bits of the register of G channels o[s] (o[s] < 0: absent, bits 0) of vector v
+  // from its count planes pl (npad planes, zero past the counted ones); Mz[i]: the pixels
+  // of the band's other class bb.other[cls[i]] present in the vector. The thresholds are
+  // per qword lane (KB; DV[i]: where class i's threshold differs), tested plane by plane.
+  static __m512i bits_register(const BitsThresholds& t, const BitsBand& bb, const int* o, int G,
+                               const __m512i* pl, int npad, const __m512i* Wz, const __m512i* Mz,
+                               const int* cls, int ncls_v, __m512i valid) {
+    const int seg = 8 / G;
+    const unsigned segm = (1u << seg) - 1u;
+    __m512i KB = _mm512_setzero_si512(), DV[kBitsMaxClasses];
+    uint32_t dor[kBitsMaxClasses];
+    for (int i = 0; i < ncls_v; ++i) {
+      DV[i] = _mm512_setzero_si512();
+      dor[i] = 0;
+    }
+    unsigned negm = 0;
+    for (int sg = 0; sg < G; ++sg) {
+      if (o[sg] < 0) continue;
+      const __mmask8 lm = static_cast<__mmask8>(segm << (seg * sg));
+      const uint32_t kb = band_threshold(t, bb, o[sg], bb.base_cl);
+      KB = _mm512_mask_set1_epi64(KB, lm, kb);
+      if (t.neg[o[sg]]) negm |= lm;
+      for (int i = 0; i < ncls_v; ++i) {
+        const uint32_t d = kb ^ band_threshold(t, bb, o[sg], bb.other[cls[i]]);
+        if (d == 0) continue;
+        DV[i] = _mm512_mask_set1_epi64(DV[i], lm, d);
+        dor[i] |= d;
+      }
+    }
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i carry = zero, lt = zero, bit = _mm512_set1_epi64(1);
+    for (int k = 0; k < bb.P; ++k, bit = _mm512_add_epi64(bit, bit)) {
+      const __m512i a = k >= 1 && k - 1 < npad ? pl[k - 1] : zero;
+      const __m512i sk = SBNN_XOR3(a, Wz[k], carry);
+      carry = SBNN_MAJ(a, Wz[k], carry);
+      __m512i tk = _mm512_maskz_set1_epi64(_mm512_test_epi64_mask(KB, bit), -1);
+      for (int i = 0; i < ncls_v; ++i)
+        if ((dor[i] >> k) & 1u)  // t ^= mask & d
+          tk = _mm512_mask_ternarylogic_epi64(tk, _mm512_test_epi64_mask(DV[i], bit), Mz[i], Mz[i], 0x3C);
+      lt = _mm512_ternarylogic_epi64(sk, tk, lt, 0x8E);  // maj(~s, t, lt): s < t so far
+    }
+    return _mm512_and_si512(_mm512_mask_xor_epi64(lt, static_cast<__mmask8>(negm), lt, valid), valid);
+  }
+
+  // Writes the bits of up to 64 channels c0 .. c0 + nch - 1 (RC[c]: that channel's
+  // words, band positions from pos0) for the positions of nw words.
+  static void bits_store(const BandCtx& x, const __m512i* RC, int nch, int c0, int pos0, int nw,
+                         uint64_t* PQ) {
+    const BConv2DShape& s = *x.s;
+    const Tables& tab = tables();
+    const int R = x.p->R, span = std::min(R, 64);
+    const size_t bstride = 4 * static_cast<size_t>(transform_internal::words_for(x.out->channels));
+    uint8_t* obase = static_cast<uint8_t*>(x.out->out) +
+                     (x.b * s.out_h + x.oy0) * static_cast<size_t>(s.out_w) * bstride + c0 / 8;
+    const int nbytes = (nch + 7) / 8;
+    const __m512i unit = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ull));
+    // X[g][w]: word w of the 8 channels of group g (a square transpose of 8 registers).
+    __m512i X[8][8];
+    for (int g = 0; g < nbytes; ++g) {
+      for (int i = 0; i < 8; ++i) X[g][i] = 8 * g + i < nch ? RC[8 * g + i] : _mm512_setzero_si512();
+      transpose_square<8>(X[g]);
+    }
+    alignas(64) uint64_t sorted[64];
+    for (int w = 0; w < nw; ++w) {
+      // Z[g] byte b = the 8 channel bits of group g at position 64 w + b; the byte
+      // interleave gives each position's 64 channel bits (position kq[r][q] at PQ[8r + q]).
+      __m512i Z[8], out[8];
+      for (int g = 0; g < 8; ++g)
+        Z[g] = g < nbytes ? _mm512_gf2p8affine_epi64_epi8(unit, _mm512_permutexvar_epi8(tab.bytes8x8, X[g][w]), 0)
+                          : _mm512_setzero_si512();
+      Tables::interleave(Z, out);
+      for (int r = 0; r < 8; ++r) _mm512_store_si512(PQ + 8 * r, out[r]);
+      for (int r = 0; r < 8; ++r)
+        for (int q = 0; q < 8; ++q) sorted[tab.kq[r][q]] = PQ[8 * r + q];
+      for (int sub = 0; sub < 64; sub += span) {
+        const int pos = pos0 + 64 * w + sub, r = pos / R, ox0 = pos % R;
+        if (r >= x.nbr) break;
+        const int n = std::min(span, s.out_w - ox0);
+        uint8_t* dst = obase + (static_cast<size_t>(r) * s.out_w + ox0) * bstride;
+        const uint64_t* src = sorted + sub;
+        if (nbytes == 8 && bstride == 8) {
+          if (n > 0) std::memcpy(dst, src, 8 * static_cast<size_t>(n));
+        } else {
+          for (int i = 0; i < n; ++i) std::memcpy(dst + i * bstride, src + i, static_cast<size_t>(nbytes));
+        }
+      }
+    }
+  }
+
+  // kBits of channels [s0, s0 + nch) of a super-block counted into PL. Scratch: RC
+  // (128 registers) and 64 words after it.
+  static void bits_superblock(const BandCtx& x, int s0, int nch, int G, int nv, int npad,
+                              const __m512i* PL, __m512i* RC) {
+    const BitsThresholds& t = *x.bt;
+    const BitsBand& bb = *x.bb;
+    uint64_t* PQ = reinterpret_cast<uint64_t*>(RC + 128);
+    const int unit_ch = 16 * G, nunit = (nch + unit_ch - 1) / unit_ch, seg = 8 / G;
+    __m512i Wz[kBitsMaxPlanes], Mz[kBitsMaxClasses];
+    int cls[kBitsMaxClasses];
+    for (int v = 0; v < nv; ++v) {
+      for (int k = 0; k < bb.P; ++k) Wz[k] = band_vec(bb.W + static_cast<size_t>(k) * bb.lqs, v, G);
+      const __m512i valid = band_vec(bb.valid, v, G);
+      int ncls_v = 0;
+      for (int i = 0; i < bb.nother; ++i) {
+        const __m512i m = band_vec(bb.mask + static_cast<size_t>(i) * bb.lqs, v, G);
+        if (_mm512_test_epi64_mask(m, m) == 0) continue;
+        Mz[ncls_v] = m;
+        cls[ncls_v++] = i;
+      }
+      for (int u = 0; u < nunit; ++u)
+        for (int j = 0; j < 16; ++j) {
+          int o[8];
+          for (int sg = 0; sg < G; ++sg) {
+            const int c = unit_ch * u + 16 * sg + j;
+            o[sg] = c < nch ? s0 + c : -1;
+          }
+          const __m512i r = bits_register(t, bb, o, G, PL + ((u * 16 + j) * nv + v) * npad, npad, Wz, Mz,
+                                          cls, ncls_v, valid);
+          for (int sg = 0; sg < G; ++sg) {
+            const int c = unit_ch * u + 16 * sg + j;
+            if (c >= nch) continue;
+            // (channel c's words: the vector, or segment sg moved to the low words)
+            RC[c] = G == 1 ? r
+                           : _mm512_maskz_permutexvar_epi64(
+                                 static_cast<__mmask8>((1u << seg) - 1u),
+                                 _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+                                                  _mm512_set1_epi64(seg * sg)),
+                                 r);
+          }
+        }
+      const int nw = G == 1 ? std::min(8, bb.lq - 8 * v) : bb.lq;
+      for (int h = 0; 64 * h < nch; ++h)
+        bits_store(x, RC + 64 * h, std::min(64, nch - 64 * h), s0 + 64 * h, 512 * v, nw, PQ);
+    }
+  }
+
   static void process_channels(BandCtx& x, int o_begin, int o_end) {
     const BConv2DShape& s = *x.s;
     const BitplanePlan& p = *x.p;
@@ -595,6 +744,13 @@ struct Avx512Direct : BitplanePortable<8> {
         W[k] = _mm512_load_si512(wv);
       }
       SBNN_PROF_END(tc, 1);
+      if (mode == kEmitBits && x.bb != nullptr) {
+        SBNN_PROF_BEGIN(tb);
+        bits_superblock(x, s0, std::min(16 * nblk, o_end - s0), G, nv, npad, PL,
+                        reinterpret_cast<__m512i*>(TR));
+        SBNN_PROF_END(tb, 2);
+        continue;
+      }
       SBNN_PROF_BEGIN(tv);
       const int rows_per_vec = 512 / p.R;
       for (int v = 0; v < nv; ++v) {

@@ -50,14 +50,13 @@ struct BitsThresholds {
   int P = 0;              // planes of S = 2C + W
   int ncls = 0;           // border classes (plan nvc * nhc)
   int32_t M = 0;
+  int32_t cmax = 0;       // largest count (the filter's max_conns)
   const int32_t* kp = nullptr;   // [out_channels][ncls] Kp(cl, o), in [0, 2^P - 1]
   const uint8_t* neg = nullptr;  // [out_channels] 1: the output bit is the inverted compare
   const int32_t* a = nullptr;    // [ncls] a(cl) = floor(N(cl) / 2)
 };
 
 inline int bits_bit_length(uint64_t v) { return v == 0 ? 0 : 64 - __builtin_clzll(v); }
-
-inline int64_t bits_floor_div2(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
 
 // Bytes of scratch make_bits_thresholds needs (64-byte multiples).
 inline size_t bits_thresholds_bytes(const BitplanePlan& p, int out_channels) {
@@ -91,20 +90,22 @@ inline bool make_bits_thresholds(const BitplanePlan& p, const SparseFilter& f, c
   const int P = std::max(1, bits_bit_length(static_cast<uint64_t>(smax + 1)));
   if (P > kBitsMaxPlanes) return false;
   const int64_t top = (int64_t{1} << P) - 1;
-  for (int o = 0; o < out_channels; ++o) {
-    const bool pos = f.sign[o] > 0;
-    neg[o] = pos ? 0 : 1;
-    for (int cl = 0; cl < ncls; ++cl) {
-      const int64_t base = p.base[static_cast<size_t>(cl) * out_channels + o];
-      const int64_t K = pos ? -bits_floor_div2(base - static_cast<int64_t>(limit[o]))  // ceil
-                            : bits_floor_div2(base - static_cast<int64_t>(limit[o])) + 1;
-      const int64_t v = K + a[cl] + M;
-      kp[static_cast<size_t>(o) * ncls + cl] = static_cast<int32_t>(std::min(top, std::max<int64_t>(0, v)));
+  for (int o = 0; o < out_channels; ++o) neg[o] = f.sign[o] > 0 ? 0 : 1;
+  for (int cl = 0; cl < ncls; ++cl) {
+    const int32_t* base = p.base + static_cast<size_t>(cl) * out_channels;
+    const int64_t add = a[cl] + M;
+    for (int o = 0; o < out_channels; ++o) {
+      // (v >> 1 is floor(v / 2); -floor(-x) = ceil(x))
+      const int64_t h = (static_cast<int64_t>(base[o]) - limit[o]) >> 1;
+      const int64_t K = neg[o] ? h + 1 : -h;
+      const int64_t v = K + add;
+      kp[static_cast<size_t>(o) * ncls + cl] = static_cast<int32_t>(v < 0 ? 0 : v > top ? top : v);
     }
   }
   t->P = P;
   t->ncls = ncls;
   t->M = static_cast<int32_t>(M);
+  t->cmax = f.max_conns;
   t->kp = kp;
   t->neg = neg;
   t->a = a;
@@ -113,6 +114,9 @@ inline bool make_bits_thresholds(const BitplanePlan& p, const SparseFilter& f, c
 
 // Per band (and group): planes of W, the border classes present and their masks.
 struct BitsBand {
+  int P = 0;               // planes of S - off in this band (<= the run's P)
+  int32_t off = 0;         // the band's smallest W: W planes hold W - off, thresholds
+                           // are Kp - off clamped to [0, 2^P - 1]
   int lq = 0;              // words of the band (positions r * R + ox)
   size_t lqs = 0;          // words per plane / mask (>= lq; words past lq are 0)
   int base_cl = 0;         // the class of most pixels
@@ -124,10 +128,11 @@ struct BitsBand {
 };
 
 // Words of scratch a BitsBand needs for bands of `nb` rows of R bits (`pad` words of
-// zero slack after each array, for kernels that read whole vectors).
-inline size_t bits_band_words(const BitplanePlan& p, const BitsThresholds& t, int pad) {
+// zero slack after each array, for kernels that read whole vectors), the values of W
+// included.
+inline size_t bits_band_words(const BitplanePlan& p, int P, int ncls, int pad) {
   const size_t lqs = (static_cast<size_t>(p.nb) * p.R + 63) / 64 + pad;
-  return lqs * (static_cast<size_t>(t.P) + t.ncls + 1);
+  return lqs * (static_cast<size_t>(P) + ncls + 1) + lqs * 32;
 }
 
 // Planes of 64 values: out[k * stride] bit i = bit k of v[i], k < P.
@@ -153,7 +158,7 @@ inline void value_planes64(const uint32_t* v, int P, uint64_t* out, size_t strid
 }
 
 // Builds the band's W planes and class masks from B(p) ([nbr][out_w]) into `mem`
-// (bits_band_words(p, t, pad) words).
+// (bits_band_words(p, t.P, t.ncls, pad) words).
 inline void build_bits_band(const BitplanePlan& p, const BitsThresholds& t, int out_w, int oy0,
                             int nbr, const int32_t* B, int pad, uint64_t* mem, BitsBand* bb) {
   const int R = p.R;
@@ -164,24 +169,48 @@ inline void build_bits_band(const BitplanePlan& p, const BitsThresholds& t, int 
   bb->W = mem;
   bb->valid = mem + lqs * t.P;
   uint64_t* cmask = bb->valid + lqs;  // [ncls][lqs], compacted to the present ones below
-  std::memset(mem, 0, sizeof(uint64_t) * lqs * (static_cast<size_t>(t.P) + t.ncls + 1));
+  uint32_t* vals = reinterpret_cast<uint32_t*>(cmask + lqs * t.ncls);  // [lq * 64] W(p)
+  std::memset(bb->valid, 0, sizeof(uint64_t) * lqs * (static_cast<size_t>(t.ncls) + 1));
+  std::memset(vals, 0, sizeof(uint32_t) * 64 * static_cast<size_t>(lq));
   int count[kBitsMaxClasses] = {};
-  alignas(64) uint32_t vals[64];
-  for (int w = 0; w < lq; ++w) {
-    for (int i = 0; i < 64; ++i) {
-      const int pos = 64 * w + i, r = pos / R, ox = pos % R;
-      if (r >= nbr || ox >= out_w) {
-        vals[i] = 0;
-        continue;
+  for (int r = 0; r < nbr; ++r) {
+    const int vrow = p.vclass[oy0 + r] * p.nhc;
+    const int32_t* br = B + static_cast<size_t>(r) * out_w;
+    uint32_t* vr = vals + static_cast<size_t>(r) * R;
+    for (int ox = 0; ox < out_w;) {
+      // (runs of one class: a few per row)
+      const int hc = p.hclass[ox], cl = vrow + hc;
+      int e = ox + 1;
+      while (e < out_w && p.hclass[e] == hc) ++e;
+      const uint32_t add = static_cast<uint32_t>(t.M + t.a[cl]);
+      for (int i = ox; i < e; ++i) vr[i] = add - static_cast<uint32_t>(br[i]);
+      for (int i = ox; i < e; ++i) {
+        const size_t pos = static_cast<size_t>(r) * R + i;
+        const uint64_t bit = uint64_t{1} << (pos & 63);
+        bb->valid[pos >> 6] |= bit;
+        cmask[static_cast<size_t>(cl) * lqs + (pos >> 6)] |= bit;
       }
-      const int cl = p.vclass[oy0 + r] * p.nhc + p.hclass[ox];
-      vals[i] = static_cast<uint32_t>(t.M - B[static_cast<size_t>(r) * out_w + ox] + t.a[cl]);
-      bb->valid[w] |= uint64_t{1} << i;
-      cmask[static_cast<size_t>(cl) * lqs + w] |= uint64_t{1} << i;
-      ++count[cl];
+      count[cl] += e - ox;
+      ox = e;
     }
-    value_planes64(vals, t.P, bb->W + w, lqs);
   }
+  // The band's range of W: its high planes are often the same on every pixel, so the
+  // band compares S - off on fewer planes.
+  uint32_t lo = ~0u, hi = 0;
+  for (int r = 0; r < nbr; ++r)
+    for (int ox = 0; ox < out_w; ++ox) {
+      const uint32_t v = vals[static_cast<size_t>(r) * R + ox];
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  if (lo > hi) lo = hi = 0;
+  for (int r = 0; r < nbr; ++r)
+    for (int ox = 0; ox < out_w; ++ox) vals[static_cast<size_t>(r) * R + ox] -= lo;
+  bb->off = static_cast<int32_t>(lo);
+  bb->P = std::min(t.P, bits_bit_length(static_cast<uint64_t>(hi - lo) + 2 * static_cast<uint64_t>(t.cmax) + 1));
+  for (int w = 0; w < lq; ++w) value_planes64(vals + 64 * static_cast<size_t>(w), bb->P, bb->W + w, lqs);
+  for (int k = 0; k < bb->P; ++k)
+    std::memset(bb->W + static_cast<size_t>(k) * lqs + lq, 0, sizeof(uint64_t) * (lqs - lq));
   int best = 0;
   for (int cl = 1; cl < t.ncls; ++cl)
     if (count[cl] > count[best]) best = cl;
@@ -197,26 +226,33 @@ inline void build_bits_band(const BitplanePlan& p, const BitsThresholds& t, int 
   }
 }
 
+// Threshold of class cl of channel o in band bb: Kp - off clamped to [0, 2^P - 1] (the
+// band's S - off stays below 2^P - 1).
+inline uint32_t band_threshold(const BitsThresholds& t, const BitsBand& bb, int o, int cl) {
+  const int32_t v = t.kp[static_cast<size_t>(o) * t.ncls + cl] - bb.off;
+  const int32_t top = (int32_t{1} << bb.P) - 1;
+  return static_cast<uint32_t>(v < 0 ? 0 : v > top ? top : v);
+}
+
 // The reference compare of one channel: res[w] (w < bb.lq) = the output bits of channel o
 // at the band positions of word w (0 outside the band's pixels). planes[k * pstride + w]
 // is word w of count plane k (np planes).
 inline void bits_of_channel(const uint64_t* planes, size_t pstride, int np, const BitsThresholds& t,
                             const BitsBand& bb, int o, uint64_t* res) {
-  const int32_t* kp = t.kp + static_cast<size_t>(o) * t.ncls;
-  const uint32_t kb = static_cast<uint32_t>(kp[bb.base_cl]);
+  const uint32_t kb = band_threshold(t, bb, o, bb.base_cl);
   const uint64_t negw = t.neg[o] ? ~uint64_t{0} : 0;
+  uint32_t d[kBitsMaxClasses];
+  for (int i = 0; i < bb.nother; ++i) d[i] = kb ^ band_threshold(t, bb, o, bb.other[i]);
   for (int w = 0; w < bb.lq; ++w) {
     uint64_t carry = 0, lt = 0;
-    for (int k = 0; k < t.P; ++k) {
+    for (int k = 0; k < bb.P; ++k) {
       const uint64_t a = k >= 1 && k - 1 < np ? planes[static_cast<size_t>(k - 1) * pstride + w] : 0;
       const uint64_t wk = bb.W[static_cast<size_t>(k) * bb.lqs + w];
       const uint64_t s = a ^ wk ^ carry;
       carry = (a & wk) | (carry & (a ^ wk));
       uint64_t tk = ((kb >> k) & 1u) ? ~uint64_t{0} : 0;
-      for (int i = 0; i < bb.nother; ++i) {
-        const uint32_t d = kb ^ static_cast<uint32_t>(kp[bb.other[i]]);
-        if ((d >> k) & 1u) tk ^= bb.mask[static_cast<size_t>(i) * bb.lqs + w];
-      }
+      for (int i = 0; i < bb.nother; ++i)
+        if ((d[i] >> k) & 1u) tk ^= bb.mask[static_cast<size_t>(i) * bb.lqs + w];
       lt = (~s & tk) | (~s & lt) | (tk & lt);  // borrow of s - t: s < t so far
     }
     res[w] = (lt ^ negw) & bb.valid[w];

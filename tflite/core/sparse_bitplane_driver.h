@@ -8,6 +8,7 @@
 //   static void build_band(BandCtx&);          // transposed input Y and B(p) of a band
 //   static void process_channels(BandCtx&, int o_begin, int o_end);  // dot of channels
 //   static bool native_output(const BandCtx&);  // process_channels writes x.out itself
+//   static bool bits_sliced(const BitplanePlan&);  // kBits from the count planes
 // and can inherit the portable versions from BitplanePortable<kNW>, which are written
 // as plain loops over arrays of kNW words (the compiler vectorizes them).
 //
@@ -422,7 +423,7 @@ inline void convert_channel_portable(const BandCtx& x, int o, const uint64_t* pl
                                      int np, int lq, uint32_t* cnt) {
   const BConv2DShape& s = *x.s;
   const BitplanePlan& p = *x.p;
-  if (x.bb != nullptr) {
+  if (x.out != nullptr && x.bb != nullptr) {
     // (cnt has room for the lq result words)
     uint64_t* res = reinterpret_cast<uint64_t*>(cnt);
     bits_of_channel(planes, pstride, np, *x.bt, *x.bb, o, res);
@@ -495,6 +496,9 @@ struct BitplanePortable {
   static constexpr int kNW = NW;
 
   static bool native_output(const BandCtx&) { return true; }
+
+  // kBits compared on the count planes (sparse_bitplane_bits.h) for plans like `p`.
+  static bool bits_sliced(const BitplanePlan&) { return true; }
 
   static void build_band(BandCtx& x) {
     build_band_generic(x, [](BandCtx& c, int iy, int ph, int jj) {
@@ -649,12 +653,10 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
     // kBits from the count planes: thresholds per (channel, class), the band's W planes
     // (their size needs the thresholds' plane count: an upper bound here).
     const bool bits_out = out != nullptr && out->kind == BConv2DOutputKind::kBits &&
-                          p.nvc * p.nhc <= kBitsMaxClasses;
+                          p.nvc * p.nhc <= kBitsMaxClasses && Impl::bits_sliced(p);
     const size_t bt_bytes = bits_out ? bits_thresholds_bytes(p, s.out_channels) : 0;
     const size_t bb_bytes =
-        bits_out ? sizeof(uint64_t) * ((static_cast<size_t>(p.nb) * p.R + 63) / 64 + kBitsPad) *
-                       (kBitsMaxPlanes + static_cast<size_t>(p.nvc) * p.nhc + 1)
-                 : 0;
+        bits_out ? sizeof(uint64_t) * bits_band_words(p, kBitsMaxPlanes, p.nvc * p.nhc, kBitsPad) : 0;
     auto up = [](size_t v) { return (v + 63) / 64 * 64; };
     const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
                          up(w_bytes) + up(o_bytes) + up(bt_bytes) + up(bb_bytes);
@@ -682,8 +684,7 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
       uint64_t* bb_mem = reinterpret_cast<uint64_t*>(bt_mem + up(bt_bytes));
       BitsThresholds bt;
       BitsBand bband;
-      const bool bits_sliced =
-          bits_out && make_bits_thresholds(p, f, out->limit, s.out_channels, bt_mem, &bt);
+      int bits_state = bits_out ? 0 : -1;  // 0: thresholds not made yet, 1: made, -1: unused
       std::memset(x.pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
       // The zero region after the blocks (for padded connection lists).
       std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
@@ -705,6 +706,8 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
             if (g == 0) {
               // (the same for every group of the band: it depends on the shape only)
               x.out = out;
+              x.bt = nullptr;
+              x.bb = nullptr;
               native = Impl::native_output(x);
               if (native) {
                 if (bconv2d_output_is_bits(out->kind)) clear_band_bits(x);
@@ -713,7 +716,9 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
                 x.dot = band_dot - static_cast<size_t>(r) * s.out_w * s.out_channels;
               }
             }
-            if (native && bits_sliced) {
+            if (native && bits_state == 0)  // (once per call, at the first native band)
+              bits_state = make_bits_thresholds(p, f, out->limit, s.out_channels, bt_mem, &bt) ? 1 : -1;
+            if (native && bits_state == 1) {
               build_bits_band(p, bt, s.out_w, x.oy0, x.nbr, x.B, kBitsPad, bb_mem, &bband);
               x.bt = &bt;
               x.bb = &bband;

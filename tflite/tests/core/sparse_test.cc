@@ -368,11 +368,39 @@ void SuiteModels(TestStats* st) {
   Run(t, st);
 }
 
+// Bitpacked outputs compared on the count planes (core/sparse_bitplane_bits.h) with
+// few border classes (pad_values 1, VALID, 1xk / kx1 filters: the maps where the AVX-512
+// kernel uses them) and many (SAME, pad 0: the portable stages), wide and narrow bands,
+// flipped channels; the fused-output check draws limits at the layer's own dot values.
+void SuiteBits(TestStats* st) {
+  struct M {
+    int h, w, c, o, kh, kw, s, pv;
+  };
+  const M cases[] = {{32, 32, 64, 64, 3, 3, 1, 1}, {16, 16, 128, 96, 3, 3, 1, 1},
+                     {32, 32, 64, 80, 1, 3, 1, 0}, {16, 16, 96, 48, 3, 1, 1, 0},
+                     {24, 40, 64, 40, 1, 3, 2, 0}, {33, 20, 32, 33, 3, 1, 1, 0},
+                     {40, 40, 32, 16, 3, 3, 1, 1}, {20, 70, 64, 24, 1, 5, 1, 0},
+                     {12, 12, 128, 130, 3, 3, 1, 1}, {9, 9, 64, 70, 1, 3, 1, 0}};
+  int n = 0;
+  for (const M& m : cases)
+    for (double sp : {0.5, 0.95, 0.99}) {
+      BConvTester t;
+      t.in(m.h, m.w, m.c).out_channels(m.o).kernel(m.kh, m.kw).stride(m.s).pad_values(m.pv)
+          .seed(9300 + n);
+      t.sparsity(sp);
+      if (n % 3 == 1) t.minority_flip(true);
+      double k0 = 0, k1 = 0;
+      if (n % 3 == 2 && sbnn::testing::paper_k0k1(sp, &k0, &k1)) t.k0k1(k0, k1);
+      ++n;
+      Run(t, st);
+    }
+}
+
 const Suite kSuites[] = {
     {"channels", SuiteChannels}, {"out_channels", SuiteOutChannels}, {"grid", SuiteGrid},
     {"threads", SuiteThreads},   {"sparsity", SuiteSparsity},        {"geometry", SuiteGeometry},
     {"groups", SuiteGroups},     {"robustness", SuiteRobustness},    {"rowsplit", SuiteRowSplit},
-    {"models", SuiteModels},
+    {"models", SuiteModels},     {"bits", SuiteBits},
 };
 
 }  // namespace
