@@ -532,19 +532,6 @@ def irnet_resnet18(
     iq = _factory(input_quantizer, EdeSign)
     kc = _factory(kernel_constraint, lambda: lq.constraints.WeightClip(1.5))
 
-    def bconv(x, filters, strides, tag):
-        return sbnn_layers.QuantConv2D(
-            filters,
-            3,
-            strides=strides,
-            padding="same",
-            use_bias=False,
-            input_quantizer=iq(),
-            kernel_quantizer=kq(),
-            kernel_constraint=kc(),
-            name=f"{tag}_bconv",
-        )(x)
-
     def bn(x, tag):
         return tf.keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn")(x)
 
@@ -564,7 +551,7 @@ def irnet_resnet18(
                         filters, 1, strides=strides, use_bias=False, name=f"{tag}_short_conv"
                     )(x)
                     shortcut = bn(shortcut, f"{tag}_short")
-                y = bn(bconv(x, filters, strides, tag), tag)
+                y = bn(_bconv3x3(x, filters, strides, tag, iq, kq, kc), tag)
                 x = tf.keras.layers.Add(name=f"{tag}_add")([y, shortcut])
                 x = HardTanh(name=f"{tag}_htanh")(x)
     x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
@@ -641,23 +628,29 @@ def reactnet18(
                 )(shortcut)
                 shortcut = bn(shortcut, f"{tag}_short")
             y = LearnableBias(name=f"{tag}_rsign_bias")(x)
-            y = sbnn_layers.QuantConv2D(
-                filters,
-                3,
-                strides=strides,
-                padding="same",
-                use_bias=False,
-                input_quantizer=iq(),
-                kernel_quantizer=kq(),
-                kernel_constraint=kc(),
-                name=f"{tag}_bconv",
-            )(y)
+            y = _bconv3x3(y, filters, strides, tag, iq, kq, kc)
             y = bn(y, tag)
             y = tf.keras.layers.Add(name=f"{tag}_add")([y, shortcut])
             x = RPReLU(name=f"{tag}_rprelu")(y)
     x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = tf.keras.layers.Dense(num_classes, name="classifier")(x)
     return tf.keras.Model(inputs, outputs, name=name)
+
+
+def _bconv3x3(x, filters, strides, tag, iq, kq, kc):
+    """The binary 3x3 conv of both networks (SAME, no bias, ``<tag>_bconv``), with a
+    fresh input quantizer, kernel quantizer and constraint from the factories."""
+    return sbnn_layers.QuantConv2D(
+        filters,
+        3,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        input_quantizer=iq(),
+        kernel_quantizer=kq(),
+        kernel_constraint=kc(),
+        name=f"{tag}_bconv",
+    )(x)
 
 
 def _factory(spec, default):

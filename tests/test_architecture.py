@@ -196,12 +196,7 @@ NATIVE_LIBRARY = ("tflite/abi", "tflite/core", "tflite/delegate", "tflite/format
 #: kernels, and splitting it would only scatter the register plan over functions.
 ISA_KERNEL = re.compile(r"_(neon|avx2|avx512\w*)\.(cc|h)$")
 #: units over the limit whose reason is not (yet) in the code: (path, name) -> reason
-ALLOWED_LONG = {
-    ("tflite/core/sparse_bitplane_driver.h", "run_bitplane_any"): (
-        "the portable driver of every bit-plane strategy (scratch layout, band loop, fused "
-        "outputs) is being extended for bitpacked outputs by the kernel work; it is split "
-        "along those three parts once that lands (issue #13)"),
-}
+ALLOWED_LONG: dict = {}
 
 
 def _reason_above(lines: list[str], first: int, comment: str) -> bool:
