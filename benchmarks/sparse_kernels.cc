@@ -17,6 +17,8 @@
 // --compose: each sparse kernel is also timed without its fused output (`run` over the
 // whole image, then the fastest transform: the delegate's path before fused outputs),
 // interleaved with the others, reported as "<name>+compose".
+// --evict-kb N: before every timed call, N KB are written (untimed), as a model's other
+// ops would between two invokes of a layer: the cold-cache cost of each kernel.
 //
 // Method: for each (layer, generator, sparsity) one filter and one input (random bits),
 // every kernel prepared once and checked against the reference dense kernel, then the
@@ -93,6 +95,7 @@ struct Options {
   bool select = true;
   std::string output = "dot";
   bool compose = false;
+  int evict_kb = 0;  // --evict-kb
   std::vector<std::string> kernels, shapes, gens;
   std::vector<double> sparsities;
 };
@@ -167,12 +170,13 @@ int main(int argc, char** argv) {
     else if (a == "--output") opt.output = next();
     else if (a == "--compose") opt.compose = true;
     else if (a == "--pad-values") g_pad_values = std::atoi(next()) != 0 ? 1 : 0;
+    else if (a == "--evict-kb") opt.evict_kb = std::max(0, std::atoi(next()));
     else {
       std::fprintf(stderr,
                    "usage: %s [--json PATH] [--commit SHA] [--min-time SEC] [--min-reps N] "
                    "[--kernel SUBSTR]... [--shape SUBSTR]... [--sparsity S]... "
                    "[--gen bernoulli|k0k1]... [--rows-per-call N] [--threads N] [--no-select] "
-                   "[--output dot|bits|float|qfloat|qadd] [--compose] [--pad-values 0|1]\n",
+                   "[--output dot|bits|float|qfloat|qadd] [--compose] [--pad-values 0|1] [--evict-kb N]\n",
                    argv[0]);
       return 2;
     }
@@ -315,9 +319,15 @@ int main(int argc, char** argv) {
             all_ok = false;
           }
         }
+        std::vector<uint8_t> evict(static_cast<size_t>(opt.evict_kb) * 1024, 0);
         const auto t0 = std::chrono::steady_clock::now();
         for (int rep = 0;; ++rep) {
           for (size_t i = 0; i < ks.size(); ++i) {
+            // (as the other ops of a model would: the kernel's filter formats and
+            // scratch leave the caches between its calls)
+            if (!evict.empty()) {
+              for (size_t j = 0; j < evict.size(); j += 64) evict[j] = static_cast<uint8_t>(evict[j] + 1);
+            }
             const double c0 = thread_cpu_ms();
             const auto w0 = std::chrono::steady_clock::now();
             run_any(i, prep[i]);
