@@ -105,7 +105,8 @@ def test_a_file_that_kills_lce_is_a_row_not_a_dead_cli(tmp_path, capsys):
     assert main(["bench", str(path), "--lce", "yes", "--runs", "1", "--warmup", "0"]) == 1
     out = capsys.readouterr()
     lce = next(line for line in out.out.splitlines() if line.startswith("lce"))
-    assert "crashed" in lce and "LCE's interpreter died (SIGABRT)" in lce, out.out
+    # the heap damage ends as SIGABRT ("double free or corruption") or SIGSEGV, by run
+    assert "crashed" in lce and ("died (SIGABRT)" in lce or "died (SIGSEGV)" in lce), out.out
     sbnn = next(line for line in out.out.splitlines() if line.startswith("sbnn"))
     assert "stride" in sbnn and "failed" in sbnn, out.out
 
