@@ -12,8 +12,10 @@
 #
 # Harnesses: flexbuffer (custom-option reader), sbf1 (SBF1 decoder), ops (structured
 # graphs of every op through a fake TFLite runtime, differential against the reference
-# kernel, the SBF1 path and a naive computation), model (mutated .tflite models through
-# the fake runtime). Each starts from its working corpus build/fuzz/corpus/<h>/ (kept
+# kernel, the SBF1 path and a naive computation), ops_portable (the ops harness with
+# SBNN_DISABLE_ISA=avx2: the portable kernels, i.e. the bit-plane driver, band loop and
+# fused-output fallback that the NEON kernel also runs on aarch64), model (mutated
+# .tflite models through the fake runtime). Each starts from its working corpus build/fuzz/corpus/<h>/ (kept
 # between runs), the seeds tflite/fuzz/corpus/<h>/ and the crash regressions
 # tflite/fuzz/regressions/<h>/. Crashes, leaks, timeouts (> 25 s per input) and
 # out-of-memory (> 2 GB) inputs land in build/fuzz/artifacts/; a crash fails the run.
@@ -23,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SANITIZERS=0
-ONLY="flexbuffer,sbf1,ops,model"
+ONLY="flexbuffer,sbf1,ops,ops_portable,model"
 SECONDS_EACH=60
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -70,9 +72,12 @@ if ! cmake --build "$BUILD" -j"$JOBS" >"$BUILD/build.log" 2>&1; then
 fi
 mkdir -p "$BUILD/artifacts"
 
-declare -A MAXLEN=([flexbuffer]=4096 [sbf1]=4096 [ops]=512 [model]=65536)
+declare -A MAXLEN=([flexbuffer]=4096 [sbf1]=4096 [ops]=512 [ops_portable]=512 [model]=65536)
 # ops reads a fixed recipe from the first bytes: no need to grow inputs slowly.
-declare -A EXTRA=([flexbuffer]="" [sbf1]="" [ops]="-len_control=0" [model]="")
+declare -A EXTRA=([flexbuffer]="" [sbf1]="" [ops]="-len_control=0" [ops_portable]="-len_control=0" [model]="")
+# Variants of a harness: its binary and the ISAs masked (SBNN_DISABLE_ISA).
+declare -A EXE=([ops_portable]=ops)
+declare -A MASK=([ops_portable]=avx2)
 summary="$BUILD/summary.md"
 {
   echo "| harness | seconds | executions | exec/s | coverage (edges) | features | corpus | crashes | slow units |"
@@ -81,12 +86,13 @@ summary="$BUILD/summary.md"
 failed=0
 IFS=, read -r -a harnesses <<<"$ONLY"
 for h in "${harnesses[@]}"; do
-  exe="$BUILD/fuzz_$h"
+  base=${EXE[$h]:-$h}
+  exe="$BUILD/fuzz_$base"
   [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe" >&2; exit 2; }
   work="$BUILD/corpus/$h"
   mkdir -p "$work"
   dirs=("$work")
-  for d in "tflite/fuzz/corpus/$h" "tflite/fuzz/regressions/$h"; do
+  for d in "tflite/fuzz/corpus/$base" "tflite/fuzz/regressions/$base"; do
     [ -d "$d" ] && dirs+=("$d")
   done
   log="$BUILD/fuzz_$h.log"
@@ -101,6 +107,7 @@ for h in "${harnesses[@]}"; do
   # process whose heap happens to hold old data.
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:malloc_fill_byte=255:max_malloc_fill_size=1073741824} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+  SBNN_DISABLE_ISA=${MASK[$h]:-${SBNN_DISABLE_ISA:-}} \
     "$exe" -max_total_time="$SECONDS_EACH" -timeout=25 -rss_limit_mb=2048 \
       -max_len="${MAXLEN[$h]}" ${EXTRA[$h]} -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/$h-" \
       "${dirs[@]}" >"$log" 2>&1

@@ -75,6 +75,18 @@ def test_short_names_and_stages():
     assert drv.stage_of(["to_bits"], drv.DENSE_STAGES) == "output"
 
 
+def test_page_split_blocks_are_modelled_as_one():
+    """A translation block cut at a 4 KB page boundary and the block after it are one
+    block for llvm-mca (the estimate must not depend on where the linker put a loop)."""
+    drv = _load_driver()
+    a, b, c, d = (0x1000 - 32, 8), (0x1000, 5), (0x1000, 2), (0x2000 + 16, 3)
+    joins = drv.page_joins({a, b, c, d})
+    assert joins[a] == ((0x1000 - 32, 13), 8 / 13)  # joined with the longest block there
+    assert joins[b] == ((0x1000 - 32, 13), 5 / 13)
+    assert c not in joins and d not in joins
+    assert drv.page_joins({(0x2000, 4), (0x2010, 4)}) == {}  # not at a page boundary
+
+
 def test_bad_arguments_are_named():
     for args, word in ((["--sparsity", "1.5"], "--sparsity"), (["--layer", "no-such-layer"], "--layer"),
                        (["--reps", "0"], "--reps")):

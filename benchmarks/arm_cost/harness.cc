@@ -131,6 +131,7 @@ struct FilterInfo {
   std::string gen;
   double sparsity = 0, density = 0, k0 = 0, k1 = 0;
   long long connections = 0;
+  int max_conns = 0;  // most connections of one output channel (the cost model's input)
 };
 
 void print_region(const Layer& l, const FilterInfo& fi, const sbnn::BConv2DKernel* k, bool sparse,
@@ -138,9 +139,9 @@ void print_region(const Layer& l, const FilterInfo& fi, const sbnn::BConv2DKerne
   std::printf(
       "{\"region\": %d, \"layer\": \"%s\", \"gen\": \"%s\", \"sparsity\": %.4f, \"kernel\": \"%s\", "
       "\"sparse\": %s, \"fused_output\": %s, \"phase\": \"%s\", \"rep\": %d, \"connections\": %lld, "
-      "\"density\": %.6f, \"k0\": %.6f, \"k1\": %.6f, \"macs\": %lld}\n",
+      "\"max_conns\": %d, \"density\": %.6f, \"k0\": %.6f, \"k1\": %.6f, \"macs\": %lld}\n",
       next_region++, l.name.c_str(), fi.gen.c_str(), fi.sparsity, k->name, sparse ? "true" : "false",
-      k->run_output != nullptr ? "true" : "false", phase, rep, fi.connections, fi.density, fi.k0, fi.k1, macs);
+      k->run_output != nullptr ? "true" : "false", phase, rep, fi.connections, fi.max_conns, fi.density, fi.k0, fi.k1, macs);
 }
 
 }  // namespace
@@ -300,7 +301,9 @@ int main(int argc, char** argv) {
         sbnn::testing::generate_sparse_weights(&w, l.o, taps, cg, spec, &frng);
         std::vector<uint32_t> filter(static_cast<size_t>(l.o) * taps * s.filter_words, 0);
         std::vector<int> per_kernel(static_cast<size_t>(l.o) * cg, 0);
-        for (int o = 0; o < l.o; ++o)
+        fi.max_conns = 0;
+        for (int o = 0; o < l.o; ++o) {
+          const long long before = fi.connections;
           for (int t = 0; t < taps; ++t)
             for (int c = 0; c < cg; ++c) {
               const int8_t v = w[(static_cast<size_t>(o) * taps + t) * cg + c];
@@ -311,6 +314,8 @@ int main(int argc, char** argv) {
                 ++per_kernel[static_cast<size_t>(o) * cg + c];
               }
             }
+          fi.max_conns = std::max(fi.max_conns, static_cast<int>(fi.connections - before));
+        }
         fi.density = static_cast<double>(fi.connections) / (static_cast<double>(l.o) * taps * cg);
         for (int v : per_kernel) {
           fi.k0 += v == 0;

@@ -16,7 +16,10 @@
 //      bytes, halfwords, words, doublewords) of 16 channels puts the 16 channel counts of
 //      one pixel into one register, stored in pixel order;
 //   4. output: per pixel and 16 channels, USHLL (4C), SUB (2B(p)), EOR with the channel's
-//      sign mask and SADDW onto base + [u = -1] give 16 int32 dots, stored with STP.
+//      sign mask give dot - (base + [u = -1]) in int16; SADDW onto base gives 16 int32
+//      dots, stored, or the fused output (bconv2d_output.h) made from the registers:
+//      bits by an int16 compare with the limits minus base (saturated), floats by the
+//      transform's own operations (exact).
 // Channels whose band is narrower than a vector (8x8 and 4x4 maps) share a vector: G = 2
 // or 4 segments of 64 or 32 bits, segment s of vector j holding channel o0 + 16 s + j.
 #include <arm_neon.h>
@@ -330,56 +333,191 @@ SegLists* build_seg_lists(const BConv2DShape& s, const SparseFilter& f, const Bi
 // Output.
 
 // One valid output pixel of the band: its band bit, the offset of its dot row
-// (channel 0), of its border class's base row (channel o_begin), and 2 B(p).
+// (channel 0), of its border class's base row (channel o_begin), 2 B(p), its pixel
+// index in the output tensor and in the band (for BandCtx::qd).
 struct Pix {
   int32_t q;
   int32_t base_off;
   int64_t dst_off;
+  int64_t px;
+  int32_t qi;
   int16_t b2;
 };
 
-// dot of 16 channels (oc .. oc + nch - 1) for pixels pix[0 .. n): counts in pixel order
-// at tr + 16 q (low bytes) and trh + 16 q (high bytes, when TWO), q = pix[k].q - q0.
-template <bool TWO>
-void emit(const Pix* pix, int n, int q0, const uint8_t* tr, const uint8_t* trh, const int32_t* bp,
-          int32_t* dot, int nch, const int16x8_t* sm) {
-  const int16x8_t m0 = sm[0], m1 = sm[1];
+// What emit writes: the kernel contract's dot, or a fused output (bconv2d_output.h)
+// straight from the 16 channels' registers, with the operations of transform_impl.h
+// (so the results are the reference transforms' bit for bit).
+enum EmitMode { kEmitDot, kEmitBits, kEmitFloat, kEmitQFloat, kEmitQBits };
+
+// One 16-channel block (oc .. oc + nch - 1) of emit: base + [u = -1] per class (at
+// Pix::base_off), the sign masks, and the output's per-channel parameters in registers
+// (zero-padded past nch).
+struct EmitBlock {
+  const int32_t* bp;
+  const int16_t* lim;  // kEmitBits: saturate16(limit - bp), indexed like bp
+  int oc, nch;
+  int16x8_t sm[2];
+  float32x4_t pa[4], pb[4], pc[4];  // kEmitFloat: m, b; kEmitQ*: a, d, b
+};
+
+// Fills `e`'s registers from the output's parameters (channels oc .. oc + nch - 1).
+inline void load_params(const float* src, int oc, int nch, float32x4_t* v) {
+  float tmp[16] = {0};
+  std::memcpy(tmp, src + oc, sizeof(float) * nch);
+  for (int k = 0; k < 4; ++k) v[k] = vld1q_f32(tmp + 4 * k);
+}
+
+// The 16 bits of a 16-lane byte mask (bit j = lane j): bit weights and three pairwise
+// adds (simple vector ops; ADDV is slower).
+inline uint32_t movemask8x16(uint8x16_t m) {
+  const uint8x16_t w = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  uint8x16_t b = vandq_u8(m, w);
+  b = vpaddq_u8(b, b);
+  b = vpaddq_u8(b, b);
+  b = vpaddq_u8(b, b);
+  return vgetq_lane_u16(vreinterpretq_u16_u8(b), 0);
+}
+
+// The 16 channels' bits (bit j = lane j of the four masks) as a 16-bit value.
+inline uint32_t movemask16(uint32x4_t m0, uint32x4_t m1, uint32x4_t m2, uint32x4_t m3) {
+  const uint16x8_t lo = vcombine_u16(vmovn_u32(m0), vmovn_u32(m1));
+  const uint16x8_t hi = vcombine_u16(vmovn_u32(m2), vmovn_u32(m3));
+  return movemask8x16(vcombine_u8(vmovn_u16(lo), vmovn_u16(hi)));
+}
+
+// ORs the 16-bit mask of channels oc.. into a bitpacked pixel (words of 32 channels).
+inline void or_bits(uint32_t* w, int oc, uint32_t bits) {
+  const int sh = oc & 31;
+  w += oc >> 5;
+  w[0] |= bits << sh;
+  if (sh > 16) w[1] |= bits >> (32 - sh);
+}
+
+// Stores nch (<= 16) floats of v[0..4) at o.
+inline void store_floats(float* o, const float32x4_t* v, int nch) {
+  if (nch == 16) {
+    for (int k = 0; k < 4; ++k) vst1q_f32(o + 4 * k, v[k]);
+    return;
+  }
+  float tmp[16];
+  for (int k = 0; k < 4; ++k) vst1q_f32(tmp + 4 * k, v[k]);
+  std::memcpy(o, tmp, sizeof(float) * nch);
+}
+
+// The fused q transform of 4 channels (transform_neon.cc's q_affine4 on registers).
+inline float32x4_t q_affine(int32x4_t d, float32x4_t fq, float32x4_t a, float32x4_t dd, float32x4_t b,
+                            float32x4_t lo, float32x4_t hi) {
+  const float32x4_t t = vmulq_f32(vcvtq_f32_s32(d), a);
+  const float32x4_t u = vmulq_f32(fq, dd);
+  float32x4_t y = vaddq_f32(vaddq_f32(t, u), b);
+  y = vbslq_f32(vcltq_f32(y, lo), lo, y);  // (selects: FMAX/FMIN would turn NaN into lo/hi)
+  return vbslq_f32(vcgtq_f32(y, hi), hi, y);
+}
+
+// The output of 16 channels (block e) for pixels pix[0 .. n): counts in pixel order at
+// tr + 16 q (low bytes) and trh + 16 q (high bytes, when TWO), q = pix[k].q - q0.
+// kEmitDot writes dot (full-tensor base); the other modes x.out.
+// (One function per mode and everything it reads in locals: the stores must not make
+// the loop reload its parameters.)
+template <bool TWO, int MODE>
+__attribute__((noinline)) void emit(const BandCtx& x, const Pix* pix, int n, int q0, const uint8_t* tr,
+                                    const uint8_t* trh, const EmitBlock& e, int32_t* dot) {
+  const int16x8_t m0 = e.sm[0], m1 = e.sm[1];
+  const int nch = e.nch, oc = e.oc;
+  const int32_t* const bp = e.bp;
+  const int16_t* const limits = e.lim;
+  float32x4_t pa[4], pb[4], pc[4];
+  for (int j = 0; j < 4; ++j) {
+    pa[j] = e.pa[j];
+    pb[j] = e.pb[j];
+    pc[j] = e.pc[j];
+  }
+  const BConv2DOutput* out = x.out;
+  const int C = MODE == kEmitDot ? 0 : out->channels;
+  void* const obase = MODE == kEmitDot ? nullptr : out->out;
+  const float* const qadd = MODE == kEmitQFloat ? out->q.add : nullptr;
+  const int32_t* const qd = x.qd;
+  const int words = (C + 31) / 32;
+  int32x4_t K = vdupq_n_s32(0), xlo = K, xhi = K;
+  float32x4_t flo = vdupq_n_f32(0.0f), fhi = flo;
+  if (MODE == kEmitFloat) {
+    K = vdupq_n_s32(out->t.K);
+    xlo = vdupq_n_s32(out->t.x_min);
+    xhi = vdupq_n_s32(out->t.x_max);
+  }
+  if (MODE == kEmitQFloat || MODE == kEmitQBits) {
+    flo = vdupq_n_f32(out->q.lo);
+    fhi = vdupq_n_f32(out->q.hi);
+  }
   for (int k = 0; k < n; ++k) {
     const Pix& px = pix[k];
-    const uint8_t* t = tr + 16 * (px.q - q0);
-    const uint8x16_t c = vld1q_u8(t);
+    const uint8x16_t c = vld1q_u8(tr + 16 * (px.q - q0));
     int16x8_t lo, hi;
     if (TWO) {
       const uint8x16_t h = vld1q_u8(trh + 16 * (px.q - q0));
-      lo = vreinterpretq_s16_u8(vzip1q_u8(c, h));
-      hi = vreinterpretq_s16_u8(vzip2q_u8(c, h));
-      lo = vshlq_n_s16(lo, 2);
-      hi = vshlq_n_s16(hi, 2);
+      lo = vshlq_n_s16(vreinterpretq_s16_u8(vzip1q_u8(c, h)), 2);
+      hi = vshlq_n_s16(vreinterpretq_s16_u8(vzip2q_u8(c, h)), 2);
     } else {
       lo = vreinterpretq_s16_u16(vshll_n_u8(vget_low_u8(c), 2));
       hi = vreinterpretq_s16_u16(vshll_high_n_u8(c, 2));
     }
+    // lo, hi: u * (4C - 2B(p)) - [u = -1], i.e. dot - bp (in int16: see kMaxKfull).
     const int16x8_t b2 = vdupq_n_s16(px.b2);
     lo = veorq_s16(vsubq_s16(lo, b2), m0);
     hi = veorq_s16(vsubq_s16(hi, b2), m1);
+    if (MODE == kEmitBits) {
+      // dot < limit  <=>  dot - bp < limit - bp, compared in int16 (saturated limits
+      // keep the answer: |dot - bp| < 32767).
+      const int16_t* l = limits + px.base_off;
+      const uint16x8_t c0 = vcltq_s16(lo, vld1q_s16(l)), c1 = vcltq_s16(hi, vld1q_s16(l + 8));
+      uint32_t bits = movemask8x16(vcombine_u8(vmovn_u16(c0), vmovn_u16(c1)));
+      if (nch < 16) bits &= (1u << nch) - 1u;
+      or_bits(static_cast<uint32_t*>(obase) + px.px * words, oc, bits);
+      continue;
+    }
     const int32_t* b = bp + px.base_off;
-    int32_t* d = dot + px.dst_off;
-    const int32x4_t o0 = vaddw_s16(vld1q_s32(b), vget_low_s16(lo));
-    const int32x4_t o1 = vaddw_high_s16(vld1q_s32(b + 4), lo);
-    const int32x4_t o2 = vaddw_s16(vld1q_s32(b + 8), vget_low_s16(hi));
-    const int32x4_t o3 = vaddw_high_s16(vld1q_s32(b + 12), hi);
-    if (nch == 16) {
-      vst1q_s32(d, o0);
-      vst1q_s32(d + 4, o1);
-      vst1q_s32(d + 8, o2);
-      vst1q_s32(d + 12, o3);
+    int32x4_t d[4];
+    d[0] = vaddw_s16(vld1q_s32(b), vget_low_s16(lo));
+    d[1] = vaddw_high_s16(vld1q_s32(b + 4), lo);
+    d[2] = vaddw_s16(vld1q_s32(b + 8), vget_low_s16(hi));
+    d[3] = vaddw_high_s16(vld1q_s32(b + 12), hi);
+    if (MODE == kEmitDot) {
+      int32_t* o = dot + px.dst_off;
+      if (nch == 16) {
+        for (int j = 0; j < 4; ++j) vst1q_s32(o + 4 * j, d[j]);
+      } else {
+        int32_t tmp[16];
+        for (int j = 0; j < 4; ++j) vst1q_s32(tmp + 4 * j, d[j]);
+        std::memcpy(o, tmp, sizeof(int32_t) * nch);
+      }
+    } else if (MODE == kEmitFloat) {
+      float32x4_t y[4];
+      for (int j = 0; j < 4; ++j) {
+        const int32x4_t v = vminq_s32(xhi, vmaxq_s32(xlo, vsubq_s32(K, d[j])));
+        y[j] = vaddq_f32(vmulq_f32(vcvtq_f32_s32(v), pa[j]), pb[j]);
+      }
+      store_floats(static_cast<float*>(obase) + px.px * C + oc, y, nch);
     } else {
-      int32_t tmp[16];
-      vst1q_s32(tmp, o0);
-      vst1q_s32(tmp + 4, o1);
-      vst1q_s32(tmp + 8, o2);
-      vst1q_s32(tmp + 12, o3);
-      std::memcpy(d, tmp, sizeof(int32_t) * nch);
+      const float32x4_t fq = vdupq_n_f32(static_cast<float>(qd[px.qi]));
+      float32x4_t y[4];
+      for (int j = 0; j < 4; ++j) y[j] = q_affine(d[j], fq, pa[j], pb[j], pc[j], flo, fhi);
+      if (MODE == kEmitQBits) {
+        uint32_t bits = movemask16(vcltzq_f32(y[0]), vcltzq_f32(y[1]), vcltzq_f32(y[2]), vcltzq_f32(y[3]));
+        if (nch < 16) bits &= (1u << nch) - 1u;
+        or_bits(static_cast<uint32_t*>(obase) + px.px * words, oc, bits);
+        continue;
+      }
+      if (qadd != nullptr) {
+        const float* a = qadd + px.px * C + oc;
+        if (nch == 16) {
+          for (int j = 0; j < 4; ++j) y[j] = vaddq_f32(y[j], vld1q_f32(a + 4 * j));
+        } else {
+          float r[16] = {0};
+          std::memcpy(r, a, sizeof(float) * nch);
+          for (int j = 0; j < 4; ++j) y[j] = vaddq_f32(y[j], vld1q_f32(r + 4 * j));
+        }
+      }
+      store_floats(static_cast<float*>(obase) + px.px * C + oc, y, nch);
     }
   }
 }
@@ -518,6 +656,59 @@ inline void extract_rows_small(BandCtx& x, int ph, int jj) {
   }
 }
 
+// One border class's base + [u = -1] (the EOR-negation's +1) of channels [o0, o1) into
+// bp[0 ..), and with `limit` the limits relative to it, saturated to int16, into lim.
+inline void class_bases(const int32_t* base, const int8_t* sign, const int32_t* limit, int o0, int o1,
+                        int32_t* bp, int16_t* lim) {
+  int o = o0;
+  for (; o + 8 <= o1; o += 8) {
+    const int16x8_t neg = vmovl_s8(vshr_n_s8(vld1_s8(sign + o), 7));  // -1 where u = -1
+    const int32x4_t b0 = vsubq_s32(vld1q_s32(base + o), vmovl_s16(vget_low_s16(neg)));
+    const int32x4_t b1 = vsubq_s32(vld1q_s32(base + o + 4), vmovl_high_s16(neg));
+    vst1q_s32(bp + o - o0, b0);
+    vst1q_s32(bp + o - o0 + 4, b1);
+    if (limit != nullptr)
+      vst1q_s16(lim + o - o0, vcombine_s16(vqmovn_s32(vqsubq_s32(vld1q_s32(limit + o), b0)),
+                                           vqmovn_s32(vqsubq_s32(vld1q_s32(limit + o + 4), b1))));
+  }
+  for (; o < o1; ++o) {
+    bp[o - o0] = base[o] + (sign[o] < 0 ? 1 : 0);
+    if (limit != nullptr) {
+      const int64_t l = int64_t{limit[o]} - bp[o - o0];
+      lim[o - o0] = static_cast<int16_t>(std::max<int64_t>(-32768, std::min<int64_t>(32767, l)));
+    }
+  }
+}
+
+inline int emit_mode(const BandCtx& x) {
+  if (x.out == nullptr) return kEmitDot;
+  switch (x.out->kind) {
+    case BConv2DOutputKind::kBits: return kEmitBits;
+    case BConv2DOutputKind::kFloat: return kEmitFloat;
+    case BConv2DOutputKind::kQFloat: return kEmitQFloat;
+    case BConv2DOutputKind::kQBits: return kEmitQBits;
+  }
+  return kEmitDot;
+}
+
+template <bool TWO>
+void emit_mode_of(const BandCtx& x, int mode, const Pix* pix, int n, int q0, const uint8_t* tr,
+                  const uint8_t* trh, const EmitBlock& e) {
+  switch (mode) {
+    case kEmitDot: return emit<TWO, kEmitDot>(x, pix, n, q0, tr, trh, e, x.dot + e.oc);
+    case kEmitBits: return emit<TWO, kEmitBits>(x, pix, n, q0, tr, trh, e, nullptr);
+    case kEmitFloat: return emit<TWO, kEmitFloat>(x, pix, n, q0, tr, trh, e, nullptr);
+    case kEmitQFloat: return emit<TWO, kEmitQFloat>(x, pix, n, q0, tr, trh, e, nullptr);
+    default: return emit<TWO, kEmitQBits>(x, pix, n, q0, tr, trh, e, nullptr);
+  }
+}
+
+inline void emit_any(const BandCtx& x, int mode, bool two, const Pix* pix, int n, int q0, const uint8_t* tr,
+                     const uint8_t* trh, const EmitBlock& e) {
+  if (two) emit_mode_of<true>(x, mode, pix, n, q0, tr, trh, e);
+  else emit_mode_of<false>(x, mode, pix, n, q0, tr, trh, e);
+}
+
 // True when the band's rows go through the staging rows (kToStage): R == 8, a phase
 // of at most 8 pixels (every phase has one: sw <= in_w) and Y planes of at most 16
 // bytes, i.e. the narrow maps (8x8 and 4x4 outputs), where the strided byte stores of
@@ -570,10 +761,10 @@ inline void build_band_staged(BandCtx& x, uint8_t* stage) {
 }
 
 struct NeonImpl : BitplanePortable<2> {
-  // Fused outputs (bconv2d_output.h): process_channels writes the band's dot into the
-  // driver's scratch and the driver applies the vectorised transform to the band (no
-  // full-tensor int32 round trip); the NEON emit stage writes dot only.
-  static bool native_output(const BandCtx&) { return false; }
+  // Fused outputs (bconv2d_output.h): emit writes bits and floats itself from the 16
+  // channels' registers (no int32 dot in memory); the portable fallback of
+  // process_channels (write_output_one) writes them too.
+  static bool native_output(const BandCtx&) { return true; }
 
   static void build_band(BandCtx& x) {
     const BConv2DShape& s = *x.s;
@@ -622,13 +813,15 @@ struct NeonImpl : BitplanePortable<2> {
   // vectors (count bytes of 16 channels, before the byte transpose), TR [2][G or 2
   // vectors * 128][16] bytes (count bytes in pixel order, low and high).
   static size_t layout(const BitplanePlan& p, const SparseFilter& f, size_t* o_pix, size_t* o_cb,
-                       size_t* o_tr) {
+                       size_t* o_tr, size_t* o_lim = nullptr) {
     auto up = [](size_t v) { return (v + 63) / 64 * 64; };
     const size_t ncl = static_cast<size_t>(p.nvc) * p.nhc;
-    *o_pix = up(sizeof(int32_t) * ncl * f.og);
+    *o_pix = up(sizeof(int32_t) * (ncl * f.og + 16));
     *o_cb = *o_pix + up(sizeof(Pix) * (static_cast<size_t>(p.nb) * p.R + 1));
     *o_tr = *o_cb + 2 * 16 * 16 * 16;
-    return *o_tr + 2 * 256 * 16 * 2;
+    const size_t lim = *o_tr + 2 * 256 * 16 * 2;  // int16 limits [ncl][og] (kEmitBits)
+    if (o_lim != nullptr) *o_lim = lim;
+    return lim + up(sizeof(int16_t) * (ncl * f.og + 16));
   }
 
   // (+ the staging rows after the layout, when build_band uses them)
@@ -651,20 +844,20 @@ struct NeonImpl : BitplanePortable<2> {
     const int band_bits = x.nbr * p.R;
     const int G = band_segments(band_bits);
     const bool two = np > 8;
-    size_t o_pix, o_cb, o_tr;
-    layout(p, f, &o_pix, &o_cb, &o_tr);
+    size_t o_pix, o_cb, o_tr, o_lim;
+    layout(p, f, &o_pix, &o_cb, &o_tr, &o_lim);
     uint8_t* work = reinterpret_cast<uint8_t*>(x.work);
     int32_t* bp = reinterpret_cast<int32_t*>(work);
+    int16_t* lim = reinterpret_cast<int16_t*>(work + o_lim);
     Pix* pix = reinterpret_cast<Pix*>(work + o_pix);
     uint8x16_t* CB = reinterpret_cast<uint8x16_t*>(work + o_cb);  // [v 2][i 16][j 16]
     uint8_t* TR = work + o_tr;                                     // [hi 2][512 q][16]
     const int O = s.out_channels, ow = s.out_w, og = o_end - o_begin;
     const int ncl = p.nvc * p.nhc;
-    // base + [u = -1] (the EOR-negation's +1), per class and channel of the group.
+    const int mode = emit_mode(x);
     for (int cl = 0; cl < ncl; ++cl)
-      for (int o = o_begin; o < o_end; ++o)
-        bp[static_cast<size_t>(cl) * og + o - o_begin] =
-            p.base[static_cast<size_t>(cl) * O + o] + (f.sign[o] < 0 ? 1 : 0);
+      class_bases(p.base + static_cast<size_t>(cl) * O, f.sign, mode == kEmitBits ? x.out->limit : nullptr,
+                  o_begin, o_end, bp + static_cast<size_t>(cl) * og, lim + static_cast<size_t>(cl) * og);
     // The band's valid pixels in band-bit order.
     int npix = 0;
     for (int r = 0; r < x.nbr; ++r) {
@@ -675,6 +868,8 @@ struct NeonImpl : BitplanePortable<2> {
         px.q = r * p.R + ox;
         px.base_off = (p.vclass[oy] * p.nhc + p.hclass[ox]) * og;
         px.dst_off = (row + ox) * O;
+        px.px = row + ox;
+        px.qi = r * ow + ox;
         px.b2 = static_cast<int16_t>(2 * x.B[static_cast<size_t>(r) * ow + ox]);
       }
     }
@@ -684,13 +879,24 @@ struct NeonImpl : BitplanePortable<2> {
       while (a < pix_end && a->q < q0) ++a;
       const Pix* e = a;
       while (e < pix_end && e->q < q1) ++e;
-      int16x8_t sm[2];
+      EmitBlock eb;
+      eb.bp = bp + (oc - o_begin);
+      eb.lim = lim + (oc - o_begin);
+      eb.oc = oc;
+      eb.nch = nch;
       int16_t m[16];
       for (int j = 0; j < 16; ++j) m[j] = j < nch && f.sign[oc + j] < 0 ? -1 : 0;
-      sm[0] = vld1q_s16(m);
-      sm[1] = vld1q_s16(m + 8);
-      if (two) emit<true>(a, static_cast<int>(e - a), q0, tr, trh, bp + (oc - o_begin), x.dot + oc, nch, sm);
-      else emit<false>(a, static_cast<int>(e - a), q0, tr, trh, bp + (oc - o_begin), x.dot + oc, nch, sm);
+      eb.sm[0] = vld1q_s16(m);
+      eb.sm[1] = vld1q_s16(m + 8);
+      if (mode == kEmitFloat) {
+        load_params(x.out->t.m, oc, nch, eb.pa);
+        load_params(x.out->t.b, oc, nch, eb.pb);
+      } else if (mode == kEmitQFloat || mode == kEmitQBits) {
+        load_params(x.out->q.a, oc, nch, eb.pa);
+        load_params(x.out->q.d, oc, nch, eb.pb);
+        load_params(x.out->q.b, oc, nch, eb.pc);
+      }
+      emit_any(x, mode, two, a, static_cast<int>(e - a), q0, tr, trh, eb);
     };
     uint8x16_t planes[2][kMaxPlanes];
     const uint8_t* Y = x.Y;

@@ -144,9 +144,10 @@ void time_candidates(const BConv2DShape& shape, const int32_t* filter,
 
 // Cost model coefficients (cycles per unit, see estimate_neon_bconv2d_cost).
 constexpr double kDenseTile = 134, kDenseTileK = 27.08, kDensePixel = 71.35, kDensePixelWord = 1.261;
-constexpr double kTrChunk = 160.5, kTrByte = 0, kExtRow = 5.6, kDirectRow = 5.506, kHb = 2.295;
-constexpr double kCount1 = 2.457, kCount2 = 3.337, kCount4 = 5.719, kCountVec = 180.6;
-constexpr double kConvert = 1758, kOutput16 = 9.84, kSetup = 4.872;
+constexpr double kTrChunk = 182.8, kTrByte = 0.2929, kExtRow = 4.909, kDirectRow = 3.763, kHb = 2.143;
+constexpr double kStageRow = 0, kStagePlane = 2.445;
+constexpr double kCount1 = 2.456, kCount2 = 2.835, kCount4 = 4.267, kCountVec = 181.0;
+constexpr double kConvert = 1337, kOutput16 = 10.03, kSetup = 22.39;
 
 int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -159,6 +160,8 @@ struct SparseFeatures {
   double tr_bytes = 0;    // transposed bytes written (pixels x channel bytes)
   double ext_rows = 0;    // (stored row, filter column, channel) row extractions
   double direct_rows = 0; // the same, written straight from the transposed bytes (R = 8)
+  double stage_rows = 0;  // the same, as vectors into staging rows (R = 8, planes <= 16 bytes)
+  double stage_planes = 0;  // (band, filter column, channel) planes written from staging rows
   double hb = 0;          // B(p) bookkeeping: (stored row x filter column + pixel x
                           // filter row) sums
   double count[3] = {0, 0, 0};  // connection x vector loads, G = 1, 2, 4 channels per vector
@@ -208,8 +211,14 @@ SparseFeatures sparse_features(const BConv2DShape& s, int64_t conns, int max_con
   const double rows = nbands * (nb + qspan) * sh;  // input rows transposed
   f.tr_chunks = rows * ((s.in_w + 7) / 8 + s.stride_w - 1) * ((cg + 127) / 128) * groups;
   f.tr_bytes = rows * s.in_w * ((cg + 7) / 8) * groups;
-  const bool direct = R == 8 && (s.in_w + s.stride_w - 1) / s.stride_w <= 8;
-  (direct ? f.direct_rows : f.ext_rows) = rows * kw * cg * groups;
+  const bool direct = R == 8 && (s.in_w + s.stride_w - 1) / s.stride_w <= 8 && s.in_w >= s.stride_w;
+  const size_t plane = (static_cast<size_t>(sh) * (nb + qspan) * rb + 7) / 8 * 8;
+  if (direct && plane <= 16) {
+    f.stage_rows = rows * kw * cg * groups;
+    f.stage_planes = nbands * kw * cg * groups;
+  } else {
+    (direct ? f.direct_rows : f.ext_rows) = rows * kw * cg * groups;
+  }
   f.hb = rows * s.out_w * kw + P * kh;
   f.count[G == 1 ? 0 : G == 2 ? 1 : 2] = static_cast<double>(conns) * nv * nbands / G;
   const double blocks = std::ceil(og / (16.0 * G)) * groups;  // 16 x G channel units
@@ -256,9 +265,10 @@ NeonCostEstimate estimate_neon_bconv2d_cost(const BConv2DShape& s, int64_t conns
   if (!internal::shape_is_valid(s)) return e;
   // Coefficients: A76-class (llvm-mca Neoverse-N1) cycles per unit of each stage,
   // non-negative least-squares fits of the stages' model cycles over the 7 binary
-  // ResNet-18 layer shapes at 90/95/99% (Bernoulli and K0/K1 filters); the modelled
-  // sparse/dense ratio is within 15% of the measured one on all 42 points
-  // (docs/sparse_kernels.md, "NEON cost model"; checked by sbnn_sparse_tests).
+  // ResNet-18 layer shapes at 90/95/99% (Bernoulli and K0/K1 filters) by
+  // benchmarks/arm_cost/fit_neon_cost.py; the modelled sparse/dense ratio is within 12%
+  // of the measured one on all 42 points (docs/sparse_kernels.md, "NEON cost model";
+  // checked by sbnn_sparse_tests).
   // Dense: 4 pixels x 8 channels per tile, a 64-bit filter word per tap and k step.
   const double P = static_cast<double>(s.out_h) * s.out_w;
   const double taps = static_cast<double>(s.filter_h) * s.filter_w;
@@ -268,7 +278,7 @@ NeonCostEstimate estimate_neon_bconv2d_cost(const BConv2DShape& s, int64_t conns
   const SparseFeatures f = sparse_features(s, conns, max_conns);
   e.sparse_vector_path = f.vector_path;
   e.sparse_transpose = kTrChunk * f.tr_chunks + kTrByte * f.tr_bytes + kExtRow * f.ext_rows + kDirectRow * f.direct_rows +
-                       kHb * f.hb;
+                       kStageRow * f.stage_rows + kStagePlane * f.stage_planes + kHb * f.hb;
   e.sparse_count = kCount1 * f.count[0] + kCount2 * f.count[1] + kCount4 * f.count[2] + kCountVec * f.chan_vec;
   e.sparse_convert = kConvert * f.chan_vec;
   e.sparse_output = kOutput16 * f.outputs16 + kSetup * f.setup;
