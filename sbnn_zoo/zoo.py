@@ -532,25 +532,10 @@ def irnet_resnet18(
     iq = _factory(input_quantizer, EdeSign)
     kc = _factory(kernel_constraint, lambda: lq.constraints.WeightClip(1.5))
 
-    def bconv(x, filters, strides, tag):
-        return sbnn_layers.QuantConv2D(
-            filters,
-            3,
-            strides=strides,
-            padding="same",
-            use_bias=False,
-            input_quantizer=iq(),
-            kernel_quantizer=kq(),
-            kernel_constraint=kc(),
-            name=f"{tag}_bconv",
-        )(x)
-
     def bn(x, tag):
         return tf.keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn")(x)
 
-    inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = _normalization(normalize, input_shape)(inputs) if normalize else inputs
-    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+    inputs, x = _image_stem(input_shape, normalize, widths[0])
     x = HardTanh(name="stem_htanh")(bn(x, "stem"))
     for s, filters in enumerate(widths):
         for b in range(2):
@@ -564,7 +549,7 @@ def irnet_resnet18(
                         filters, 1, strides=strides, use_bias=False, name=f"{tag}_short_conv"
                     )(x)
                     shortcut = bn(shortcut, f"{tag}_short")
-                y = bn(bconv(x, filters, strides, tag), tag)
+                y = bn(_bconv3x3(x, filters, strides, tag, iq, kq, kc), tag)
                 x = tf.keras.layers.Add(name=f"{tag}_add")([y, shortcut])
                 x = HardTanh(name=f"{tag}_htanh")(x)
     x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
@@ -620,9 +605,7 @@ def reactnet18(
     def bn(x, tag):
         return tf.keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn")(x)
 
-    inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = _normalization(normalize, input_shape)(inputs) if normalize else inputs
-    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+    inputs, x = _image_stem(input_shape, normalize, widths[0])
     x = bn(x, "stem")
     unit = 0
     for s, filters in enumerate(widths):
@@ -641,23 +624,38 @@ def reactnet18(
                 )(shortcut)
                 shortcut = bn(shortcut, f"{tag}_short")
             y = LearnableBias(name=f"{tag}_rsign_bias")(x)
-            y = sbnn_layers.QuantConv2D(
-                filters,
-                3,
-                strides=strides,
-                padding="same",
-                use_bias=False,
-                input_quantizer=iq(),
-                kernel_quantizer=kq(),
-                kernel_constraint=kc(),
-                name=f"{tag}_bconv",
-            )(y)
+            y = _bconv3x3(y, filters, strides, tag, iq, kq, kc)
             y = bn(y, tag)
             y = tf.keras.layers.Add(name=f"{tag}_add")([y, shortcut])
             x = RPReLU(name=f"{tag}_rprelu")(y)
     x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = tf.keras.layers.Dense(num_classes, name="classifier")(x)
     return tf.keras.Model(inputs, outputs, name=name)
+
+
+def _image_stem(input_shape, normalize, filters):
+    """``(inputs, x)``: the ``image`` input, the optional normalization and the float 3x3
+    stem conv of both networks (its BatchNorm follows)."""
+    inputs = tf.keras.Input(shape=input_shape, name="image")
+    x = _normalization(normalize, input_shape)(inputs) if normalize else inputs
+    x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem_conv")(x)
+    return inputs, x
+
+
+def _bconv3x3(x, filters, strides, tag, iq, kq, kc):
+    """The binary 3x3 conv of both networks (SAME, no bias, ``<tag>_bconv``), with a
+    fresh input quantizer, kernel quantizer and constraint from the factories."""
+    return sbnn_layers.QuantConv2D(
+        filters,
+        3,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        input_quantizer=iq(),
+        kernel_quantizer=kq(),
+        kernel_constraint=kc(),
+        name=f"{tag}_bconv",
+    )(x)
 
 
 def _factory(spec, default):

@@ -383,6 +383,10 @@ def keras_model(arch):
 
 def _convert(arch, path) -> bytes:
     model = keras_model(arch)
+    # Keras names the objects a conversion creates by the session's counters
+    # ("ste_sign_3"), and those names reach the file's tensor names: a fresh session
+    # per conversion makes the bytes independent of the order tests ask for them.
+    tf.keras.backend.clear_session()
     if path == "lce_direct":
         return lce.convert_keras_model(model)
     return sbnn_keras.convert(model, flavor=path)

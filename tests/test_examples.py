@@ -140,24 +140,19 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
 
 
+def _distributed_command(out, *options):
+    """The quick distributed_training.py run of the two tests below (512 training and
+    300 test images, results in ``out``), with ``options`` first."""
+    return [sys.executable, str(EXAMPLES / "distributed_training.py"), *options, "--quick",
+            "--train-limit", "512", "--test-limit", "300", "--verbose", "0", "--out", str(out)]
+
+
 @pytest.mark.slow  # ~1-2 min on 2 cores; CI runs the slow tests too (.ci/run)
 @needs_fashion_mnist
 def test_distributed_training_quick(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLES / "distributed_training.py"),
-            "--quick",
-            "--train-limit",
-            "512",
-            "--test-limit",
-            "300",
-            "--verbose",
-            "0",
-            "--out",
-            str(out),
-        ],
+        _distributed_command(out),
         check=False,
         cwd=ROOT,
         env=_env(),
@@ -198,21 +193,7 @@ def test_distributed_training_multiworker(tmp_path):
         )
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    str(EXAMPLES / "distributed_training.py"),
-                    "--strategy",
-                    "multiworker",
-                    "--quick",
-                    "--train-limit",
-                    "512",
-                    "--test-limit",
-                    "300",
-                    "--verbose",
-                    "0",
-                    "--out",
-                    str(tmp_path / "out"),
-                ],
+                _distributed_command(tmp_path / "out", "--strategy", "multiworker"),
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.PIPE,

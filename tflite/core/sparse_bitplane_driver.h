@@ -591,6 +591,139 @@ inline void output_via_dot(const BConv2DShape& s, const BConv2DOutput& out, int 
   std::free(d);
 }
 
+// The scratch of one run_bitplane_any call beyond BandCtx's buffers: q's band dot and
+// the band dot of the unfused fallback (fused outputs), the kBits thresholds and band
+// planes.
+struct BandScratch {
+  int32_t* qd = nullptr;
+  int32_t* band_dot = nullptr;
+  uint8_t* bt_mem = nullptr;
+  uint64_t* bb_mem = nullptr;
+  bool bits_out = false;  // kBits written from the count planes
+};
+
+// Lays one call's scratch out in sparse_scratch() and points x's buffers (and m's)
+// into it, zeroing what must start zero; false when there is no scratch.
+template <class Impl>
+bool bind_band_scratch(const BConv2DShape& s, const SparsePrepared* sp, const BitplanePlan& p,
+                       const BConv2DOutput* out, BandCtx* x, BandScratch* m) {
+  const SparseFilter& f = *sp->filter;
+  const int cg8 = (f.cg + 7) & ~7;
+  const size_t t_bytes = sizeof(uint64_t) * cg8 * p.sw * p.tq;
+  // pc: per phase, a margin of max(-qx) zeros, the pixels, zeros up to out_w + max(qx).
+  int qxmin = 0, qxmax = 0;
+  for (int fx = 0; fx < s.filter_w; ++fx) {
+    qxmin = std::min(qxmin, p.qx[fx]);
+    qxmax = std::max(qxmax, p.qx[fx]);
+  }
+  const int pc_margin = (-qxmin + 15) / 16 * 16;
+  const int nxp = (s.in_w + p.sw - 1) / p.sw;
+  const int pc_stride = (pc_margin + std::max({nxp, s.out_w + qxmax, p.R}) + 16 + 15) / 16 * 16;
+  const size_t pc_bytes = sizeof(int32_t) * static_cast<size_t>(pc_stride) * p.sw;
+  const size_t h_bytes = sizeof(int32_t) * (static_cast<size_t>(p.sh) * p.rows_pp * s.out_w + 16);
+  const size_t b_bytes = sizeof(int32_t) * (static_cast<size_t>(p.nb) * s.out_w + 16);
+  const size_t w_bytes = Impl::work_bytes(p, f, sp);
+  // Fused outputs: q's band dot, the band dot of the fallback.
+  const size_t o_bytes =
+      out == nullptr ? 0
+                     : sizeof(int32_t) * static_cast<size_t>(p.nb) * s.out_w * (1 + s.out_channels);
+  // kBits from the count planes: thresholds per (channel, class), the band's W planes
+  // (their size needs the thresholds' plane count: an upper bound here).
+  const bool bits_out = out != nullptr && out->kind == BConv2DOutputKind::kBits &&
+                        p.nvc * p.nhc <= kBitsMaxClasses && Impl::bits_sliced(p);
+  const size_t bt_bytes = bits_out ? bits_thresholds_bytes(p, s.out_channels) : 0;
+  const size_t bb_bytes =
+      bits_out ? sizeof(uint64_t) * bits_band_words(p, kBitsMaxPlanes, p.nvc * p.nhc, kBitsPad) : 0;
+  auto up = [](size_t v) { return (v + 63) / 64 * 64; };
+  const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
+                       up(w_bytes) + up(o_bytes) + up(bt_bytes) + up(bb_bytes);
+  uint8_t* mem = static_cast<uint8_t*>(sparse_scratch(total));
+  if (mem == nullptr) return false;
+  x->sp = sp;
+  x->s = &s;
+  x->f = &f;
+  x->p = &p;
+  x->Y = mem;
+  x->T = reinterpret_cast<uint64_t*>(mem + up(p.y_bytes));
+  x->pc = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x->T) + up(t_bytes));
+  x->H = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x->pc) + up(pc_bytes));
+  x->B = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x->H) + up(h_bytes));
+  x->work = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(x->B) + up(b_bytes));
+  x->work_bytes = w_bytes;
+  x->pc_stride = pc_stride;
+  x->pc_margin = pc_margin;
+  m->qd = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x->work) + up(w_bytes));
+  m->band_dot = m->qd + static_cast<size_t>(p.nb) * s.out_w;
+  m->bt_mem = reinterpret_cast<uint8_t*>(m->qd) + up(o_bytes);
+  m->bb_mem = reinterpret_cast<uint64_t*>(m->bt_mem + up(bt_bytes));
+  m->bits_out = bits_out;
+  std::memset(x->pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
+  // The zero region after the blocks (for padded connection lists).
+  std::memset(x->Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
+  return true;
+}
+
+// Output rows [row_begin, row_end), band by band: per group the band is built, then its
+// channels processed, with the fused output written by the strategy itself when it can
+// (q's channel dot, kBits planes) and else from the band's dot afterwards.
+template <class Impl>
+void run_bands(BandCtx& x, const BandScratch& m, const BConv2DOutput* out, int row_begin,
+               int row_end) {
+  const BConv2DShape& s = *x.s;
+  const SparseFilter& f = *x.f;
+  const BitplanePlan& p = *x.p;
+  BitsThresholds bt;
+  BitsBand bband;
+  int bits_state = m.bits_out ? 0 : -1;  // 0: thresholds not made yet, 1: made, -1: unused
+  const bool qfloat = out != nullptr && (out->kind == BConv2DOutputKind::kQFloat ||
+                                         out->kind == BConv2DOutputKind::kQBits);
+  int r = row_begin;
+  while (r < row_end) {
+    x.b = static_cast<size_t>(r / s.out_h);
+    x.oy0 = r % s.out_h;
+    x.nbr = std::min({p.nb, s.out_h - x.oy0, row_end - r});
+    bool native = true;
+    for (int g = 0; g < s.groups; ++g) {
+      x.g = g;
+      SBNN_PROF_BEGIN(t0);
+      Impl::build_band(x);
+      SBNN_PROF_END(t0, 0);
+      int o_end = (g + 1) * f.og;
+      if (out != nullptr) {
+        if (g == 0) {
+          // (the same for every group of the band: it depends on the shape only)
+          x.out = out;
+          x.bt = nullptr;
+          x.bb = nullptr;
+          native = Impl::native_output(x);
+          if (native) {
+            if (bconv2d_output_is_bits(out->kind)) clear_band_bits(x);
+          } else {
+            x.out = nullptr;
+            x.dot = m.band_dot - static_cast<size_t>(r) * s.out_w * s.out_channels;
+          }
+        }
+        if (native && bits_state == 0)  // (once per call, at the first native band)
+          bits_state = make_bits_thresholds(p, f, out->limit, s.out_channels, m.bt_mem, &bt) ? 1 : -1;
+        if (native && bits_state == 1) {
+          build_bits_band(p, bt, s.out_w, x.oy0, x.nbr, x.B, kBitsPad, m.bb_mem, &bband);
+          x.bt = &bt;
+          x.bb = &bband;
+        }
+        if (native && qfloat) {
+          band_channel_dot(x, s.out_channels - 1, m.qd);
+          x.qd = m.qd;
+          o_end -= 1;
+        }
+      }
+      Impl::process_channels(x, g * f.og, o_end);
+    }
+    if (out != nullptr && !native)
+      apply_output_transform(transform_kernels(), s, *out, m.band_dot, r, r + x.nbr);
+    r += x.nbr;
+  }
+}
+
 // Both entry points: `out` == nullptr writes dot (the base contract), else the fused
 // output (then `dot` is unused).
 template <class Impl>
@@ -630,111 +763,12 @@ void run_bitplane_any(const BConv2DShape& s, const void* prepared, const int32_t
   }
   bool done = false;
   if (plan != nullptr) {
-    const BitplanePlan& p = *plan;
-    const int cg8 = (f.cg + 7) & ~7;
-    const size_t t_bytes = sizeof(uint64_t) * cg8 * p.sw * p.tq;
-    // pc: per phase, a margin of max(-qx) zeros, the pixels, zeros up to out_w + max(qx).
-    int qxmin = 0, qxmax = 0;
-    for (int fx = 0; fx < s.filter_w; ++fx) {
-      qxmin = std::min(qxmin, p.qx[fx]);
-      qxmax = std::max(qxmax, p.qx[fx]);
-    }
-    const int pc_margin = (-qxmin + 15) / 16 * 16;
-    const int nxp = (s.in_w + p.sw - 1) / p.sw;
-    const int pc_stride = (pc_margin + std::max({nxp, s.out_w + qxmax, p.R}) + 16 + 15) / 16 * 16;
-    const size_t pc_bytes = sizeof(int32_t) * static_cast<size_t>(pc_stride) * p.sw;
-    const size_t h_bytes = sizeof(int32_t) * (static_cast<size_t>(p.sh) * p.rows_pp * s.out_w + 16);
-    const size_t b_bytes = sizeof(int32_t) * (static_cast<size_t>(p.nb) * s.out_w + 16);
-    const size_t w_bytes = Impl::work_bytes(p, f, sp);
-    // Fused outputs: q's band dot, the band dot of the fallback.
-    const size_t o_bytes =
-        out == nullptr ? 0
-                       : sizeof(int32_t) * static_cast<size_t>(p.nb) * s.out_w * (1 + s.out_channels);
-    // kBits from the count planes: thresholds per (channel, class), the band's W planes
-    // (their size needs the thresholds' plane count: an upper bound here).
-    const bool bits_out = out != nullptr && out->kind == BConv2DOutputKind::kBits &&
-                          p.nvc * p.nhc <= kBitsMaxClasses && Impl::bits_sliced(p);
-    const size_t bt_bytes = bits_out ? bits_thresholds_bytes(p, s.out_channels) : 0;
-    const size_t bb_bytes =
-        bits_out ? sizeof(uint64_t) * bits_band_words(p, kBitsMaxPlanes, p.nvc * p.nhc, kBitsPad) : 0;
-    auto up = [](size_t v) { return (v + 63) / 64 * 64; };
-    const size_t total = up(p.y_bytes) + up(t_bytes) + up(pc_bytes) + up(h_bytes) + up(b_bytes) +
-                         up(w_bytes) + up(o_bytes) + up(bt_bytes) + up(bb_bytes);
-    uint8_t* mem = static_cast<uint8_t*>(sparse_scratch(total));
-    if (mem != nullptr) {
-      BandCtx x;
-      x.sp = sp;
-      x.s = &s;
-      x.f = &f;
-      x.p = &p;
+    BandCtx x;
+    BandScratch m;
+    if (bind_band_scratch<Impl>(s, sp, *plan, out, &x, &m)) {
       x.input = input;
       x.dot = dot;
-      x.Y = mem;
-      x.T = reinterpret_cast<uint64_t*>(mem + up(p.y_bytes));
-      x.pc = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.T) + up(t_bytes));
-      x.H = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.pc) + up(pc_bytes));
-      x.B = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.H) + up(h_bytes));
-      x.work = reinterpret_cast<uint64_t*>(reinterpret_cast<uint8_t*>(x.B) + up(b_bytes));
-      x.work_bytes = w_bytes;
-      x.pc_stride = pc_stride;
-      x.pc_margin = pc_margin;
-      int32_t* qd = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(x.work) + up(w_bytes));
-      int32_t* band_dot = qd + static_cast<size_t>(p.nb) * s.out_w;
-      uint8_t* bt_mem = reinterpret_cast<uint8_t*>(qd) + up(o_bytes);
-      uint64_t* bb_mem = reinterpret_cast<uint64_t*>(bt_mem + up(bt_bytes));
-      BitsThresholds bt;
-      BitsBand bband;
-      int bits_state = bits_out ? 0 : -1;  // 0: thresholds not made yet, 1: made, -1: unused
-      std::memset(x.pc, 0, pc_bytes);  // margins stay zero; pixels are overwritten per row
-      // The zero region after the blocks (for padded connection lists).
-      std::memset(x.Y + *p.zero_off, 0, p.y_bytes - *p.zero_off);
-      const bool qfloat = out != nullptr && (out->kind == BConv2DOutputKind::kQFloat ||
-                                             out->kind == BConv2DOutputKind::kQBits);
-      int r = row_begin;
-      while (r < row_end) {
-        x.b = static_cast<size_t>(r / s.out_h);
-        x.oy0 = r % s.out_h;
-        x.nbr = std::min({p.nb, s.out_h - x.oy0, row_end - r});
-        bool native = true;
-        for (int g = 0; g < s.groups; ++g) {
-          x.g = g;
-          SBNN_PROF_BEGIN(t0);
-          Impl::build_band(x);
-          SBNN_PROF_END(t0, 0);
-          int o_end = (g + 1) * f.og;
-          if (out != nullptr) {
-            if (g == 0) {
-              // (the same for every group of the band: it depends on the shape only)
-              x.out = out;
-              x.bt = nullptr;
-              x.bb = nullptr;
-              native = Impl::native_output(x);
-              if (native) {
-                if (bconv2d_output_is_bits(out->kind)) clear_band_bits(x);
-              } else {
-                x.out = nullptr;
-                x.dot = band_dot - static_cast<size_t>(r) * s.out_w * s.out_channels;
-              }
-            }
-            if (native && bits_state == 0)  // (once per call, at the first native band)
-              bits_state = make_bits_thresholds(p, f, out->limit, s.out_channels, bt_mem, &bt) ? 1 : -1;
-            if (native && bits_state == 1) {
-              build_bits_band(p, bt, s.out_w, x.oy0, x.nbr, x.B, kBitsPad, bb_mem, &bband);
-              x.bt = &bt;
-              x.bb = &bband;
-            }
-            if (native && qfloat) {
-              band_channel_dot(x, s.out_channels - 1, qd);
-              x.qd = qd;
-              o_end -= 1;
-            }
-          }
-          Impl::process_channels(x, g * f.og, o_end);
-        }
-        if (out != nullptr && !native)
-          apply_output_transform(transform_kernels(), s, *out, band_dot, r, r + x.nbr);
-        r += x.nbr;
-      }
+      run_bands<Impl>(x, m, out, row_begin, row_end);
       done = true;
     }
   }

@@ -231,23 +231,10 @@ class BConvTester {
     int32_t* dot = out.data() + kGuard;
     const int rows = s.batch * s.out_h;
     const int parts = std::max(1, threads_);
-    std::vector<std::thread> pool;
-    for (int t = 0; t < parts; ++t) {
-      // Uneven split: piece t gets rows [rows*t^2/parts^2, rows*(t+1)^2/parts^2).
-      const int rb = static_cast<int>(static_cast<long long>(rows) * t * t / (parts * parts));
-      const int re =
-          static_cast<int>(static_cast<long long>(rows) * (t + 1) * (t + 1) / (parts * parts));
-      auto job = [&, rb, re] {
-        kernel->run(s, prepared, reinterpret_cast<const int32_t*>(input_bits_.data()),
-                    reinterpret_cast<const int32_t*>(filter_bits_.data()), dot, rb, re);
-      };
-      if (parts == 1) {
-        job();
-      } else {
-        pool.emplace_back(job);
-      }
-    }
-    for (auto& th : pool) th.join();
+    run_split(rows, parts, [&](int rb, int re) {
+      kernel->run(s, prepared, reinterpret_cast<const int32_t*>(input_bits_.data()),
+                  reinterpret_cast<const int32_t*>(filter_bits_.data()), dot, rb, re);
+    });
 
     // Row isolation: a run over rows [rb, re) writes those rows and nothing else (a
     // delegate may pass a dot pointer shifted so that only its chunk is real memory).
@@ -256,9 +243,7 @@ class BConvTester {
       const size_t row_elems = static_cast<size_t>(s.out_w) * s.out_channels;
       std::vector<int32_t> lone(n_out, kSentinel);
       for (int t = 0; t < parts && isolation_errors == 0; ++t) {
-        const int rb = static_cast<int>(static_cast<long long>(rows) * t * t / (parts * parts));
-        const int re =
-            static_cast<int>(static_cast<long long>(rows) * (t + 1) * (t + 1) / (parts * parts));
+        const int rb = split_begin(rows, t, parts), re = split_begin(rows, t + 1, parts);
         std::fill(lone.begin(), lone.end(), kSentinel);
         kernel->run(s, prepared, reinterpret_cast<const int32_t*>(input_bits_.data()),
                     reinterpret_cast<const int32_t*>(filter_bits_.data()), lone.data(), rb, re);
@@ -395,19 +380,10 @@ class BConvTester {
       out.out = got.data() + kGuard;
       const int rows = s.batch * s.out_h;
       const int parts = std::max(1, threads_);
-      std::vector<std::thread> pool;
-      for (int t = 0; t < parts; ++t) {
-        const int rb = static_cast<int>(static_cast<long long>(rows) * t * t / (parts * parts));
-        const int re =
-            static_cast<int>(static_cast<long long>(rows) * (t + 1) * (t + 1) / (parts * parts));
-        auto job = [&, rb, re] {
-          run_bconv2d_output(*kernel, s, prepared, reinterpret_cast<const int32_t*>(input_bits_.data()),
-                             reinterpret_cast<const int32_t*>(filter_bits_.data()), out, rb, re);
-        };
-        if (parts == 1) job();
-        else pool.emplace_back(job);
-      }
-      for (auto& th : pool) th.join();
+      run_split(rows, parts, [&](int rb, int re) {
+        run_bconv2d_output(*kernel, s, prepared, reinterpret_cast<const int32_t*>(input_bits_.data()),
+                           reinterpret_cast<const int32_t*>(filter_bits_.data()), out, rb, re);
+      });
       int bad = 0;
       for (size_t g = 0; g < kGuard; ++g)
         if (got[g] != kSentinel || got[kGuard + pixels * per_px + g] != kSentinel) ++bad;
@@ -448,6 +424,27 @@ class BConvTester {
   }
 
  private:
+  // Start of piece t of `parts` uneven pieces of [0, rows): rows*t^2/parts^2, so that
+  // the pieces differ in size (piece t is rows [split_begin(t), split_begin(t + 1))).
+  static int split_begin(int rows, int t, int parts) {
+    return static_cast<int>(static_cast<long long>(rows) * t * t / (parts * parts));
+  }
+
+  // Runs run(rb, re) on each piece, one thread per piece (inline for a single piece).
+  template <class Run>
+  static void run_split(int rows, int parts, Run run) {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < parts; ++t) {
+      const int rb = split_begin(rows, t, parts), re = split_begin(rows, t + 1, parts);
+      if (parts == 1) {
+        run(rb, re);
+      } else {
+        pool.emplace_back([&run, rb, re] { run(rb, re); });
+      }
+    }
+    for (auto& th : pool) th.join();
+  }
+
   // The dense reference kernel accepts every valid shape (a list of one kernel may
   // legitimately skip a shape its kernel does not handle).
   bool reference_supports() const {
