@@ -535,9 +535,7 @@ def irnet_resnet18(
     def bn(x, tag):
         return tf.keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn")(x)
 
-    inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = _normalization(normalize, input_shape)(inputs) if normalize else inputs
-    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+    inputs, x = _image_stem(input_shape, normalize, widths[0])
     x = HardTanh(name="stem_htanh")(bn(x, "stem"))
     for s, filters in enumerate(widths):
         for b in range(2):
@@ -607,9 +605,7 @@ def reactnet18(
     def bn(x, tag):
         return tf.keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn")(x)
 
-    inputs = tf.keras.Input(shape=input_shape, name="image")
-    x = _normalization(normalize, input_shape)(inputs) if normalize else inputs
-    x = tf.keras.layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(x)
+    inputs, x = _image_stem(input_shape, normalize, widths[0])
     x = bn(x, "stem")
     unit = 0
     for s, filters in enumerate(widths):
@@ -635,6 +631,15 @@ def reactnet18(
     x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = tf.keras.layers.Dense(num_classes, name="classifier")(x)
     return tf.keras.Model(inputs, outputs, name=name)
+
+
+def _image_stem(input_shape, normalize, filters):
+    """``(inputs, x)``: the ``image`` input, the optional normalization and the float 3x3
+    stem conv of both networks (its BatchNorm follows)."""
+    inputs = tf.keras.Input(shape=input_shape, name="image")
+    x = _normalization(normalize, input_shape)(inputs) if normalize else inputs
+    x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem_conv")(x)
+    return inputs, x
 
 
 def _bconv3x3(x, filters, strides, tag, iq, kq, kc):

@@ -5,7 +5,8 @@ function: a lazy import is still a dependency) is checked against the room ranks
 below: a module may import its own room and rooms of lower rank, never a room of
 higher or equal rank (two rooms of one rank are siblings that do not know each other).
 Below that, the sizes of the units (functions, classes) of the packages and of the
-native library are checked against the limits of docs/architecture.md.
+native library are checked against the limits of docs/architecture.md, and the same
+code is searched for repeated blocks.
 """
 
 from __future__ import annotations
@@ -351,3 +352,56 @@ def test_the_size_checker_measures_units():
     assert list(python_units(source)) == [("class", "A", 1, 4), ("function", "f", 5, 2)]
     lines = ["x = 1", "# Longer than 80 lines because it is one table.", "@decorator", "def f():"]
     assert _reason_above(lines, 3, "#") and not _reason_above(lines[:1] + lines[2:], 2, "#")
+
+
+# ---------------------------------------------------------------------------------------
+# Repeated code: no block of DUPLICATE_LINES or more lines appears twice in the library
+# (the packages and the native library, per-ISA kernel bodies excepted). Lines that are
+# boilerplate by nature do not count: blank lines, lone brackets, comments, imports and
+# includes, and argument lines (``name=value,``, ``name: type = default,``), so that
+# wrappers may write out the signatures of the larq layers and KerasTuner tuners they
+# wrap (positional order, defaults shown by help() and the API docs).
+
+DUPLICATE_LINES = 6
+_BOILERPLATE = re.compile(
+    r"^([{}()\[\];,]*|\)\s*(->.*)?:|else:|\}\s*else\s*\{|return;|break;|continue|pass|#.*|//.*"
+    r'|"""|import .*|from \S+ import .*|#include .*|\**\w+(: [^=]+)?( ?= ?.+)?,)$')
+
+
+def repeated_blocks(files: dict) -> list[str]:
+    """``path:line | path:line`` for every block of DUPLICATE_LINES non-boilerplate lines
+    found in more than one place of ``files`` (path -> source)."""
+    seen: dict = {}
+    for path, source in files.items():
+        lines = [(n, line.strip()) for n, line in enumerate(source.splitlines(), 1)]
+        code = [(n, line) for n, line in lines if not _BOILERPLATE.match(line)]
+        for k in range(len(code) - DUPLICATE_LINES + 1):
+            window = "\n".join(line for _, line in code[k:k + DUPLICATE_LINES])
+            seen.setdefault(window, []).append(f"{path}:{code[k][0]}")
+    found = {}
+    for places in seen.values():
+        if len(places) > 1:
+            key = tuple(sorted({p.rsplit(":", 1)[0] for p in places}))
+            found.setdefault(key, " | ".join(places))
+    return sorted(found.values())
+
+
+def test_no_repeated_blocks_in_the_library():
+    files = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for _, path in _sources()}
+    for folder in NATIVE_LIBRARY:
+        files.update({str(p.relative_to(ROOT)): p.read_text(encoding="utf-8")
+                      for p in sorted((ROOT / folder).rglob("*"))
+                      if p.suffix in (".cc", ".h") and not ISA_KERNEL.search(p.name)})
+    found = repeated_blocks(files)
+    assert not found, (f"blocks of {DUPLICATE_LINES}+ lines repeated (share them, or make "
+                       "them boilerplate):\n" + "\n".join(found))
+
+
+def test_the_repeat_checker_finds_a_copied_block():
+    body = "".join(f"    total += step({i})\n" for i in range(DUPLICATE_LINES))
+    files = {"a.py": f"def f():\n{body}", "b.py": f"x = 1\n\ndef g():\n{body}",
+             "c.py": "def h(\n    a=1,\n    b=2,\n    c=3,\n    d=4,\n    e=5,\n    f=6,\n):\n"
+                     "    return a\n",
+             "d.py": "def k(\n    a=1,\n    b=2,\n    c=3,\n    d=4,\n    e=5,\n    f=6,\n):\n"
+                     "    return b\n"}
+    assert repeated_blocks(files) == ["a.py:2 | b.py:4"]
