@@ -352,6 +352,17 @@ struct Avx512Permute : BitplanePortable<8> {
         }
         W[j] = _mm512_load_si512(wv);
       }
+      // The lane group's output parameters in registers once, the row's pointers per row.
+      PermOut po;
+      if (mode != kEmitDot) {
+        out_args_at(x, x.oy0, 0, o_l, &po.oa);
+        po.row = 0;
+        for (int j = 0; j < nblk; ++j) {
+          if (mode == kEmitBits) po.rb[j].load(po.oa, j, mask[j]);
+          else if (mode == kEmitFloat) po.rf[j].load(po.oa, j, mask[j]);
+          else po.rq[j].load(po.oa, j, mask[j]);
+        }
+      }
       for (int r0 = 0; r0 < x.nbr; r0 += krows) {
         __m512i planes[kMaxPlanes];
         count(YT + static_cast<size_t>(r0) * cgs, toff + (st0 - ps.first[static_cast<size_t>(x.g) * ps.nlg]),
@@ -378,45 +389,48 @@ struct Avx512Permute : BitplanePortable<8> {
             int32_t* d = x.dot + ((x.b * s.out_h + oy) * static_cast<size_t>(s.out_w) + ox) * O + o_l;
             for (int j = 0; j < nblk; ++j) _mm512_mask_storeu_epi32(d + 16 * j, mask[j], dv[j]);
           } else {
-            permute_output(x, mode, oy, r, ox, o_l, nblk, mask, dv);
+            if (po.row != r) {
+              out_args_at(x, oy, r, o_l, &po.oa);
+              po.row = r;
+            }
+            permute_output(mode, ox, nblk, mask, dv, po);
           }
         }
       }
     }
   }
 
-  // Fused output of one pixel (band row r, column ox) of the permute strategy: nblk
-  // blocks of 16 channels from c0 with their dot values dv.
-  static void permute_output(const BandCtx& x, int mode, int oy, int r, int ox, int c0, int nblk,
-                             const __mmask16* mask, const __m512i* dv) {
+  // A lane group's fused output: its parameters (per 16-channel block, loaded once per
+  // lane group) and the output pointers of band row `row` (out_args_at, once per row).
+  struct PermOut {
+    int row = -1;
     OutArgs oa;
-    out_args_at(x, oy, r, c0, &oa);
+    OutRegs<kEmitBits> rb[4];
+    OutRegs<kEmitFloat> rf[4];
+    OutRegs<kEmitQFloat> rq[4];
+  };
+
+  // Fused output of one pixel (column ox of po's row) of the permute strategy: nblk
+  // blocks of 16 channels with their dot values dv.
+  static void permute_output(int mode, int ox, int nblk, const __mmask16* mask, const __m512i* dv,
+                             const PermOut& po) {
+    const OutArgs& oa = po.oa;
     if (mode == kEmitBits) {
       uint64_t bits = 0;
-      for (int j = 0; j < nblk; ++j) {
-        OutRegs<kEmitBits> R;
-        R.load(oa, j, mask[j]);
-        bits |= static_cast<uint64_t>(_mm512_mask_cmplt_epi32_mask(mask[j], dv[j], R.lim)) << (16 * j);
-      }
+      for (int j = 0; j < nblk; ++j)
+        bits |= static_cast<uint64_t>(_mm512_mask_cmplt_epi32_mask(mask[j], dv[j], po.rb[j].lim)) << (16 * j);
       std::memcpy(oa.bits + static_cast<size_t>(ox) * oa.bstride, &bits, 2 * static_cast<size_t>(nblk));
       return;
     }
     float* fl = oa.fl + static_cast<size_t>(ox) * oa.C;
     if (mode == kEmitFloat) {
-      for (int j = 0; j < nblk; ++j) {
-        OutRegs<kEmitFloat> R;
-        R.load(oa, j, mask[j]);
-        store_float<kEmitFloat>(R, dv[j], _mm512_setzero_ps(), fl, nullptr, j, mask[j], false);
-      }
+      for (int j = 0; j < nblk; ++j)
+        store_float<kEmitFloat>(po.rf[j], dv[j], _mm512_setzero_ps(), fl, nullptr, j, mask[j], false);
       return;
     }
     const __m512 fq = _mm512_set1_ps(static_cast<float>(oa.qd[ox]));
     const float* res = oa.res != nullptr ? oa.res + static_cast<size_t>(ox) * oa.C : nullptr;
-    for (int j = 0; j < nblk; ++j) {
-      OutRegs<kEmitQFloat> R;
-      R.load(oa, j, mask[j]);
-      store_float<kEmitQFloat>(R, dv[j], fq, fl, res, j, mask[j], false);
-    }
+    for (int j = 0; j < nblk; ++j) store_float<kEmitQFloat>(po.rq[j], dv[j], fq, fl, res, j, mask[j], false);
   }
 
   static __m128i extract128(__m512i v, int j) {

@@ -765,6 +765,10 @@ struct NeonImpl : BitplanePortable<2> {
   // channels' registers (no int32 dot in memory); the portable fallback of
   // process_channels (write_output_one) writes them too.
   static bool native_output(const BandCtx&) { return true; }
+  // kBits is compared in registers after the count bytes (emit), not on the count planes
+  // (sparse_bitplane_bits.h): on NEON the planes' form measured slower, 1.18x on
+  // 56x56x64 (one border class) and 1.7x on 32x32x64 (nine), docs/sparse_kernels.md.
+  static bool bits_sliced(const BitplanePlan&) { return false; }
 
   static void build_band(BandCtx& x) {
     const BConv2DShape& s = *x.s;
