@@ -15,7 +15,8 @@ tensor:
   runs ops in is the file's order);
 - every tensor is written at most once, and never a model input or a constant;
 - every model output is produced;
-- a builtin op (other than the recurrent ones) has tensors for its inputs 0 and 1;
+- a builtin op (other than the recurrent ones) has tensors for its inputs 0 and 1, and
+  the ops of ``MIN_INPUTS`` have as many inputs as they need;
 - no tensor has a zero dimension, and none needs more than ``MAX_TENSOR_BYTES``;
 - convolutions and poolings (TFLite's and the binary ops) have strides, dilations,
   windows and paddings in range, and their declared output shape is the one their
@@ -48,6 +49,15 @@ ELEMENT_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 7: 2, 8: 8, 10: 8, 11: 16, 12: 8,
 #: optional inputs may be -1 anywhere; every other builtin needs inputs 0 and 1 when it
 #: lists them (TFLite's reduce ops, e.g. MEAN, dereference a missing axis tensor)
 _RECURRENT = {16, 24, 27, 35, 44, 46, 52}
+
+#: builtin code -> inputs the op needs (all tensors), for the ops converted models hold
+#: and their neighbours: a STRIDED_SLICE without its strides crashed LiteRT 2.3
+#: (SIGSEGV, found by fuzz_runtime.py); the delegate keeps the same table
+#: (graph_check.cc kMinInputs)
+MIN_INPUTS = {0: 2, 1: 1, 2: 1, 3: 2, 4: 2, 6: 1, 9: 2, 14: 1, 17: 1, 18: 2, 19: 1, 21: 1,
+              22: 1, 25: 1, 28: 1, 34: 2, 36: 2, 39: 2, 40: 2, 41: 2, 42: 2, 43: 1, 45: 4,
+              49: 2, 53: 1, 55: 2, 57: 2, 60: 3, 65: 3, 67: 3, 74: 2, 82: 2, 89: 2, 102: 3,
+              114: 1, 117: 1}
 
 #: builtin codes with a 2-D window: CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D
 _CONV, _DEPTHWISE, _AVG_POOL, _MAX_POOL = 3, 4, 1, 17
@@ -223,9 +233,13 @@ def validate(model, g: int = 0) -> None:
         where = f"op {j} ({name})"
         outs = set(int(k) for k in ([] if op.outputs is None else op.outputs))
         builtin = _builtin(model, op)
-        if builtin >= 0 and builtin not in _RECURRENT and op.inputs is not None:
-            for slot, k in enumerate(list(op.inputs)[:2]):
-                if int(k) < 0:
+        if builtin >= 0 and builtin not in _RECURRENT:
+            listed = [] if op.inputs is None else [int(k) for k in op.inputs]
+            need = MIN_INPUTS.get(builtin, 0)
+            if len(listed) < need:
+                bad(f"{where} has {len(listed)} inputs; builtin {builtin} needs {need}")
+            for slot, k in enumerate(listed[:max(2, need)]):
+                if k < 0:
                     bad(f"{where} has no tensor for its required input {slot}")
         for k in [] if op.inputs is None else op.inputs:
             k = int(k)

@@ -2,6 +2,7 @@
 // twin in sbnn_runtime/graph.py; change both together.
 #include "delegate/graph_check.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +25,20 @@ bool is_recurrent(int code) {
   for (int c : {16, 24, 27, 35, 44, 46, 52})
     if (code == c) return true;
   return false;
+}
+
+// Builtin code -> inputs the op needs (all tensors), for the ops converted models hold
+// and their neighbours (graph.py MIN_INPUTS; a STRIDED_SLICE without its strides
+// crashed LiteRT 2.3). 0 for other ops.
+int min_inputs(int code) {
+  static const std::pair<int, int> kMinInputs[] = {
+      {0, 2},  {1, 1},  {2, 1},  {3, 2},  {4, 2},  {6, 1},  {9, 2},  {14, 1}, {17, 1},
+      {18, 2}, {19, 1}, {21, 1}, {22, 1}, {25, 1}, {28, 1}, {34, 2}, {36, 2}, {39, 2},
+      {40, 2}, {41, 2}, {42, 2}, {43, 1}, {45, 4}, {49, 2}, {53, 1}, {55, 2}, {57, 2},
+      {60, 3}, {65, 3}, {67, 3}, {74, 2}, {82, 2}, {89, 2}, {102, 3}, {114, 1}, {117, 1}};
+  for (const auto& [c, n] : kMinInputs)
+    if (c == code) return n;
+  return 0;
 }
 
 // Element size per TfLiteType, as graph.py ELEMENT_BYTES gives it per schema type
@@ -260,10 +275,15 @@ bool check_window(Graph* g, const NodeInfo& n) {
 
 // Per op: required inputs present, no self-reads, no reads of a later op's output.
 bool check_reads(Graph* g, const NodeInfo& n, const std::map<int, int>& producer) {
-  if (n.builtin >= 0 && !is_recurrent(n.builtin))
-    for (size_t slot = 0; slot < n.inputs.size() && slot < 2; ++slot)
+  if (n.builtin >= 0 && !is_recurrent(n.builtin)) {
+    const size_t need = static_cast<size_t>(min_inputs(n.builtin));
+    if (n.inputs.size() < need)
+      return g->bad(n.where() + " has " + std::to_string(n.inputs.size()) + " inputs; builtin " +
+                    std::to_string(n.builtin) + " needs " + std::to_string(need));
+    for (size_t slot = 0; slot < n.inputs.size() && slot < std::max<size_t>(2, need); ++slot)
       if (n.inputs[slot] < 0)
         return g->bad(n.where() + " has no tensor for its required input " + std::to_string(slot));
+  }
   const std::set<int> outs(n.outputs.begin(), n.outputs.end());
   for (int k : n.inputs) {
     if (!g->valid(k)) continue;
