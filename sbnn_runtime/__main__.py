@@ -21,21 +21,20 @@ PROG = "sbnn-runtime"
 def _inspect(args) -> int:
     from sbnn_runtime import Interpreter
     from sbnn_runtime.bench import interpreter_backend
-    from sbnn_runtime.inspection import binary_filters
-    from sbnn_runtime.tflite_model import read_tflite
+    from sbnn_runtime.inspection import summarize
 
     path = Path(args.model)
     if not path.is_file():
         raise ValueError(f"model {args.model!r} does not exist")
     content = path.read_bytes()
-    graph = read_tflite(content)
+    summary = summarize(content, str(path))
     backend = interpreter_backend()
     interp = Interpreter(content, num_threads=args.threads, kernel=args.kernel, runtime=backend)
     info = {
         "model": str(path),
-        "size_bytes": len(content),
-        "op_counts": graph.op_counts(),
-        "binary_filters": binary_filters(content, graph),
+        "size_bytes": summary["size_bytes"],
+        "op_counts": summary["op_counts"],
+        "binary_filters": summary["binary_filters"],
         "inputs": [[int(s) for s in d["shape"]] for d in interp.input_details],
         "outputs": [[int(s) for s in d["shape"]] for d in interp.output_details],
         "interpreter": backend,

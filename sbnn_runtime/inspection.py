@@ -12,7 +12,7 @@ from pathlib import Path
 from sbnn_runtime import tflite_model
 from sbnn_runtime.sparse_format import SPARSE_OP, SparseFilterError, decode_filter
 
-__all__ = ["binary_filters", "format_inspection", "inspect"]
+__all__ = ["binary_filters", "format_inspection", "inspect", "summarize"]
 
 _BINARY_OPS = ("LceBconv2d", SPARSE_OP)
 
@@ -98,6 +98,16 @@ def inspect(model) -> dict:
         data = Path(model).read_bytes()
     else:
         raise ValueError(f"inspect: argument `model` must be a path or bytes, got {type(model).__name__}")
+    return summarize(data, name)
+
+
+def summarize(data: bytes, name: str) -> dict:
+    """``inspect`` of bytes already read; ``name`` is the ``file`` entry and starts
+    every error message.
+
+    Raises:
+        ValueError: not a readable ``.tflite``.
+    """
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ValueError(f"{name}: not a .tflite flatbuffer (no 'TFL3' file identifier at offset 4)")
     try:
